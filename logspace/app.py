@@ -1,0 +1,96 @@
+"""The ASGI application: routes, lifespan and the one exception handler."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .auth import SpaceTokens
+from .errors import InternalError, LogspaceError, MethodNotAllowed, NotFound, StoreUnavailable
+from .routes import HQ, put_events
+from .settings import Settings
+from .store import Store
+
+__all__ = ["create_app", "create_app_from_environ"]
+
+log = logging.getLogger(__name__)
+
+
+def error_response(error: LogspaceError) -> Response:
+    return Response(
+        orjson.dumps(error.body()),
+        status_code=error.status,
+        headers=error.headers,
+        media_type="application/json",
+    )
+
+
+async def _logspace_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LogspaceError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return error_response(
+            MethodNotAllowed(
+                f"{request.method} is not allowed on {request.url.path}.",
+                {"method": request.method, "path": request.url.path},
+                headers=dict(exc.headers or {}),
+            )
+        )
+    # The router raises nothing else: every other path is simply not there.
+    return error_response(
+        NotFound(f"There is nothing at {request.url.path}.", {"path": request.url.path})
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(InternalError("An unexpected error occurred; it has been logged.", {}))
+
+
+def create_app(settings: Settings, store: Store | None = None) -> Starlette:
+    """The HQ application; it opens (and closes) its own store unless one is given."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own_store = store is None
+        hq = HQ(settings, SpaceTokens(settings.space_tokens), store or Store(settings))
+        app.state.hq = hq
+        try:
+            await hq.store.ensure_templates()
+        except StoreUnavailable as error:
+            # HQ still starts: writes answer 503 and install the templates once ES is back.
+            log.warning("index templates not installed yet: %s", error.message)
+        try:
+            yield
+        finally:
+            if own_store:
+                await hq.store.close()
+
+    routes = [Route(path, put_events, methods=["PUT"]) for path in ("/events", "/api/events")]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            LogspaceError: _logspace_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+
+
+def create_app_from_environ() -> Starlette:
+    """Uvicorn factory: `uvicorn --factory logspace.app:create_app_from_environ`."""
+    return create_app(Settings.from_env(os.environ))

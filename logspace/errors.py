@@ -1,0 +1,172 @@
+"""Every error HQ answers with, and the one table from error to HTTP status.
+
+    LogspaceError                    status  type
+    ├── MissingSpaceToken             403    MISSING_SPACE_TOKEN
+    ├── InvalidSpaceToken             403    INVALID_SPACE_TOKEN
+    ├── InvalidJson                   400    INVALID_JSON
+    ├── InvalidBatch                  400    INVALID_BATCH
+    ├── InvalidEvents                 400    INVALID_EVENTS
+    ├── RequestTooLarge               413    REQUEST_TOO_LARGE
+    ├── UnsupportedContentEncoding    415    UNSUPPORTED_CONTENT_ENCODING
+    ├── EventsNotStored               422    EVENTS_NOT_STORED
+    ├── StoreUnavailable              503    STORE_UNAVAILABLE
+    ├── NotFound                      404    NOT_FOUND
+    ├── MethodNotAllowed              405    METHOD_NOT_ALLOWED
+    └── InternalError                 500    INTERNAL_ERROR
+
+A problem with one event is data (an `EventError`), collected into `InvalidEvents`.
+Every error renders as `{"type", "message", "parameters"}`; the seed contract's
+MISSING_SPACE_TOKEN body is the one exception and carries no `parameters`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = [
+    "EventError",
+    "EventsNotStored",
+    "InternalError",
+    "InvalidBatch",
+    "InvalidEvents",
+    "InvalidJson",
+    "InvalidSpaceToken",
+    "LogspaceError",
+    "MethodNotAllowed",
+    "MissingSpaceToken",
+    "NotFound",
+    "RequestTooLarge",
+    "StoreUnavailable",
+    "UnsupportedContentEncoding",
+]
+
+
+class LogspaceError(Exception):
+    """Base of every error that becomes an HTTP answer."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "INTERNAL_ERROR"
+
+    def __init__(
+        self,
+        message: str,
+        parameters: dict[str, Any] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.parameters: dict[str, Any] | None = {} if parameters is None else parameters
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.parameters is not None:
+            body["parameters"] = self.parameters
+        return body
+
+
+class MissingSpaceToken(LogspaceError):
+    status = 403
+    type = "MISSING_SPACE_TOKEN"
+
+    def __init__(self) -> None:
+        super().__init__("Missing header 'logspace.space-token'.")
+        # The seed contract shows this body without `parameters`, byte for byte.
+        self.parameters = None
+
+
+class InvalidSpaceToken(LogspaceError):
+    status = 403
+    type = "INVALID_SPACE_TOKEN"
+
+    def __init__(self, token: str) -> None:
+        super().__init__(f"Unrecognized space-token '{token}'.", {"space-token": token})
+
+
+class InvalidJson(LogspaceError):
+    status = 400
+    type = "INVALID_JSON"
+
+
+class InvalidBatch(LogspaceError):
+    status = 400
+    type = "INVALID_BATCH"
+
+
+@dataclass(frozen=True, slots=True)
+class EventError:
+    """One problem with one event of a batch."""
+
+    index: int
+    id: str | None
+    path: str
+    message: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"index": self.index, "id": self.id, "path": self.path, "message": self.message}
+
+
+class InvalidEvents(LogspaceError):
+    status = 400
+    type = "INVALID_EVENTS"
+
+    def __init__(self, errors: list[EventError], event_count: int, *, limit: int = 100) -> None:
+        invalid = len({e.index for e in errors})
+        first = errors[0]
+        super().__init__(
+            f"{invalid} of {event_count} events are invalid, nothing was stored. "
+            f"First problem: {first.message} at {first.path}.",
+            {
+                "errors": [e.as_json() for e in errors[:limit]],
+                "error-count": len(errors),
+                "invalid-event-count": invalid,
+                "event-count": event_count,
+            },
+        )
+        self.errors = errors
+
+
+class RequestTooLarge(LogspaceError):
+    status = 413
+    type = "REQUEST_TOO_LARGE"
+
+
+class UnsupportedContentEncoding(LogspaceError):
+    status = 415
+    type = "UNSUPPORTED_CONTENT_ENCODING"
+
+
+class EventsNotStored(LogspaceError):
+    """Elasticsearch refused some events for good; sending them again will not help."""
+
+    status = 422
+    type = "EVENTS_NOT_STORED"
+
+
+class StoreUnavailable(LogspaceError):
+    """Elasticsearch cannot take the events now; the same batch may be sent again later."""
+
+    status = 503
+    type = "STORE_UNAVAILABLE"
+
+    def __init__(
+        self, message: str, parameters: dict[str, Any] | None = None, *, retry_after: int = 5
+    ) -> None:
+        super().__init__(message, parameters, headers={"Retry-After": str(retry_after)})
+
+
+class NotFound(LogspaceError):
+    status = 404
+    type = "NOT_FOUND"
+
+
+class MethodNotAllowed(LogspaceError):
+    status = 405
+    type = "METHOD_NOT_ALLOWED"
+
+
+class InternalError(LogspaceError):
+    status = 500
+    type = "INTERNAL_ERROR"

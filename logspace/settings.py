@@ -1,0 +1,264 @@
+"""Settings: one frozen value, built from an environment mapping and an optional TOML file.
+
+`Settings.from_env(mapping)` never reads `os.environ` itself; the CLI passes it in.
+Every setting is declared once in `SETTINGS`, which also feeds `docs/configuration.md`'s test.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SETTINGS", "Setting", "Settings", "SettingsError", "parse_space_tokens"]
+
+# Space names become part of index names, which Elasticsearch wants lower case; no '-'
+# so that `<prefix>-<space>-*` never matches another space's indices.
+_SPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
+_INDEX_PREFIX = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,99}")
+
+
+class SettingsError(ValueError):
+    """A setting has a value HQ cannot use; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    field: str
+    parse: Callable[[str, str], Any]
+    default: str | None
+    doc: str
+
+
+def _text(name: str, value: str) -> str:
+    return value
+
+
+def _optional_text(name: str, value: str) -> str | None:
+    return value or None
+
+
+def _url(name: str, value: str) -> str:
+    if not re.match(r"https?://[^/\s]+", value):
+        raise SettingsError(f"{name}={value!r} is not an http(s) URL")
+    return value.rstrip("/")
+
+
+def _positive_int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a valid integer") from None
+    if number <= 0:
+        raise SettingsError(f"{name}={value!r} must be greater than zero")
+    return number
+
+
+def _port(name: str, value: str) -> int:
+    number = _positive_int(name, value)
+    if number > 65535:
+        raise SettingsError(f"{name}={value!r} is not a TCP port (1-65535)")
+    return number
+
+
+def _positive_float(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a number") from None
+    if not number > 0:
+        raise SettingsError(f"{name}={value!r} must be greater than zero")
+    return number
+
+
+def _boolean(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={value!r} is not a boolean (true or false)")
+
+
+def _index_prefix(name: str, value: str) -> str:
+    if not _INDEX_PREFIX.fullmatch(value):
+        raise SettingsError(
+            f"{name}={value!r} is not a valid index prefix "
+            "(lower-case letters, digits, '_', '-', '.'; starting with a letter or digit)"
+        )
+    return value
+
+
+def parse_space_tokens(name: str, value: str) -> dict[str, str]:
+    """`space:token,space:token` -> {token: space}; a space may have several tokens."""
+    spaces_by_token: dict[str, str] = {}
+    for pair in value.split(","):
+        pair = pair.strip()
+        if not pair:
+            continue
+        space, colon, token = pair.partition(":")
+        space, token = space.strip(), token.strip()
+        if not colon or not token:
+            raise SettingsError(f"{name}: {pair!r} is not a 'space:token' pair")
+        if not _SPACE_NAME.fullmatch(space):
+            raise SettingsError(
+                f"{name}: space {space!r} is not a valid space name "
+                "(lower-case letters, digits and '_', at most 64, starting with a letter or digit)"
+            )
+        if not token.isprintable() or not token.isascii():
+            raise SettingsError(f"{name}: the token of space {space!r} must be printable ASCII")
+        other = spaces_by_token.get(token)
+        if other is not None and other != space:
+            raise SettingsError(
+                f"{name}: one token is configured for two spaces, {other!r} and {space!r}"
+            )
+        spaces_by_token[token] = space
+    if not spaces_by_token:
+        raise SettingsError(
+            f"{name} is empty: configure at least one 'space:token' pair, "
+            "e.g. development:development"
+        )
+    return spaces_by_token
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "LOGSPACE_ES_URL", "es_url", _url, "http://127.0.0.1:9200", "Base URL of Elasticsearch."
+    ),
+    Setting(
+        "LOGSPACE_ES_USERNAME",
+        "es_username",
+        _optional_text,
+        "",
+        "User name for Elasticsearch basic authentication.",
+    ),
+    Setting(
+        "LOGSPACE_ES_PASSWORD",
+        "es_password",
+        _optional_text,
+        "",
+        "Password for Elasticsearch basic authentication.",
+    ),
+    Setting(
+        "LOGSPACE_ES_API_KEY",
+        "es_api_key",
+        _optional_text,
+        "",
+        "Elasticsearch API key (the base64 `id:key` form); used instead of a user.",
+    ),
+    Setting(
+        "LOGSPACE_ES_CA_CERTS",
+        "es_ca_certs",
+        _optional_text,
+        "",
+        "Path to a CA bundle for an Elasticsearch served over HTTPS.",
+    ),
+    Setting(
+        "LOGSPACE_ES_TIMEOUT",
+        "es_timeout",
+        _positive_float,
+        "30",
+        "Seconds one request to Elasticsearch may take.",
+    ),
+    Setting(
+        "LOGSPACE_ES_RETRY_SECONDS",
+        "es_retry_seconds",
+        _positive_float,
+        "5",
+        "How long HQ keeps re-sending events Elasticsearch could not take (429, 5xx, "
+        "connection failures) before answering 503 with `Retry-After`.",
+    ),
+    Setting(
+        "LOGSPACE_SPACE_TOKENS",
+        "space_tokens",
+        parse_space_tokens,
+        None,
+        "Comma-separated `space:token` pairs; a space may have several tokens. Required.",
+    ),
+    Setting(
+        "LOGSPACE_INDEX_PREFIX",
+        "index_prefix",
+        _index_prefix,
+        "logspace-events",
+        "Prefix of event index names: `<prefix>-<space>-<yyyy.mm>`.",
+    ),
+    Setting(
+        "LOGSPACE_INSTALL_TEMPLATES",
+        "install_templates",
+        _boolean,
+        "true",
+        "Install or update the index templates when HQ starts (and before the first "
+        "write if Elasticsearch was down then).",
+    ),
+    Setting("LOGSPACE_HOST", "host", _text, "127.0.0.1", "Address `logspace serve` listens on."),
+    Setting("LOGSPACE_PORT", "port", _port, "4567", "Port `logspace serve` listens on."),
+    Setting(
+        "LOGSPACE_MAX_BODY_BYTES",
+        "max_body_bytes",
+        _positive_int,
+        "10485760",
+        "Largest accepted request body in bytes; larger bodies get 413.",
+    ),
+)
+
+CONFIG_FILE_VARIABLE = "LOGSPACE_CONFIG"
+
+
+@dataclass(frozen=True)
+class Settings:
+    space_tokens: dict[str, str] = field(repr=False)
+    es_url: str = "http://127.0.0.1:9200"
+    es_username: str | None = None
+    es_password: str | None = field(default=None, repr=False)
+    es_api_key: str | None = field(default=None, repr=False)
+    es_ca_certs: str | None = None
+    es_timeout: float = 30.0
+    es_retry_seconds: float = 5.0
+    index_prefix: str = "logspace-events"
+    install_templates: bool = True
+    host: str = "127.0.0.1"
+    port: int = 4567
+    max_body_bytes: int = 10 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Settings from `LOGSPACE_*` variables, over a TOML file named by `LOGSPACE_CONFIG`."""
+        values: dict[str, str] = {}
+        config_file = environ.get(CONFIG_FILE_VARIABLE)
+        if config_file:
+            values.update(_read_config_file(config_file))
+        values.update({k: v for k, v in environ.items() if k.startswith("LOGSPACE_")})
+        kwargs: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = values.get(setting.env, setting.default)
+            if raw is None:
+                raise SettingsError(f"{setting.env} is required: {setting.doc}")
+            kwargs[setting.field] = setting.parse(setting.env, raw)
+        return cls(**kwargs)
+
+
+def _read_config_file(path: str) -> dict[str, str]:
+    """A TOML file whose keys are the setting names without `LOGSPACE_`, e.g. `es_url`."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as error:
+        raise SettingsError(f"{CONFIG_FILE_VARIABLE}={path!r} cannot be read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"{CONFIG_FILE_VARIABLE}={path!r} is not valid TOML: {error}") from None
+    known = {s.env.removeprefix("LOGSPACE_").lower(): s.env for s in SETTINGS}
+    values: dict[str, str] = {}
+    for key, value in data.items():
+        env = known.get(key)
+        if env is None:
+            raise SettingsError(f"{path}: unknown setting {key!r}; known: {', '.join(known)}")
+        if isinstance(value, bool):
+            values[env] = "true" if value else "false"
+        elif isinstance(value, str | int | float):
+            values[env] = str(value)
+        else:
+            raise SettingsError(f"{path}: {key} must be a string, number or boolean")
+    return values

@@ -1,0 +1,201 @@
+"""The store: the only module that talks to Elasticsearch.
+
+`Store.write` returns only once Elasticsearch has acknowledged every event of the batch
+(created now, or already there from an earlier attempt). Events Elasticsearch cannot take
+right now are re-sent, only those, with jittered exponential backoff until
+`es_retry_seconds` have passed; then `StoreUnavailable` (503) tells the agent to send
+the batch again later. Events Elasticsearch refuses for good raise `EventsNotStored`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from elasticsearch import ApiError, AsyncElasticsearch, OrjsonSerializer, TransportError
+from elasticsearch import NotFoundError as EsNotFound
+
+from . import bulk, templates
+from .errors import EventsNotStored, StoreUnavailable
+from .settings import Settings
+
+__all__ = ["Store"]
+
+log = logging.getLogger(__name__)
+
+# Elasticsearch indexes best with bulk requests of a few MB.
+MAX_BULK_BYTES = 8 * 1024 * 1024
+_JSON = {"accept": "application/json", "content-type": "application/json"}
+_NDJSON = {"accept": "application/json", "content-type": "application/x-ndjson"}
+
+
+def _retryable(error: Exception) -> bool:
+    if isinstance(error, ApiError):
+        return error.status_code == 429 or error.status_code >= 500
+    return isinstance(error, TransportError)
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ApiError):
+        return f"Elasticsearch answered {error.status_code} ({error.error})"
+    return f"Elasticsearch could not be reached ({type(error).__name__})"
+
+
+class Store:
+    def __init__(self, settings: Settings, client: AsyncElasticsearch | None = None) -> None:
+        self._settings = settings
+        self._client = client or _client(settings)
+        self._templates = templates.load(settings.index_prefix)
+        self._templates_ready = not settings.install_templates
+        self._templates_lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    # -- templates ---------------------------------------------------------------
+
+    async def install_templates(self) -> list[str]:
+        """Install or update our index templates; one report line per template."""
+        try:
+            report = await templates.install(self, self._templates)
+        except (ApiError, TransportError) as error:
+            raise StoreUnavailable(
+                f"Could not install the index templates: {_describe(error)}.",
+                {"reason": _describe(error)},
+                retry_after=self._retry_after,
+            ) from error
+        self._templates_ready = True
+        return report
+
+    async def ensure_templates(self) -> None:
+        """Before the first write: an event index must never be created without its template."""
+        if self._templates_ready:
+            return
+        async with self._templates_lock:
+            if not self._templates_ready:
+                for line in await self.install_templates():
+                    log.info("%s", line)
+
+    async def template_version(self, kind: templates.Kind, name: str) -> int | None:
+        try:
+            response = await self._client.perform_request(
+                "GET", f"/_{kind}_template/{name}", headers=_JSON
+            )
+        except EsNotFound:
+            return None
+        (entry,) = response.body[f"{kind}_templates"]
+        version = entry[f"{kind}_template"].get("version")
+        return None if version is None else int(version)
+
+    async def put_template(self, kind: templates.Kind, name: str, body: dict[str, Any]) -> None:
+        await self._client.perform_request(
+            "PUT", f"/_{kind}_template/{name}", headers=_JSON, body=body
+        )
+
+    # -- events ------------------------------------------------------------------
+
+    async def write(self, events: Sequence[dict[str, Any]], space: str) -> None:
+        """Store every event, or raise `StoreUnavailable` / `EventsNotStored`."""
+        if not events:
+            return
+        await self.ensure_templates()
+        lines = bulk.encode(events, space, self._settings.index_prefix)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.es_retry_seconds
+        pending = list(range(len(lines)))
+        rejected: list[bulk.Rejection] = []
+        attempt = 0
+        while True:
+            retry: list[int] = []
+            last_error = ""
+            for run in bulk.chunks(lines, pending, MAX_BULK_BYTES):
+                try:
+                    response = await self._bulk(b"".join([lines[i] for i in run]))
+                except (ApiError, TransportError) as error:
+                    if not _retryable(error):
+                        raise self._unavailable(_describe(error), len(run)) from error
+                    retry.extend(run)
+                    last_error = _describe(error)
+                    continue
+                result = bulk.classify(response, run)
+                retry.extend(result.retry)
+                rejected.extend(result.rejected)
+                if result.retry:
+                    last_error = "Elasticsearch asked to retry some events (429 or 5xx)"
+            if not retry:
+                break
+            attempt += 1
+            delay = random.uniform(0, min(2.0, 0.05 * 2**attempt))  # noqa: S311 - jitter
+            if loop.time() + delay > deadline:
+                log.warning(
+                    "giving up on %d events after %d attempts: %s", len(retry), attempt, last_error
+                )
+                raise self._unavailable(last_error, len(retry))
+            await asyncio.sleep(delay)
+            pending = retry
+        if rejected:
+            raise _not_stored(rejected, events)
+
+    async def _bulk(self, body: bytes) -> dict[str, Any]:
+        response = await self._client.perform_request(
+            "POST",
+            "/_bulk",
+            params={"filter_path": bulk.RESPONSE_FILTER},
+            headers=_NDJSON,
+            body=body,
+        )
+        result: dict[str, Any] = response.body
+        return result
+
+    @property
+    def _retry_after(self) -> int:
+        return max(1, round(self._settings.es_retry_seconds))
+
+    def _unavailable(self, reason: str, count: int) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"{count} events could not be stored now: {reason}. "
+            "Nothing is lost by sending the same batch again later.",
+            {"reason": reason, "unstored-event-count": count},
+            retry_after=self._retry_after,
+        )
+
+
+def _not_stored(
+    rejected: list[bulk.Rejection], events: Sequence[dict[str, Any]]
+) -> EventsNotStored:
+    failures = [
+        {
+            "index": r.position,
+            "id": events[r.position].get("id"),
+            "status": r.status,
+            "error": r.type,
+            "reason": r.reason,
+        }
+        for r in rejected
+    ]
+    return EventsNotStored(
+        f"Elasticsearch refused {len(failures)} of {len(events)} events; the others are stored. "
+        f"First: {failures[0]['error']}: {failures[0]['reason']}",
+        {"errors": failures[:100], "error-count": len(failures)},
+    )
+
+
+def _client(settings: Settings) -> AsyncElasticsearch:
+    options: dict[str, Any] = {}
+    if settings.es_api_key:
+        options["api_key"] = settings.es_api_key
+    elif settings.es_username:
+        options["basic_auth"] = (settings.es_username, settings.es_password or "")
+    if settings.es_ca_certs:
+        options["ca_certs"] = settings.es_ca_certs
+    return AsyncElasticsearch(
+        settings.es_url,
+        serializer=OrjsonSerializer(),
+        request_timeout=settings.es_timeout,
+        # Store.write retries itself, only the events that need it, within its own deadline.
+        max_retries=0,
+        **options,
+    )

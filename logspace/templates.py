@@ -1,0 +1,72 @@
+"""Index templates: the JSON files in `index_templates/`, named for a prefix, and their install.
+
+Each file is one Elasticsearch resource with a `version`. `component-<name>.json` becomes
+the component template `<prefix>-<name>`; `index-<name>.json` becomes the composable index
+template `<prefix>` matching `<prefix>-*`, composed of all the component templates.
+Installing is idempotent: a resource whose installed version equals ours is left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["TEMPLATES_DIR", "Template", "install", "load"]
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "index_templates"
+
+Kind = Literal["component", "index"]
+
+
+@dataclass(frozen=True)
+class Template:
+    kind: Kind
+    name: str
+    body: dict[str, Any]
+
+    @property
+    def version(self) -> int:
+        return int(self.body["version"])
+
+
+def load(prefix: str, directory: Path = TEMPLATES_DIR) -> list[Template]:
+    """The templates for one index prefix, component templates first (the order to install)."""
+    components = [
+        Template(
+            "component",
+            f"{prefix}-{path.stem.removeprefix('component-')}",
+            orjson.loads(path.read_bytes()),
+        )
+        for path in sorted(directory.glob("component-*.json"))
+    ]
+    indices = []
+    for path in sorted(directory.glob("index-*.json")):
+        body = orjson.loads(path.read_bytes())
+        body["index_patterns"] = [f"{prefix}-*"]
+        body["composed_of"] = [c.name for c in components]
+        indices.append(Template("index", prefix, body))
+    if len(indices) != 1:
+        raise ValueError(f"{directory} must hold exactly one index-*.json, found {len(indices)}")
+    return [*components, *indices]
+
+
+async def install(store: Store, templates: list[Template]) -> list[str]:
+    """Install what is missing or of another version; one line per template saying what happened."""
+    report = []
+    for template in templates:
+        installed = await store.template_version(template.kind, template.name)
+        if installed == template.version:
+            outcome = "unchanged"
+        else:
+            await store.put_template(template.kind, template.name, template.body)
+            outcome = (
+                "installed" if installed is None else f"updated {installed} -> {template.version}"
+            )
+        report.append(f"{template.kind} template {template.name}: {outcome}")
+    return report
