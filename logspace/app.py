@@ -18,7 +18,7 @@ from .auth import SpaceTokens
 from .errors import InternalError, LogspaceError, MethodNotAllowed, NotFound, StoreUnavailable
 from .routes import HQ, put_events
 from .settings import Settings
-from .store import Store
+from .store import EventStore, Store
 
 __all__ = ["create_app", "create_app_from_environ"]
 
@@ -60,7 +60,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(InternalError("An unexpected error occurred; it has been logged.", {}))
 
 
-def create_app(settings: Settings, store: Store | None = None) -> Starlette:
+def create_app(settings: Settings, store: EventStore | None = None) -> Starlette:
     """The HQ application; it opens (and closes) its own store unless one is given."""
 
     @contextlib.asynccontextmanager

@@ -11,7 +11,7 @@ from .auth import TOKEN_HEADER, SpaceTokens
 from .decode import decode
 from .errors import RequestTooLarge, UnsupportedContentEncoding
 from .settings import Settings
-from .store import Store
+from .store import EventStore
 
 __all__ = ["HQ", "put_events"]
 
@@ -22,7 +22,7 @@ class HQ:
 
     settings: Settings
     tokens: SpaceTokens
-    store: Store
+    store: EventStore
 
 
 async def put_events(request: Request) -> Response:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from elasticsearch import ApiError, AsyncElasticsearch, OrjsonSerializer, TransportError
 from elasticsearch import NotFoundError as EsNotFound
@@ -22,7 +22,7 @@ from . import bulk, templates
 from .errors import EventsNotStored, StoreUnavailable
 from .settings import Settings
 
-__all__ = ["Store"]
+__all__ = ["EventStore", "Store"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,16 @@ def _describe(error: Exception) -> str:
     if isinstance(error, ApiError):
         return f"Elasticsearch answered {error.status_code} ({error.error})"
     return f"Elasticsearch could not be reached ({type(error).__name__})"
+
+
+class EventStore(Protocol):
+    """What HQ's endpoints need from a store; `logspace.testing.MemoryStore` is another one."""
+
+    async def ensure_templates(self) -> None: ...
+
+    async def write(self, events: Sequence[dict[str, Any]], space: str) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class Store:

@@ -1,0 +1,45 @@
+"""Helpers for testing code that sends events to HQ: an event builder and an in-memory store."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import StoreUnavailable
+
+__all__ = ["MemoryStore", "make_event"]
+
+
+def make_event(**fields: Any) -> dict[str, Any]:
+    """A valid wire event; keyword arguments replace or add fields (`agent_id` -> `agent-id`)."""
+    event: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "type": "test/event",
+        "system": "localhost",
+        "agent-id": "test/agent",
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
+    for name, value in fields.items():
+        event[name.replace("_", "-")] = value
+    return event
+
+
+class MemoryStore:
+    """Keeps written events in memory, by space; set `unavailable` to make writes fail with 503."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, list[dict[str, Any]]] = {}
+        self.unavailable = False
+
+    async def ensure_templates(self) -> None:
+        return None
+
+    async def write(self, events: Sequence[dict[str, Any]], space: str) -> None:
+        if self.unavailable:
+            raise StoreUnavailable("The memory store is set to be unavailable.", {})
+        self.events.setdefault(space, []).extend(events)
+
+    async def close(self) -> None:
+        return None
