@@ -207,9 +207,7 @@ async def test_a_very_long_string_value_is_stored(hq: Any, stored: Any) -> None:
     assert found["string-properties"]["stack"] == long_value
 
 
-async def test_every_family_maps_to_its_field_type(
-    hq: Any, es: httpx.Client, prefix: str
-) -> None:
+async def test_every_family_maps_to_its_field_type(hq: Any, es: httpx.Client, prefix: str) -> None:
     event = make_event(
         boolean_properties={"b": True},
         date_properties={"d": "2015-05-18T14:07:00+01:00"},

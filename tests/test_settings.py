@@ -1,0 +1,102 @@
+"""Settings from the environment and a TOML file; every mistake names the setting."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from logspace.settings import SETTINGS, Settings, SettingsError
+
+TOKENS = {"LOGSPACE_SPACE_TOKENS": "development:development"}
+
+
+def test_defaults_need_only_the_tokens() -> None:
+    settings = Settings.from_env(TOKENS)
+
+    assert settings.space_tokens == {"development": "development"}
+    assert settings.es_url == "http://127.0.0.1:9200"
+    assert settings.index_prefix == "logspace-events"
+    assert settings.port == 4567
+
+
+def test_a_space_may_have_several_tokens_and_spaces_stay_apart() -> None:
+    settings = Settings.from_env({"LOGSPACE_SPACE_TOKENS": " prod:abc , prod:def,staging:x:y:z "})
+
+    assert settings.space_tokens == {"abc": "prod", "def": "prod", "x:y:z": "staging"}
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({}, "LOGSPACE_SPACE_TOKENS is required"),
+        ({"LOGSPACE_SPACE_TOKENS": " , "}, "LOGSPACE_SPACE_TOKENS is empty"),
+        (
+            {"LOGSPACE_SPACE_TOKENS": "dev"},
+            "LOGSPACE_SPACE_TOKENS: 'dev' is not a 'space:token' pair",
+        ),
+        ({"LOGSPACE_SPACE_TOKENS": "Dev:t"}, "space 'Dev' is not a valid space name"),
+        ({"LOGSPACE_SPACE_TOKENS": "my-space:t"}, "space 'my-space' is not a valid space name"),
+        (
+            {"LOGSPACE_SPACE_TOKENS": "a:t,b:t"},
+            "one token is configured for two spaces, 'a' and 'b'",
+        ),
+        ({**TOKENS, "LOGSPACE_PORT": "ten"}, "LOGSPACE_PORT='ten' is not a valid integer"),
+        ({**TOKENS, "LOGSPACE_PORT": "70000"}, "LOGSPACE_PORT='70000' is not a TCP port"),
+        ({**TOKENS, "LOGSPACE_MAX_BODY_BYTES": "0"}, "LOGSPACE_MAX_BODY_BYTES='0' must be greater"),
+        (
+            {**TOKENS, "LOGSPACE_ES_URL": "localhost:9200"},
+            "LOGSPACE_ES_URL='localhost:9200' is not",
+        ),
+        ({**TOKENS, "LOGSPACE_ES_TIMEOUT": "soon"}, "LOGSPACE_ES_TIMEOUT='soon' is not a number"),
+        ({**TOKENS, "LOGSPACE_INDEX_PREFIX": "Events"}, "LOGSPACE_INDEX_PREFIX='Events' is not a"),
+        ({**TOKENS, "LOGSPACE_INSTALL_TEMPLATES": "maybe"}, "'maybe' is not a boolean"),
+    ],
+)
+def test_invalid_settings_fail_naming_the_setting(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        Settings.from_env(environ)
+
+
+def test_a_config_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    config = tmp_path / "logspace.toml"
+    config.write_text(
+        'es_url = "http://es.example:9200"\nport = 8080\ninstall_templates = false\n'
+        'space_tokens = "ops:secret"\n'
+    )
+
+    settings = Settings.from_env({"LOGSPACE_CONFIG": str(config), "LOGSPACE_PORT": "9000"})
+
+    assert settings.es_url == "http://es.example:9200"
+    assert settings.port == 9000
+    assert settings.install_templates is False
+    assert settings.space_tokens == {"secret": "ops"}
+
+
+def test_unknown_keys_in_the_config_file_are_refused(tmp_path: Path) -> None:
+    config = tmp_path / "logspace.toml"
+    config.write_text('es_ulr = "http://x:9200"\n')
+
+    with pytest.raises(SettingsError, match="unknown setting 'es_ulr'"):
+        Settings.from_env({**TOKENS, "LOGSPACE_CONFIG": str(config)})
+
+
+def test_a_missing_config_file_is_reported() -> None:
+    with pytest.raises(SettingsError, match="LOGSPACE_CONFIG='/nonexistent.toml' cannot be read"):
+        Settings.from_env({**TOKENS, "LOGSPACE_CONFIG": "/nonexistent.toml"})
+
+
+def test_secrets_do_not_appear_in_the_settings_repr() -> None:
+    settings = Settings.from_env(
+        {**TOKENS, "LOGSPACE_ES_PASSWORD": "hunter2", "LOGSPACE_ES_API_KEY": "k3y"}
+    )
+
+    assert "hunter2" not in repr(settings)
+    assert "k3y" not in repr(settings)
+    assert "development" not in repr(settings)
+
+
+def test_every_setting_has_a_field() -> None:
+    fields = set(Settings.__dataclass_fields__)
+    assert {setting.field for setting in SETTINGS} == fields
