@@ -83,7 +83,9 @@ def test_unknown_keys_in_the_config_file_are_refused(tmp_path: Path) -> None:
 
 
 def test_a_missing_config_file_is_reported() -> None:
-    with pytest.raises(SettingsError, match="LOGSPACE_CONFIG='/nonexistent.toml' cannot be read"):
+    with pytest.raises(
+        SettingsError, match=re.escape("LOGSPACE_CONFIG='/nonexistent.toml' cannot be read")
+    ):
         Settings.from_env({**TOKENS, "LOGSPACE_CONFIG": "/nonexistent.toml"})
 
 
