@@ -62,6 +62,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, store: EventStore | None = None) -> Starlette:
     """The HQ application; it opens (and closes) its own store unless one is given."""
+    settings.require_tokens()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -80,7 +81,7 @@ def create_app(settings: Settings, store: EventStore | None = None) -> Starlette
                 await hq.store.close()
 
     routes = [Route(path, put_events, methods=["PUT"]) for path in ("/events", "/api/events")]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={
@@ -89,6 +90,9 @@ def create_app(settings: Settings, store: EventStore | None = None) -> Starlette
             Exception: _unexpected,
         },
     )
+    # `/events/` is not `/events`: a redirect would make agents send the body twice.
+    app.router.redirect_slashes = False
+    return app
 
 
 def create_app_from_environ() -> Starlette:

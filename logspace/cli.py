@@ -38,6 +38,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(f"logspace: {error}", file=sys.stderr)
         return 2
     if args.command == "serve":
+        try:
+            settings.require_tokens()
+        except SettingsError as error:
+            print(f"logspace: {error}", file=sys.stderr)
+            return 2
         return _serve(settings, args.host, args.port, args.workers)
     return asyncio.run(_install_templates(settings))
 

@@ -36,8 +36,8 @@ async def put_events(request: Request) -> Response:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it grows past `limit` (never buffered beyond)."""
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding != "identity":
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
         raise UnsupportedContentEncoding(
             f"Content-Encoding '{encoding}' is not supported; send the body uncompressed.",
             {"content-encoding": encoding},

@@ -117,11 +117,6 @@ def parse_space_tokens(name: str, value: str) -> dict[str, str]:
                 f"{name}: one token is configured for two spaces, {other!r} and {space!r}"
             )
         spaces_by_token[token] = space
-    if not spaces_by_token:
-        raise SettingsError(
-            f"{name} is empty: configure at least one 'space:token' pair, "
-            "e.g. development:development"
-        )
     return spaces_by_token
 
 
@@ -176,8 +171,8 @@ SETTINGS: tuple[Setting, ...] = (
         "LOGSPACE_SPACE_TOKENS",
         "space_tokens",
         parse_space_tokens,
-        None,
-        "Comma-separated `space:token` pairs; a space may have several tokens. Required.",
+        "",
+        "Comma-separated `space:token` pairs; a space may have several tokens. Required to serve.",
     ),
     Setting(
         "LOGSPACE_INDEX_PREFIX",
@@ -239,6 +234,14 @@ class Settings:
                 raise SettingsError(f"{setting.env} is required: {setting.doc}")
             kwargs[setting.field] = setting.parse(setting.env, raw)
         return cls(**kwargs)
+
+    def require_tokens(self) -> None:
+        """HQ without tokens would refuse every request; refuse to start instead."""
+        if not self.space_tokens:
+            raise SettingsError(
+                "LOGSPACE_SPACE_TOKENS is empty: configure at least one 'space:token' pair, "
+                "e.g. development:development"
+            )
 
 
 def _read_config_file(path: str) -> dict[str, str]:

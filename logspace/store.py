@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # Elasticsearch indexes best with bulk requests of a few MB.
 MAX_BULK_BYTES = 8 * 1024 * 1024
+# Three cheap GETs; bounds how long a wiped cluster goes unnoticed between HQ's writes.
+TEMPLATE_CHECK_SECONDS = 60.0
 _JSON = {"accept": "application/json", "content-type": "application/json"}
 _NDJSON = {"accept": "application/json", "content-type": "application/x-ndjson"}
 
@@ -59,7 +61,8 @@ class Store:
         self._settings = settings
         self._client = client or _client(settings)
         self._templates = templates.load(settings.index_prefix)
-        self._templates_ready = not settings.install_templates
+        # When the templates were last found in place; None means "check before writing".
+        self._templates_checked_at: float | None = None
         self._templates_lock = asyncio.Lock()
 
     async def close(self) -> None:
@@ -77,17 +80,25 @@ class Store:
                 {"reason": _describe(error)},
                 retry_after=self._retry_after,
             ) from error
-        self._templates_ready = True
+        self._templates_checked_at = asyncio.get_running_loop().time()
         return report
 
     async def ensure_templates(self) -> None:
-        """Before the first write: an event index must never be created without its template."""
-        if self._templates_ready:
+        """An event index must never be created without its template: before writing, make
+        sure they are in place, at start, after Elasticsearch was unreachable (it may have come
+        back empty) and every `TEMPLATE_CHECK_SECONDS`."""
+        if not self._settings.install_templates or self._templates_fresh():
             return
         async with self._templates_lock:
-            if not self._templates_ready:
+            if not self._templates_fresh():
                 for line in await self.install_templates():
-                    log.info("%s", line)
+                    if not line.endswith(": unchanged"):
+                        log.info("%s", line)
+
+    def _templates_fresh(self) -> bool:
+        checked = self._templates_checked_at
+        now = asyncio.get_running_loop().time()
+        return checked is not None and now - checked < TEMPLATE_CHECK_SECONDS
 
     async def template_version(self, kind: templates.Kind, name: str) -> int | None:
         try:
@@ -114,40 +125,50 @@ class Store:
         await self.ensure_templates()
         lines = bulk.encode(events, space, self._settings.index_prefix)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._settings.es_retry_seconds
+        retry_until = loop.time() + self._settings.es_retry_seconds
         pending = list(range(len(lines)))
         rejected: list[bulk.Rejection] = []
         attempt = 0
-        while True:
-            retry: list[int] = []
-            last_error = ""
-            for run in bulk.chunks(lines, pending, MAX_BULK_BYTES):
-                try:
-                    response = await self._bulk(b"".join([lines[i] for i in run]))
-                except (ApiError, TransportError) as error:
-                    if not _retryable(error):
-                        raise self._unavailable(_describe(error), len(run)) from error
-                    retry.extend(run)
-                    last_error = _describe(error)
-                    continue
-                result = bulk.classify(response, run)
-                retry.extend(result.retry)
-                rejected.extend(result.rejected)
-                if result.retry:
-                    last_error = "Elasticsearch asked to retry some events (429 or 5xx)"
-            if not retry:
+        while pending:
+            pending, reason = await self._send(lines, pending, rejected)
+            if not pending:
                 break
             attempt += 1
             delay = random.uniform(0, min(2.0, 0.05 * 2**attempt))  # noqa: S311 - jitter
-            if loop.time() + delay > deadline:
+            if loop.time() + delay > retry_until:
                 log.warning(
-                    "giving up on %d events after %d attempts: %s", len(retry), attempt, last_error
+                    "gave up on %d events after %d attempts: %s", len(pending), attempt, reason
                 )
-                raise self._unavailable(last_error, len(retry))
+                raise self._unavailable(reason, len(pending))
             await asyncio.sleep(delay)
-            pending = retry
         if rejected:
             raise _not_stored(rejected, events)
+
+    async def _send(
+        self, lines: list[bytes], pending: list[int], rejected: list[bulk.Rejection]
+    ) -> tuple[list[int], str]:
+        """One pass over the pending events: those to send again, and why."""
+        retry: list[int] = []
+        reason = ""
+        for run in bulk.chunks(lines, pending, MAX_BULK_BYTES):
+            try:
+                response = await self._bulk(b"".join([lines[i] for i in run]))
+            except (ApiError, TransportError) as error:
+                reason = _describe(error)
+                if isinstance(error, TransportError):
+                    # Elasticsearch may come back empty: check the templates before writing.
+                    self._templates_checked_at = None
+                if not _retryable(error):
+                    # e.g. refused credentials: an operator must act, so do not keep trying.
+                    raise self._unavailable(reason, len(pending)) from error
+                retry.extend(run)
+                continue
+            result = bulk.classify(response, run)
+            retry.extend(result.retry)
+            rejected.extend(result.rejected)
+            if result.retry:
+                reason = "Elasticsearch could not take some events now (429 or 5xx)"
+        return retry, reason
 
     async def _bulk(self, body: bytes) -> dict[str, Any]:
         response = await self._client.perform_request(

@@ -125,7 +125,7 @@ valid_events = st.builds(
     st.text(min_size=1, max_size=20).filter(lambda t: len(t.encode()) <= 512),
     instants,
     st.dictionaries(
-        st.from_regex(r"[a-z][a-z0-9_.]{0,8}[a-z]", fullmatch=True),
+        st.from_regex(r"[a-z][a-z0-9_]{0,4}(\.[a-z0-9_]{1,4}){0,2}", fullmatch=True),
         st.floats(allow_nan=False, allow_infinity=False),
         max_size=3,
     ),

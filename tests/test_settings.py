@@ -30,8 +30,6 @@ def test_a_space_may_have_several_tokens_and_spaces_stay_apart() -> None:
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
-        ({}, "LOGSPACE_SPACE_TOKENS is required"),
-        ({"LOGSPACE_SPACE_TOKENS": " , "}, "LOGSPACE_SPACE_TOKENS is empty"),
         (
             {"LOGSPACE_SPACE_TOKENS": "dev"},
             "LOGSPACE_SPACE_TOKENS: 'dev' is not a 'space:token' pair",
@@ -97,6 +95,14 @@ def test_secrets_do_not_appear_in_the_settings_repr() -> None:
     assert "hunter2" not in repr(settings)
     assert "k3y" not in repr(settings)
     assert "development" not in repr(settings)
+
+
+@pytest.mark.parametrize("tokens", [{}, {"LOGSPACE_SPACE_TOKENS": " , "}])
+def test_serving_needs_at_least_one_token(tokens: dict[str, str]) -> None:
+    settings = Settings.from_env(tokens)
+
+    with pytest.raises(SettingsError, match="LOGSPACE_SPACE_TOKENS is empty"):
+        settings.require_tokens()
 
 
 def test_every_setting_has_a_field() -> None:
