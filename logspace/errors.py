@@ -3,6 +3,7 @@
     LogspaceError                    status  type
     ├── MissingSpaceToken             403    MISSING_SPACE_TOKEN
     ├── InvalidSpaceToken             403    INVALID_SPACE_TOKEN
+    ├── AccessDenied                  403    ACCESS_DENIED
     ├── InvalidJson                   400    INVALID_JSON
     ├── InvalidBatch                  400    INVALID_BATCH
     ├── InvalidEvents                 400    INVALID_EVENTS
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 __all__ = [
+    "AccessDenied",
     "EventError",
     "EventsNotStored",
     "InternalError",
@@ -83,6 +85,13 @@ class InvalidSpaceToken(LogspaceError):
 
     def __init__(self, token: str) -> None:
         super().__init__(f"Unrecognized space-token '{token}'.", {"space-token": token})
+
+
+class AccessDenied(LogspaceError):
+    """A valid token used for what it does not grant (e.g. reading with a write-only token)."""
+
+    status = 403
+    type = "ACCESS_DENIED"
 
 
 class InvalidJson(LogspaceError):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .auth import TOKEN_HEADER, SpaceTokens
+from .auth import SpaceTokens
 from .decode import decode
 from .errors import RequestTooLarge, UnsupportedContentEncoding
 from .settings import Settings
@@ -27,7 +27,7 @@ class HQ:
 
 async def put_events(request: Request) -> Response:
     hq: HQ = request.app.state.hq
-    space = hq.tokens.space_for(request.headers.get(TOKEN_HEADER))
+    space = hq.tokens.space_for(request.headers, "write")
     body = await read_body(request, hq.settings.max_body_bytes)
     events = decode(body)
     await hq.store.write(events, space)

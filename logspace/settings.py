@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .auth import Grant
+
 __all__ = ["SETTINGS", "Setting", "Settings", "SettingsError", "parse_space_tokens"]
 
 # Space names become part of index names, which Elasticsearch wants lower case; no '-'
@@ -93,17 +95,21 @@ def _index_prefix(name: str, value: str) -> str:
     return value
 
 
-def parse_space_tokens(name: str, value: str) -> dict[str, str]:
-    """`space:token,space:token` -> {token: space}; a space may have several tokens."""
-    spaces_by_token: dict[str, str] = {}
-    for pair in value.split(","):
-        pair = pair.strip()
-        if not pair:
+def parse_space_tokens(name: str, value: str) -> dict[str, Grant]:
+    """`space:token[:access],...` -> {token: grant}; access is `read-write` (the default),
+    `write` or `read`. A space may have several tokens; a token has one space."""
+    grants: dict[str, Grant] = {}
+    for entry in value.split(","):
+        entry = entry.strip()
+        if not entry:
             continue
-        space, colon, token = pair.partition(":")
-        space, token = space.strip(), token.strip()
-        if not colon or not token:
-            raise SettingsError(f"{name}: {pair!r} is not a 'space:token' pair")
+        parts = [part.strip() for part in entry.split(":")]
+        if len(parts) not in (2, 3) or not parts[1]:
+            raise SettingsError(
+                f"{name}: {entry!r} is not a 'space:token' or 'space:token:access' entry"
+            )
+        space, token = parts[0], parts[1]
+        access = parts[2] if len(parts) == 3 else "read-write"
         if not _SPACE_NAME.fullmatch(space):
             raise SettingsError(
                 f"{name}: space {space!r} is not a valid space name "
@@ -111,13 +117,19 @@ def parse_space_tokens(name: str, value: str) -> dict[str, str]:
             )
         if not token.isprintable() or not token.isascii():
             raise SettingsError(f"{name}: the token of space {space!r} must be printable ASCII")
-        other = spaces_by_token.get(token)
-        if other is not None and other != space:
+        if access not in ("read-write", "write", "read"):
             raise SettingsError(
-                f"{name}: one token is configured for two spaces, {other!r} and {space!r}"
+                f"{name}: access {access!r} of a token of space {space!r} is not one of "
+                "read-write, write, read"
             )
-        spaces_by_token[token] = space
-    return spaces_by_token
+        grant = Grant(space, read=access != "write", write=access != "read")
+        other = grants.get(token)
+        if other is not None and other != grant:
+            raise SettingsError(
+                f"{name}: one token is configured twice, for space {other.space!r} and {space!r}"
+            )
+        grants[token] = grant
+    return grants
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -205,7 +217,7 @@ CONFIG_FILE_VARIABLE = "LOGSPACE_CONFIG"
 
 @dataclass(frozen=True)
 class Settings:
-    space_tokens: dict[str, str] = field(repr=False)
+    space_tokens: dict[str, Grant] = field(repr=False)
     es_url: str = "http://127.0.0.1:9200"
     es_username: str | None = None
     es_password: str | None = field(default=None, repr=False)

@@ -20,6 +20,7 @@ import pytest
 from starlette.applications import Starlette
 
 from logspace.app import create_app
+from logspace.auth import Grant
 from logspace.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +88,12 @@ def prefix(es: httpx.Client) -> Iterator[str]:
 @pytest.fixture
 def settings(es_url: str, prefix: str) -> Settings:
     return Settings(
-        space_tokens={"development": "development", "token-of-b": "b", "second-of-b": "b"},
+        space_tokens={
+            "development": Grant("development"),
+            "token-of-b": Grant("b"),
+            "second-of-b": Grant("b", read=False),
+            "reader-of-b": Grant("b", write=False),
+        },
         es_url=es_url,
         index_prefix=prefix,
         es_retry_seconds=2.0,

@@ -13,12 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from logspace.app import create_app
+from logspace.auth import Grant
 from logspace.settings import Settings
 from logspace.testing import MemoryStore, make_event
 
 pytestmark = pytest.mark.anyio
 
-SETTINGS = Settings(space_tokens={"development": "development"}, max_body_bytes=4096)
+SETTINGS = Settings(space_tokens={"development": Grant("development")}, max_body_bytes=4096)
 
 
 @pytest.fixture
@@ -172,3 +173,37 @@ async def test_no_request_gets_a_500(
     if response.status_code != 202:
         error = response.json()
         assert {"type", "message"} <= set(error) <= {"type", "message", "parameters"}
+
+
+async def test_a_bearer_token_is_accepted_for_proxies_that_drop_dotted_headers(
+    app_and_store: Any,
+) -> None:
+    app, store = app_and_store
+    async with client(app) as hq:
+        response = await hq.put(
+            "/events",
+            content=orjson.dumps([make_event()]),
+            headers={"authorization": "Bearer development"},
+        )
+
+    assert response.status_code == 202
+    assert len(store.events["development"]) == 1
+
+
+async def test_a_read_only_token_cannot_write() -> None:
+    store = MemoryStore()
+    app = create_app(
+        Settings(space_tokens={"reader": Grant("development", write=False)}), store=store
+    )
+    async with app.router.lifespan_context(app), client(app) as hq:
+        response = await hq.put(
+            "/events", content=b"[]", headers={"logspace.space-token": "reader"}
+        )
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "type": "ACCESS_DENIED",
+        "message": "This space-token may not write events of space 'development'.",
+        "parameters": {"space": "development", "access": "write"},
+    }
+    assert store.events == {}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from logspace.auth import Grant
 from logspace.settings import SETTINGS, Settings, SettingsError
 
 TOKENS = {"LOGSPACE_SPACE_TOKENS": "development:development"}
@@ -15,30 +16,36 @@ TOKENS = {"LOGSPACE_SPACE_TOKENS": "development:development"}
 def test_defaults_need_only_the_tokens() -> None:
     settings = Settings.from_env(TOKENS)
 
-    assert settings.space_tokens == {"development": "development"}
+    assert settings.space_tokens == {"development": Grant("development")}
     assert settings.es_url == "http://127.0.0.1:9200"
     assert settings.index_prefix == "logspace-events"
     assert settings.port == 4567
 
 
-def test_a_space_may_have_several_tokens_and_spaces_stay_apart() -> None:
-    settings = Settings.from_env({"LOGSPACE_SPACE_TOKENS": " prod:abc , prod:def,staging:x:y:z "})
+def test_a_space_may_have_several_tokens_with_their_own_access() -> None:
+    settings = Settings.from_env(
+        {"LOGSPACE_SPACE_TOKENS": " prod:abc , prod:def:write,staging:x:read,ops:y:read-write"}
+    )
 
-    assert settings.space_tokens == {"abc": "prod", "def": "prod", "x:y:z": "staging"}
+    assert settings.space_tokens == {
+        "abc": Grant("prod", read=True, write=True),
+        "def": Grant("prod", read=False, write=True),
+        "x": Grant("staging", read=True, write=False),
+        "y": Grant("ops", read=True, write=True),
+    }
 
 
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
-        (
-            {"LOGSPACE_SPACE_TOKENS": "dev"},
-            "LOGSPACE_SPACE_TOKENS: 'dev' is not a 'space:token' pair",
-        ),
+        ({"LOGSPACE_SPACE_TOKENS": "dev"}, "LOGSPACE_SPACE_TOKENS: 'dev' is not a 'space:token'"),
+        ({"LOGSPACE_SPACE_TOKENS": "dev:t:x:y"}, "'dev:t:x:y' is not a 'space:token'"),
+        ({"LOGSPACE_SPACE_TOKENS": "dev:t:admin"}, "access 'admin' of a token of space 'dev'"),
         ({"LOGSPACE_SPACE_TOKENS": "Dev:t"}, "space 'Dev' is not a valid space name"),
         ({"LOGSPACE_SPACE_TOKENS": "my-space:t"}, "space 'my-space' is not a valid space name"),
         (
             {"LOGSPACE_SPACE_TOKENS": "a:t,b:t"},
-            "one token is configured for two spaces, 'a' and 'b'",
+            "one token is configured twice, for space 'a' and 'b'",
         ),
         ({**TOKENS, "LOGSPACE_PORT": "ten"}, "LOGSPACE_PORT='ten' is not a valid integer"),
         ({**TOKENS, "LOGSPACE_PORT": "70000"}, "LOGSPACE_PORT='70000' is not a TCP port"),
@@ -69,7 +76,7 @@ def test_a_config_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     assert settings.es_url == "http://es.example:9200"
     assert settings.port == 9000
     assert settings.install_templates is False
-    assert settings.space_tokens == {"secret": "ops"}
+    assert settings.space_tokens == {"secret": Grant("ops")}
 
 
 def test_unknown_keys_in_the_config_file_are_refused(tmp_path: Path) -> None:
