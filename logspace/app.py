@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
+import signal
 from collections.abc import AsyncIterator
 
 import orjson
@@ -14,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .auth import SpaceTokens
 from .errors import InternalError, LogspaceError, MethodNotAllowed, NotFound, StoreUnavailable
 from .routes import HQ, put_events
 from .settings import Settings
 from .store import EventStore, Store
+from .tokens import TokenRegistry
 
 __all__ = ["create_app", "create_app_from_environ"]
 
@@ -62,23 +64,24 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, store: EventStore | None = None) -> Starlette:
     """The HQ application; it opens (and closes) its own store unless one is given."""
-    settings.require_tokens()
+    tokens = TokenRegistry(settings)  # fails now, not at the first request, without tokens
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_store = store is None
-        hq = HQ(settings, SpaceTokens(settings.space_tokens), store or Store(settings))
+        hq = HQ(settings, tokens, store or Store(settings))
         app.state.hq = hq
         try:
             await hq.store.ensure_templates()
         except StoreUnavailable as error:
             # HQ still starts: writes answer 503 and install the templates once ES is back.
             log.warning("index templates not installed yet: %s", error.message)
-        try:
-            yield
-        finally:
-            if own_store:
-                await hq.store.close()
+        async with _watching_tokens(tokens, settings):
+            try:
+                yield
+            finally:
+                if own_store:
+                    await hq.store.close()
 
     routes = [Route(path, put_events, methods=["PUT"]) for path in ("/events", "/api/events")]
     app = Starlette(
@@ -93,6 +96,27 @@ def create_app(settings: Settings, store: EventStore | None = None) -> Starlette
     # `/events/` is not `/events`: a redirect would make agents send the body twice.
     app.router.redirect_slashes = False
     return app
+
+
+@contextlib.asynccontextmanager
+async def _watching_tokens(tokens: TokenRegistry, settings: Settings) -> AsyncIterator[None]:
+    """Reload the tokens file on change and on SIGHUP while HQ runs."""
+    if not settings.space_tokens_file:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    watcher = asyncio.create_task(tokens.watch())
+    try:
+        loop.add_signal_handler(signal.SIGHUP, tokens.reload)
+        on_sighup = True
+    except (RuntimeError, ValueError):  # not the main thread, e.g. under a test runner
+        on_sighup = False
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        if on_sighup:
+            loop.remove_signal_handler(signal.SIGHUP)
 
 
 def create_app_from_environ() -> Starlette:

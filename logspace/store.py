@@ -53,6 +53,8 @@ class EventStore(Protocol):
 
     async def write(self, events: Sequence[dict[str, Any]], space: str) -> None: ...
 
+    async def known_fields(self, space: str) -> set[str]: ...
+
     async def close(self) -> None: ...
 
 
@@ -117,6 +119,23 @@ class Store:
         )
 
     # -- events ------------------------------------------------------------------
+
+    async def known_fields(self, space: str) -> set[str]:
+        """The property fields (`family.name`) that exist in any index of the space."""
+        try:
+            response = await self._client.perform_request(
+                "GET",
+                f"/{self._settings.index_prefix}-{space}-*/_field_caps",
+                params={"fields": "*-properties.*", "allow_no_indices": "true"},
+                headers=_JSON,
+            )
+        except (ApiError, TransportError) as error:
+            raise self._unavailable(_describe(error), 0) from error
+        return {
+            name
+            for name, types in response.body.get("fields", {}).items()
+            if name.partition(".")[2] and "object" not in types
+        }
 
     async def write(self, events: Sequence[dict[str, Any]], space: str) -> None:
         """Store every event, or raise `StoreUnavailable` / `EventsNotStored`."""
