@@ -32,8 +32,23 @@ class Proxy:
         self._ready.wait(10)
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        async def shutdown() -> None:
+            if self._server is not None:
+                self._server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._loop.stop()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop)
         self._thread.join(10)
+        self._loop.close()
+
+    def go_down(self) -> None:
+        """Refuse new connections and cut the open ones: Elasticsearch is unreachable."""
+        self.refuse = True
+        self.drop_connections()
 
     def drop_connections(self) -> None:
         """Cut open connections, as a restarting Elasticsearch would."""
