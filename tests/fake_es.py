@@ -1,0 +1,77 @@
+"""A scripted stand-in for Elasticsearch's `_bulk` endpoint, served over real HTTP.
+
+Only for testing HQ's retry logic against responses a single real node will not produce on
+demand (429 and 503 items); what is stored is always checked against the real node elsewhere.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+HEADERS = {"x-elastic-product": "Elasticsearch", "content-type": "application/json"}
+
+
+class FakeBulk:
+    """Answers each `_bulk` with the next scripted status per item (201 once the script ends),
+    and records the ids of every request."""
+
+    def __init__(self, item_statuses: list[list[int]], request_status: int = 200) -> None:
+        self.script = list(item_statuses)
+        self.request_status = request_status
+        self.requests: list[list[str]] = []
+
+    async def bulk(self, request: Request) -> Response:
+        lines = (await request.body()).splitlines()
+        ids = [orjson.loads(line)["create"]["_id"] for line in lines[::2]]
+        self.requests.append(ids)
+        if self.request_status != 200:
+            error = {"error": {"type": "security_exception", "reason": "unable to authenticate"}}
+            return Response(orjson.dumps(error), self.request_status, headers=HEADERS)
+        statuses = self.script.pop(0) if self.script else [201] * len(ids)
+        items = [
+            {
+                "create": {"status": s}
+                | ({} if s < 300 else {"error": {"type": f"e{s}", "reason": "r"}})
+            }
+            for s in statuses
+        ]
+        body = {"errors": any(s >= 300 for s in statuses), "items": items}
+        return Response(orjson.dumps(body), headers=HEADERS)
+
+    async def field_caps(self, request: Request) -> Response:
+        return Response(b'{"indices":[],"fields":{}}', headers=HEADERS)
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/_bulk", self.bulk, methods=["POST", "PUT"]),
+                Route("/{index}/_field_caps", self.field_caps, methods=["GET"]),
+            ]
+        )
+
+
+@contextmanager
+def serving(fake: FakeBulk) -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(fake.app(), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
