@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
 import orjson
 import uvicorn
 from starlette.applications import Starlette
