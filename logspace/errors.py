@@ -7,6 +7,7 @@
     ├── InvalidJson                   400    INVALID_JSON
     ├── InvalidBatch                  400    INVALID_BATCH
     ├── InvalidEvents                 400    INVALID_EVENTS
+    ├── InvalidParameter              400    INVALID_PARAMETER
     ├── RequestTooLarge               413    REQUEST_TOO_LARGE
     ├── UnsupportedContentEncoding    415    UNSUPPORTED_CONTENT_ENCODING
     ├── EventsNotStored               422    EVENTS_NOT_STORED
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidBatch",
     "InvalidEvents",
     "InvalidJson",
+    "InvalidParameter",
     "InvalidSpaceToken",
     "LogspaceError",
     "MethodNotAllowed",
@@ -135,6 +137,21 @@ class InvalidEvents(LogspaceError):
             },
         )
         self.errors = errors
+
+
+class InvalidParameter(LogspaceError):
+    """A query parameter (or a part of a query body) HQ cannot use; `parameter` names it."""
+
+    status = 400
+    type = "INVALID_PARAMETER"
+
+    def __init__(self, parameter: str, reason: str, **details: Any) -> None:
+        super().__init__(
+            f"Invalid parameter '{parameter}': {reason}.",
+            {"parameter": parameter, "reason": reason, **details},
+        )
+        self.parameter = parameter
+        self.reason = reason
 
 
 class RequestTooLarge(LogspaceError):

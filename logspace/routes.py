@@ -10,6 +10,7 @@ from starlette.responses import Response
 from .auth import SpaceTokens
 from .decode import decode
 from .errors import RequestTooLarge, UnsupportedContentEncoding
+from .readstore import ReadStore
 from .settings import Settings
 from .store import EventStore
 
@@ -23,6 +24,8 @@ class HQ:
     settings: Settings
     tokens: SpaceTokens
     store: EventStore
+    # The read side; None when the event store cannot be searched (e.g. an in-memory one).
+    reader: ReadStore | None = None
 
 
 async def put_events(request: Request) -> Response:
