@@ -186,7 +186,6 @@ def bodies(series: TimeSeries) -> list[dict[str, Any]]:
 
 def date_histogram(start: int, end: int, gap_millis: int) -> dict[str, Any]:
     """Buckets of `gap_millis` from `start`, every one of them up to `end` (exclusive)."""
-    last = end - 1
     return {
         "date_histogram": {
             "field": "timestamp",
@@ -194,8 +193,9 @@ def date_histogram(start: int, end: int, gap_millis: int) -> dict[str, Any]:
             # Buckets start at `start`, not at multiples of the gap since 1970.
             "offset": f"{start % gap_millis}ms",
             "min_doc_count": 0,
-            "extended_bounds": {"min": start, "max": last},
-            "hard_bounds": {"min": start, "max": last},
+            # Empty buckets too, up to the end. No `hard_bounds`: the query already holds
+            # the window, and on Elasticsearch 9.5 they dropped the last bucket.
+            "extended_bounds": {"min": start, "max": end - 1},
         }
     }
 
