@@ -10,7 +10,7 @@ body every value must already have its JSON type. Whatever nobody asked for is a
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import orjson
@@ -22,6 +22,9 @@ __all__ = ["MISSING", "Params", "format_instant", "parse_instant"]
 
 MISSING: Final[Any] = object()
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# Years 1 to 9999 in UTC, what `datetime` (and so `format_instant`) can show.
+_FIRST_MILLIS: Final = -62_135_596_800_000
+_LAST_MILLIS: Final = 253_402_300_799_999
 
 
 def parse_instant(value: Any, parameter: str) -> int:
@@ -40,13 +43,15 @@ def parse_instant(value: Any, parameter: str) -> int:
     if instant.microsecond % 1000:
         raise InvalidParameter(parameter, f"{value!r} is more precise than milliseconds")
     delta = instant - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    millis = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    if not _FIRST_MILLIS <= millis <= _LAST_MILLIS:
+        raise InvalidParameter(parameter, f"{value!r} is outside the years 1 to 9999 in UTC")
+    return millis
 
 
 def format_instant(millis: int | float) -> str:
     """Epoch milliseconds -> `2015-05-18T14:07:00.000Z`."""
-    whole = round(millis)
-    instant = datetime.fromtimestamp(whole // 1000, UTC).replace(microsecond=whole % 1000 * 1000)
+    instant = _EPOCH + timedelta(milliseconds=round(millis))
     return instant.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
