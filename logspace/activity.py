@@ -112,7 +112,8 @@ def counts_body(activity: Activity, after: dict[str, Any] | None) -> dict[str, A
 
 def read_counts(response: dict[str, Any]) -> tuple[list[Agent], dict[str, Any] | None]:
     """The agents of one composite page, and the key to ask for the next (None at the end)."""
-    result = response["aggregations"]["agents"]
+    # A space without indices yet answers without aggregations.
+    result = response.get("aggregations", {}).get("agents", {"buckets": []})
     agents = [
         Agent(b["key"]["system"], b["key"]["agent-id"], b["doc_count"]) for b in result["buckets"]
     ]

@@ -110,7 +110,8 @@ def body(suggest: Suggest, properties: Sequence[str]) -> dict[str, Any]:
 
 
 def answer(suggest: Suggest, properties: Sequence[str], response: dict[str, Any]) -> dict[str, Any]:
-    aggregations = response["aggregations"]
+    # A space without indices yet answers without aggregations.
+    aggregations = response.get("aggregations", {})
     if suggest.scoped and properties:
         buckets = aggregations["properties"]["buckets"]
         properties = [p for p, b in zip(properties, buckets, strict=True) if b["doc_count"]]
@@ -124,11 +125,11 @@ def answer(suggest: Suggest, properties: Sequence[str], response: dict[str, Any]
     return {
         "agents": [
             {"agent-id": b["key"], "event-count": b["doc_count"]}
-            for b in aggregations["agents"]["buckets"]
+            for b in aggregations.get("agents", {}).get("buckets", [])
         ],
         "systems": [
             {"system": b["key"], "event-count": b["doc_count"]}
-            for b in aggregations["systems"]["buckets"]
+            for b in aggregations.get("systems", {}).get("buckets", [])
         ],
         "properties": described[: suggest.size],
     }

@@ -241,7 +241,8 @@ def answer(series: TimeSeries, responses: list[dict[str, Any]]) -> dict[str, Any
 def _values(series: TimeSeries, definition: Definition, response: dict[str, Any]) -> list[Any]:
     empty: Any = 0 if definition.aggregate in _COUNTING else None
     values: list[Any] = [empty] * series.bucket_count
-    for bucket in response["aggregations"]["series"]["buckets"]:
+    # A space without indices yet answers without aggregations.
+    for bucket in response.get("aggregations", {}).get("series", {}).get("buckets", []):
         position = bucket_position(
             bucket["key"], series.start, series.gap_millis, series.bucket_count
         )

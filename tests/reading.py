@@ -34,5 +34,11 @@ async def search(hq: Any, space_token: str = "development", **params: Any) -> di
     return result
 
 
+def fresh(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A deep copy: HQ normalises what it is given in place."""
+    copied: list[dict[str, Any]] = orjson.loads(orjson.dumps(events))
+    return copied
+
+
 def ids(events: list[dict[str, Any]]) -> list[str]:
     return [event["id"] for event in events]

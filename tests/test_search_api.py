@@ -16,7 +16,7 @@ from openapi_spec_validator import validate
 from logspace.readroutes import READ_ROUTES
 from logspace.testing import make_event
 
-from .reading import ids, search, seed, token
+from .reading import fresh, ids, search, seed, token
 
 pytestmark = pytest.mark.anyio
 
@@ -44,12 +44,6 @@ def typed_event(n: int) -> dict[str, Any]:
 
 
 EVENTS = [typed_event(n) for n in range(20)]
-
-
-def fresh(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A deep copy: HQ normalises what it is given in place."""
-    copied: list[dict[str, Any]] = orjson.loads(orjson.dumps(events))
-    return copied
 
 
 def prop(event: dict[str, Any], family: str, name: str) -> Any:
