@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .errors import InvalidParameter
-from .params import Params, format_instant
+from .params import FIRST_MILLIS, Params, format_instant
 from .timeseries import bucket_position, date_histogram
 
 __all__ = ["SORTS", "Activity", "Agent", "gather", "read_activity"]
@@ -81,6 +81,8 @@ def read_activity(params: Params, now: int) -> Activity:
         )
     end = now if end is None else end
     gap = -(-duration * 1000 // steps)
+    if end - steps * gap < FIRST_MILLIS:
+        raise InvalidParameter(params.name("end"), "the window would start before the year 1")
     return Activity(end - steps * gap, end, gap, steps, sort, offset, size)
 
 

@@ -18,13 +18,13 @@ import orjson
 from .errors import InvalidParameter
 from .events import describe
 
-__all__ = ["MISSING", "Params", "format_instant", "parse_instant"]
+__all__ = ["FIRST_MILLIS", "LAST_MILLIS", "MISSING", "Params", "format_instant", "parse_instant"]
 
 MISSING: Final[Any] = object()
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # Years 1 to 9999 in UTC, what `datetime` (and so `format_instant`) can show.
-_FIRST_MILLIS: Final = -62_135_596_800_000
-_LAST_MILLIS: Final = 253_402_300_799_999
+FIRST_MILLIS: Final = -62_135_596_800_000
+LAST_MILLIS: Final = 253_402_300_799_999
 
 
 def parse_instant(value: Any, parameter: str) -> int:
@@ -44,7 +44,7 @@ def parse_instant(value: Any, parameter: str) -> int:
         raise InvalidParameter(parameter, f"{value!r} is more precise than milliseconds")
     delta = instant - _EPOCH
     millis = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-    if not _FIRST_MILLIS <= millis <= _LAST_MILLIS:
+    if not FIRST_MILLIS <= millis <= LAST_MILLIS:
         raise InvalidParameter(parameter, f"{value!r} is outside the years 1 to 9999 in UTC")
     return millis
 

@@ -343,3 +343,31 @@ def test_histograms_are_split_so_no_search_has_too_many_buckets() -> None:
     sizes = [len(b["aggs"]["agents"]["filters"]["filters"]) for b in bodies]
     assert sum(sizes) == 25
     assert max(sizes) * 1001 <= activity.BUCKETS_PER_SEARCH
+
+
+query_items = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["duration", "steps", "end", "sort", "offset", "size", "text", "agent-id", "system",
+             "format", "delimiter", "limit", "where", "start", "order", "x"]
+        ),
+        st.text(max_size=20)
+        | st.sampled_from(["60", "0001-01-01T00:00:00Z", "count:asc", "csv", "tab", "5", "-1"]),
+    ),
+    max_size=6,
+)  # fmt: skip
+
+
+@settings(max_examples=300)
+@given(query_items)
+def test_no_query_string_gets_anything_but_a_request_or_a_400(items: list[tuple[str, str]]) -> None:
+    """Agent activity, suggestions and export: every input is read, or refused with a 400."""
+    for read_request in (
+        lambda p: activity.read_activity(p, NOW),
+        suggestions.read_suggest,
+        export.read_export,
+    ):
+        try:
+            read_request(Params.from_query(items))
+        except InvalidParameter as error:
+            assert error.status == 400
