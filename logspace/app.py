@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
+import signal
 from collections.abc import AsyncIterator
 
 import orjson
@@ -14,12 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import readroutes
-from .auth import SpaceTokens
 from .errors import InternalError, LogspaceError, MethodNotAllowed, NotFound, StoreUnavailable
 from .readstore import ReadStore
 from .routes import HQ
 from .settings import Settings
 from .store import EventStore, Store
+from .tokens import TokenRegistry
 
 __all__ = ["create_app", "create_app_from_environ"]
 
@@ -67,7 +69,7 @@ def create_app(
     """The HQ application; it opens (and closes) its own store unless one is given.
 
     The read API searches `reader`, by default the read side of a `Store`."""
-    settings.require_tokens()
+    tokens = TokenRegistry(settings)  # fails now, not at the first request, without tokens
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -77,18 +79,19 @@ def create_app(
             searched: ReadStore | None = event_store.reader()
         else:
             searched = reader
-        hq = HQ(settings, SpaceTokens(settings.space_tokens), event_store, searched)
+        hq = HQ(settings, tokens, event_store, searched)
         app.state.hq = hq
         try:
             await hq.store.ensure_templates()
         except StoreUnavailable as error:
             # HQ still starts: writes answer 503 and install the templates once ES is back.
             log.warning("index templates not installed yet: %s", error.message)
-        try:
-            yield
-        finally:
-            if own_store:
-                await hq.store.close()
+        async with _watching_tokens(tokens, settings):
+            try:
+                yield
+            finally:
+                if own_store:
+                    await hq.store.close()
 
     app = Starlette(
         routes=readroutes.routes(),
@@ -102,6 +105,27 @@ def create_app(
     # `/events/` is not `/events`: a redirect would make agents send the body twice.
     app.router.redirect_slashes = False
     return app
+
+
+@contextlib.asynccontextmanager
+async def _watching_tokens(tokens: TokenRegistry, settings: Settings) -> AsyncIterator[None]:
+    """Reload the tokens file on change and on SIGHUP while HQ runs."""
+    if not settings.space_tokens_file:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    watcher = asyncio.create_task(tokens.watch())
+    try:
+        loop.add_signal_handler(signal.SIGHUP, tokens.reload)
+        on_sighup = True
+    except (RuntimeError, ValueError):  # not the main thread, e.g. under a test runner
+        on_sighup = False
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        if on_sighup:
+            loop.remove_signal_handler(signal.SIGHUP)
 
 
 def create_app_from_environ() -> Starlette:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from .errors import StoreUnavailable
 from .settings import Settings, SettingsError
 from .store import Store
+from .tokens import load_tokens
 
 __all__ = ["main"]
 
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 2
     if args.command == "serve":
         try:
-            settings.require_tokens()
+            load_tokens(settings)
         except SettingsError as error:
             print(f"logspace: {error}", file=sys.stderr)
             return 2

@@ -1,8 +1,8 @@
 """Request body -> validated, normalised events; the only caller of `orjson.loads` on input.
 
-Pure: `decode(body)` returns the events as plain dicts, normalised in place (UTC
-timestamps, single values unwrapped from the original agents' arrays, nulls dropped),
-or raises `InvalidJson`, `InvalidBatch` or `InvalidEvents` listing every problem.
+Pure: `decode(body, limits, now=...)` returns the events as plain dicts, normalised in place
+(UTC timestamps, single values unwrapped from the original agents' arrays, nulls dropped), or
+raises `InvalidJson`, `InvalidBatch`, `TooManyEvents` or `InvalidEvents` listing every problem.
 """
 
 from __future__ import annotations
@@ -10,33 +10,58 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from .errors import EventError, InvalidBatch, InvalidEvents, InvalidJson
+from .errors import EventError, InvalidBatch, InvalidEvents, InvalidJson, TooManyEvents
 from .events import (
     FAMILIES,
     MAX_ID_BYTES,
+    MAX_PROPERTY_NAME_LENGTH,
     MAX_TEXT_FIELD_LENGTH,
     OPTIONAL_FIELDS,
     REQUIRED_FIELDS,
     BadValue,
     check_property_name,
     describe,
-    normalise_instant,
+    format_instant,
+    parse_instant,
 )
 
-__all__ = ["decode"]
+__all__ = ["Limits", "decode"]
 
 _KNOWN_FIELDS = (*REQUIRED_FIELDS, *OPTIONAL_FIELDS, *FAMILIES)
 _SIMPLE_NAME = re.compile(r"[A-Za-z0-9_\-]+")
+_STRING_FAMILY = "string-properties"
 
 Problem = Callable[[str, str], None]
 
 
-def decode(body: bytes) -> list[dict[str, Any]]:
-    """Parse and validate a batch; any invalid event rejects the whole batch."""
+@dataclass(frozen=True)
+class Limits:
+    """What one batch may hold; the defaults are those of `Settings`."""
+
+    max_events: int = 10_000
+    max_properties: int = 200
+    max_property_name_length: int = MAX_PROPERTY_NAME_LENGTH
+    max_string_length: int = 32_768
+    oldest_timestamp: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    max_future: timedelta = timedelta(days=1)
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def decode(
+    body: bytes, limits: Limits = DEFAULT_LIMITS, *, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Parse and validate a batch; any invalid event rejects the whole batch.
+
+    `now` (default: the current time) bounds how far in the future timestamps may be.
+    """
     try:
         batch = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -46,11 +71,17 @@ def decode(body: bytes) -> list[dict[str, Any]]:
             f"The request body must be a JSON array of events, found {describe(batch)}.",
             {"found": _json_kind(batch)},
         )
-    errors: list[EventError] = []
+    if len(batch) > limits.max_events:
+        raise TooManyEvents(
+            f"The batch has {len(batch)} events; at most {limits.max_events} are accepted per "
+            "request. Send them in smaller batches.",
+            {"event-count": len(batch), "max-events": limits.max_events},
+        )
+    checker = _Checker(limits, (now or datetime.now(UTC)) + limits.max_future)
     for index, event in enumerate(batch):
-        _check_event(index, event, errors)
-    if errors:
-        raise InvalidEvents(errors, len(batch))
+        checker.check_event(index, event)
+    if checker.errors:
+        raise InvalidEvents(checker.errors, len(batch))
     return batch
 
 
@@ -89,49 +120,101 @@ def _member(path: str, name: str) -> str:
     return f"{path}[{orjson.dumps(name).decode()}]"
 
 
-def _check_event(index: int, event: Any, errors: list[EventError]) -> None:
-    path = f"$[{index}]"
-    if not isinstance(event, dict):
-        errors.append(
-            EventError(index, None, path, f"expected an event object, found {describe(event)}")
-        )
-        return
-    event_id = event.get("id")
-    if not isinstance(event_id, str):
-        event_id = None
+class _Checker:
+    """Checks events one by one, collecting every problem."""
 
-    def problem(at: str, message: str) -> None:
-        errors.append(EventError(index, event_id, at, message))
+    def __init__(self, limits: Limits, newest: datetime) -> None:
+        self.limits = limits
+        self.newest = newest
+        self.errors: list[EventError] = []
 
-    for name in REQUIRED_FIELDS:
-        if name not in event:
-            problem(_member(path, name), f"missing required field '{name}'")
+    def check_event(self, index: int, event: Any) -> None:
+        path = f"$[{index}]"
+        if not isinstance(event, dict):
+            self.errors.append(
+                EventError(index, None, path, f"expected an event object, found {describe(event)}")
+            )
+            return
+        event_id = event.get("id")
+        if not isinstance(event_id, str):
+            event_id = None
 
-    dropped: list[str] = []
-    for key, value in event.items():
-        at = _member(path, key)
-        if key in FAMILIES:
-            if value is None:
-                dropped.append(key)
-            else:
-                _check_family(key, value, at, problem)
-        elif key in REQUIRED_FIELDS:
-            if key == "timestamp":
-                try:
-                    event[key] = normalise_instant(value)
-                except BadValue as bad:
-                    problem(at, str(bad))
-            else:
+        def problem(at: str, message: str) -> None:
+            self.errors.append(EventError(index, event_id, at, message))
+
+        for name in REQUIRED_FIELDS:
+            if name not in event:
+                problem(_member(path, name), f"missing required field '{name}'")
+
+        dropped: list[str] = []
+        properties = 0
+        for key, value in event.items():
+            at = _member(path, key)
+            if key in FAMILIES:
+                if value is None:
+                    dropped.append(key)
+                else:
+                    properties += self._check_family(key, value, at, problem)
+            elif key == "timestamp":
+                self._check_timestamp(event, value, at, problem)
+            elif key in REQUIRED_FIELDS:
                 _check_text(key, value, at, problem)
-        elif key in OPTIONAL_FIELDS:
-            if value is None:
-                dropped.append(key)
+            elif key in OPTIONAL_FIELDS:
+                if value is None:
+                    dropped.append(key)
+                else:
+                    _check_text(key, value, at, problem)
             else:
-                _check_text(key, value, at, problem)
-        else:
-            problem(at, _unknown_field_message(key))
-    for key in dropped:
-        del event[key]
+                problem(at, _unknown_field_message(key))
+        for key in dropped:
+            del event[key]
+        if properties > self.limits.max_properties:
+            problem(
+                path,
+                f"an event may have at most {self.limits.max_properties} properties, "
+                f"found {properties}",
+            )
+
+    def _check_timestamp(
+        self, event: dict[str, Any], value: Any, at: str, problem: Problem
+    ) -> None:
+        try:
+            instant = parse_instant(value)
+        except BadValue as bad:
+            problem(at, str(bad))
+            return
+        # Out-of-window timestamps would create stray indices for years nobody keeps.
+        if instant < self.limits.oldest_timestamp:
+            problem(
+                at,
+                f"timestamp {format_instant(instant)} is older than the oldest accepted, "
+                f"{format_instant(self.limits.oldest_timestamp)}",
+            )
+        elif instant > self.newest:
+            problem(
+                at,
+                f"timestamp {format_instant(instant)} is in the future, after "
+                f"{format_instant(self.newest)}; check the clock of the agent",
+            )
+        event["timestamp"] = format_instant(instant)
+
+    def _check_family(self, family: str, values: Any, at: str, problem: Problem) -> int:
+        """Check one property family; returns how many properties it holds."""
+        if not isinstance(values, dict):
+            problem(at, f"expected an object of properties, found {describe(values)}")
+            return 0
+        check, multi = FAMILIES[family]
+        max_name = self.limits.max_property_name_length
+        max_string = self.limits.max_string_length if family == _STRING_FAMILY else None
+        for name, value in values.items():
+            try:
+                check_property_name(name, max_name)
+                values[name] = _check_property(check, multi, value)
+                if max_string is not None:
+                    _check_string_length(values[name], max_string)
+            except BadValue as bad:
+                problem(_member(at, name), str(bad))
+        return len(values)
 
 
 def _check_text(name: str, value: Any, at: str, problem: Problem) -> None:
@@ -155,18 +238,12 @@ def _unknown_field_message(key: str) -> str:
     return message
 
 
-def _check_family(family: str, values: Any, at: str, problem: Problem) -> None:
-    if not isinstance(values, dict):
-        problem(at, f"expected an object of properties, found {describe(values)}")
-        return
-    check, multi = FAMILIES[family]
-    for name, value in values.items():
-        prop_at = _member(at, name)
-        try:
-            check_property_name(name)
-            values[name] = _check_property(check, multi, value)
-        except BadValue as bad:
-            problem(prop_at, str(bad))
+def _check_string_length(value: str | list[str], max_length: int) -> None:
+    for item in value if isinstance(value, list) else (value,):
+        if len(item) > max_length:
+            raise BadValue(
+                f"string values must be at most {max_length} characters, found {len(item)}"
+            )
 
 
 def _check_property(check: Callable[[Any], Any], multi: bool, value: Any) -> Any:

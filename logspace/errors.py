@@ -7,11 +7,14 @@
     ├── InvalidJson                   400    INVALID_JSON
     ├── InvalidBatch                  400    INVALID_BATCH
     ├── InvalidEvents                 400    INVALID_EVENTS
+    ├── InvalidGzip                   400    INVALID_GZIP
     ├── InvalidParameter              400    INVALID_PARAMETER
     ├── RequestTooLarge               413    REQUEST_TOO_LARGE
+    ├── TooManyEvents                 413    TOO_MANY_EVENTS
     ├── UnsupportedContentEncoding    415    UNSUPPORTED_CONTENT_ENCODING
     ├── EventsNotStored               422    EVENTS_NOT_STORED
-    ├── StoreUnavailable              503    STORE_UNAVAILABLE
+    ├── StoreUnavailable              503    STORE_UNAVAILABLE   (with Retry-After)
+    ├── Overloaded                    503    OVERLOADED          (with Retry-After)
     ├── NotFound                      404    NOT_FOUND
     ├── MethodNotAllowed              405    METHOD_NOT_ALLOWED
     └── InternalError                 500    INTERNAL_ERROR
@@ -33,6 +36,7 @@ __all__ = [
     "InternalError",
     "InvalidBatch",
     "InvalidEvents",
+    "InvalidGzip",
     "InvalidJson",
     "InvalidParameter",
     "InvalidSpaceToken",
@@ -40,8 +44,10 @@ __all__ = [
     "MethodNotAllowed",
     "MissingSpaceToken",
     "NotFound",
+    "Overloaded",
     "RequestTooLarge",
     "StoreUnavailable",
+    "TooManyEvents",
     "UnsupportedContentEncoding",
 ]
 
@@ -139,6 +145,11 @@ class InvalidEvents(LogspaceError):
         self.errors = errors
 
 
+class InvalidGzip(LogspaceError):
+    status = 400
+    type = "INVALID_GZIP"
+
+
 class InvalidParameter(LogspaceError):
     """A query parameter (or a part of a query body) HQ cannot use; `parameter` names it."""
 
@@ -159,6 +170,11 @@ class RequestTooLarge(LogspaceError):
     type = "REQUEST_TOO_LARGE"
 
 
+class TooManyEvents(LogspaceError):
+    status = 413
+    type = "TOO_MANY_EVENTS"
+
+
 class UnsupportedContentEncoding(LogspaceError):
     status = 415
     type = "UNSUPPORTED_CONTENT_ENCODING"
@@ -171,16 +187,27 @@ class EventsNotStored(LogspaceError):
     type = "EVENTS_NOT_STORED"
 
 
-class StoreUnavailable(LogspaceError):
-    """Elasticsearch cannot take the events now; the same batch may be sent again later."""
+class _RetryLater(LogspaceError):
+    """Nothing of the batch is lost by sending it again after `Retry-After` seconds."""
 
     status = 503
-    type = "STORE_UNAVAILABLE"
 
     def __init__(
         self, message: str, parameters: dict[str, Any] | None = None, *, retry_after: int = 5
     ) -> None:
         super().__init__(message, parameters, headers={"Retry-After": str(retry_after)})
+
+
+class StoreUnavailable(_RetryLater):
+    """Elasticsearch cannot take the events now."""
+
+    type = "STORE_UNAVAILABLE"
+
+
+class Overloaded(_RetryLater):
+    """HQ already holds as much work in flight as it may; refused at once, not queued."""
+
+    type = "OVERLOADED"
 
 
 class NotFound(LogspaceError):

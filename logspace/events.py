@@ -22,7 +22,9 @@ __all__ = [
     "BadValue",
     "check_property_name",
     "describe",
+    "format_instant",
     "normalise_instant",
+    "parse_instant",
 ]
 
 REQUIRED_FIELDS: Final = ("id", "type", "system", "agent-id", "timestamp")
@@ -66,6 +68,17 @@ def describe(value: Any) -> str:
 
 def normalise_instant(value: Any) -> str:
     """ISO-8601 date-time with an offset -> UTC, e.g. `2015-05-18T12:07:00.000Z`."""
+    return format_instant(parse_instant(value))
+
+
+def format_instant(instant: datetime) -> str:
+    """UTC with milliseconds, or microseconds where there are any."""
+    spec = "microseconds" if instant.microsecond % 1000 else "milliseconds"
+    return instant.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def parse_instant(value: Any) -> datetime:
+    """ISO-8601 date-time with an offset or Z -> an aware datetime in UTC."""
     if not isinstance(value, str):
         raise BadValue(f"expected an ISO-8601 date-time string, found {describe(value)}")
     try:
@@ -79,13 +92,10 @@ def normalise_instant(value: Any) -> str:
         raise BadValue(
             f"expected a date-time with a UTC offset or Z, found {describe(value)} without one"
         )
-    if offset:
-        try:
-            instant = instant.astimezone(UTC)
-        except OverflowError:
-            raise BadValue(f"date-time {value!r} is out of range in UTC") from None
-    spec = "microseconds" if instant.microsecond % 1000 else "milliseconds"
-    return instant.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+    try:
+        return instant.astimezone(UTC)
+    except OverflowError:
+        raise BadValue(f"date-time {value!r} is out of range in UTC") from None
 
 
 def _boolean(value: Any) -> Any:
@@ -143,15 +153,12 @@ FAMILIES: Final[dict[str, tuple[Callable[[Any], Any], bool]]] = {
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def check_property_name(name: str) -> None:
+def check_property_name(name: str, max_length: int = MAX_PROPERTY_NAME_LENGTH) -> None:
     """Names become Elasticsearch field names, so no empty parts between dots."""
     if not name or name.isspace():
         raise BadValue("property names must not be empty or blank")
-    if len(name) > MAX_PROPERTY_NAME_LENGTH:
-        raise BadValue(
-            f"property names must be at most {MAX_PROPERTY_NAME_LENGTH} characters, "
-            f"found {len(name)}"
-        )
+    if len(name) > max_length:
+        raise BadValue(f"property names must be at most {max_length} characters, found {len(name)}")
     if name[0] == "." or name[-1] == "." or ".." in name:
         raise BadValue(
             f"property name {name!r} has an empty part between dots "

@@ -17,10 +17,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from . import activity, export, openapi, search, suggestions, timeseries
+from .body import Reservation, read_body
 from .errors import InvalidJson, InvalidParameter, StoreUnavailable
 from .params import Params
 from .readstore import ReadStore
-from .routes import HQ, put_events, read_body
+from .routes import HQ, put_events
 
 __all__ = ["READ_ROUTES", "routes"]
 
@@ -42,7 +43,13 @@ async def _read(request: Request) -> tuple[HQ, str, ReadStore, Params]:
     query = Params.from_query(request.query_params.multi_items())
     params = query
     if request.method == "POST":
-        body = await read_body(request, hq.settings.max_body_bytes)
+        reservation = Reservation(hq.admission)
+        try:
+            body = await read_body(
+                request.stream(), request.headers, hq.settings.max_body_bytes, reservation
+            )
+        finally:
+            reservation.release()  # a query body is parsed at once; it holds no bytes after
         if body.strip():
             params = Params.from_body(_json_body(body, request.url.path), query=query)
     return hq, space, _reader(hq), params

@@ -1,65 +1,55 @@
-"""Thin endpoint functions: read the body, authenticate, decode, store, answer."""
+"""Thin endpoint functions: authenticate, read the body, decode, check the budget, store."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .auth import SpaceTokens
-from .decode import decode
-from .errors import RequestTooLarge, UnsupportedContentEncoding
+from .body import Admission, Reservation, read_body
+from .budget import FieldBudget
+from .decode import Limits, decode
 from .readstore import ReadStore
 from .settings import Settings
 from .store import EventStore
+from .tokens import TokenRegistry
 
 __all__ = ["HQ", "put_events"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class HQ:
-    """What the endpoints need, built once per app."""
+    """What the endpoints need, built once per app (and per worker)."""
 
     settings: Settings
-    tokens: SpaceTokens
+    tokens: TokenRegistry
     store: EventStore
     # The read side; None when the event store cannot be searched (e.g. an in-memory one).
     reader: ReadStore | None = None
+    limits: Limits = field(init=False)
+    admission: Admission = field(init=False)
+    budget: FieldBudget = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limits = self.settings.limits
+        self.admission = Admission(self.settings.max_inflight_bytes)
+        self.budget = FieldBudget(self.settings.max_fields_per_space)
 
 
 async def put_events(request: Request) -> Response:
     hq: HQ = request.app.state.hq
     space = hq.tokens.space_for(request.headers, "write")
-    body = await read_body(request, hq.settings.max_body_bytes)
-    events = decode(body)
-    await hq.store.write(events, space)
-    return Response(status_code=202)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it grows past `limit` (never buffered beyond)."""
-    encoding = request.headers.get("content-encoding", "").strip().lower()
-    if encoding not in ("", "identity"):
-        raise UnsupportedContentEncoding(
-            f"Content-Encoding '{encoding}' is not supported; send the body uncompressed.",
-            {"content-encoding": encoding},
+    reservation = Reservation(hq.admission)
+    try:
+        body = await read_body(
+            request.stream(), request.headers, hq.settings.max_body_bytes, reservation
         )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    parts = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-def _too_large(limit: int) -> RequestTooLarge:
-    return RequestTooLarge(
-        f"The request body is larger than {limit} bytes; send fewer events per request.",
-        {"max-body-bytes": limit},
-    )
+        events = decode(body, hq.limits)
+        del body  # the events hold what is needed; free the bytes while Elasticsearch works
+        await hq.budget.check(space, events, hq.store.known_fields)
+        await hq.store.write(events, space)
+        hq.budget.record(space, events)
+    finally:
+        reservation.release()
+    return Response(status_code=202)

@@ -10,10 +10,13 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from .auth import Grant
+from .decode import Limits
+from .events import BadValue, parse_instant
 
 __all__ = ["SETTINGS", "Setting", "Settings", "SettingsError", "parse_space_tokens"]
 
@@ -84,6 +87,21 @@ def _boolean(name: str, value: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name}={value!r} is not a boolean (true or false)")
+
+
+def _instant(name: str, value: str) -> datetime:
+    try:
+        return parse_instant(value)
+    except BadValue as bad:
+        raise SettingsError(f"{name}={value!r}: {bad}") from None
+
+
+def _field_budget(name: str, value: str) -> int:
+    number = _positive_int(name, value)
+    # The templates let an index hold 10000 fields; keep room for the event's own fields.
+    if number > 9900:
+        raise SettingsError(f"{name}={value!r} must be at most 9900")
+    return number
 
 
 def _index_prefix(name: str, value: str) -> str:
@@ -208,7 +226,82 @@ SETTINGS: tuple[Setting, ...] = (
         "max_body_bytes",
         _positive_int,
         "10485760",
-        "Largest accepted request body in bytes; larger bodies get 413.",
+        "Largest accepted request body in bytes, after gzip decompression; larger bodies get 413.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_EVENTS",
+        "max_events",
+        _positive_int,
+        "10000",
+        "Most events accepted in one request; more get 413 TOO_MANY_EVENTS.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_PROPERTIES",
+        "max_properties",
+        _positive_int,
+        "200",
+        "Most properties (over all seven families) one event may have.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_PROPERTY_NAME_LENGTH",
+        "max_property_name_length",
+        _positive_int,
+        "255",
+        "Longest property name, in characters.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_STRING_LENGTH",
+        "max_string_length",
+        _positive_int,
+        "32768",
+        "Longest string property value, in characters. Values over 8191 characters are "
+        "stored but not searchable.",
+    ),
+    Setting(
+        "LOGSPACE_OLDEST_TIMESTAMP",
+        "oldest_timestamp",
+        _instant,
+        "2000-01-01T00:00:00Z",
+        "Events with an older timestamp are refused, so they cannot create indices for "
+        "years nobody keeps.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_FUTURE_SECONDS",
+        "max_future_seconds",
+        _positive_int,
+        "86400",
+        "How far ahead of HQ's clock an event's timestamp may be.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_FIELDS_PER_SPACE",
+        "max_fields_per_space",
+        _field_budget,
+        "1000",
+        "Most distinct properties (family and name) a space may create, at most 9900. "
+        "An event that would add more is refused before Elasticsearch fails.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_INFLIGHT_BYTES",
+        "max_inflight_bytes",
+        _positive_int,
+        "67108864",
+        "Request body bytes one worker processes at once; beyond that HQ answers 503 "
+        "OVERLOADED with `Retry-After` at once instead of queueing.",
+    ),
+    Setting(
+        "LOGSPACE_SPACE_TOKENS_FILE",
+        "space_tokens_file",
+        _optional_text,
+        "",
+        "A file with one `space:token[:access]` entry per line (`#` comments allowed), used "
+        "besides `LOGSPACE_SPACE_TOKENS`. HQ reloads it on SIGHUP and when it changes.",
+    ),
+    Setting(
+        "LOGSPACE_TOKENS_RELOAD_SECONDS",
+        "tokens_reload_seconds",
+        _positive_float,
+        "5",
+        "How often HQ checks `LOGSPACE_SPACE_TOKENS_FILE` for changes.",
     ),
 )
 
@@ -230,6 +323,16 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 4567
     max_body_bytes: int = 10 * 1024 * 1024
+    max_events: int = 10_000
+    max_properties: int = 200
+    max_property_name_length: int = 255
+    max_string_length: int = 32_768
+    oldest_timestamp: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    max_future_seconds: int = 86_400
+    max_fields_per_space: int = 1000
+    max_inflight_bytes: int = 64 * 1024 * 1024
+    space_tokens_file: str | None = None
+    tokens_reload_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -247,13 +350,16 @@ class Settings:
             kwargs[setting.field] = setting.parse(setting.env, raw)
         return cls(**kwargs)
 
-    def require_tokens(self) -> None:
-        """HQ without tokens would refuse every request; refuse to start instead."""
-        if not self.space_tokens:
-            raise SettingsError(
-                "LOGSPACE_SPACE_TOKENS is empty: configure at least one 'space:token' pair, "
-                "e.g. development:development"
-            )
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_events=self.max_events,
+            max_properties=self.max_properties,
+            max_property_name_length=self.max_property_name_length,
+            max_string_length=self.max_string_length,
+            oldest_timestamp=self.oldest_timestamp,
+            max_future=timedelta(seconds=self.max_future_seconds),
+        )
 
 
 def _read_config_file(path: str) -> dict[str, str]:

@@ -54,6 +54,8 @@ class EventStore(Protocol):
 
     async def write(self, events: Sequence[dict[str, Any]], space: str) -> None: ...
 
+    async def known_fields(self, space: str) -> set[str]: ...
+
     async def close(self) -> None: ...
 
 
@@ -123,6 +125,28 @@ class Store:
 
     # -- events ------------------------------------------------------------------
 
+    async def known_fields(self, space: str) -> set[str]:
+        """The property fields (`family.name`) that exist in any index of the space."""
+        try:
+            response = await self._client.perform_request(
+                "GET",
+                f"/{self._settings.index_prefix}-{space}-*/_field_caps",
+                params={"fields": "*-properties.*", "allow_no_indices": "true"},
+                headers=_JSON,
+            )
+        except (ApiError, TransportError) as error:
+            self._noticed(error)
+            raise StoreUnavailable(
+                f"Could not read the properties of space '{space}': {_describe(error)}.",
+                {"reason": _describe(error)},
+                retry_after=self._retry_after,
+            ) from error
+        return {
+            name
+            for name, types in response.body.get("fields", {}).items()
+            if name.partition(".")[2] and "object" not in types
+        }
+
     async def write(self, events: Sequence[dict[str, Any]], space: str) -> None:
         """Store every event, or raise `StoreUnavailable` / `EventsNotStored`."""
         if not events:
@@ -130,12 +154,16 @@ class Store:
         await self.ensure_templates()
         lines = bulk.encode(events, space, self._settings.index_prefix)
         loop = asyncio.get_running_loop()
-        retry_until = loop.time() + self._settings.es_retry_seconds
+        started = loop.time()
+        # New attempts start only within the retry window; all of them end by the deadline, so
+        # no request waits on Elasticsearch longer than `es_timeout`.
+        retry_until = started + self._settings.es_retry_seconds
+        deadline = started + self._settings.es_timeout
         pending = list(range(len(lines)))
         rejected: list[bulk.Rejection] = []
         attempt = 0
         while pending:
-            pending, reason = await self._send(lines, pending, rejected)
+            pending, reason = await self._send(lines, pending, rejected, deadline)
             if not pending:
                 break
             attempt += 1
@@ -150,19 +178,27 @@ class Store:
             raise _not_stored(rejected, events)
 
     async def _send(
-        self, lines: list[bytes], pending: list[int], rejected: list[bulk.Rejection]
+        self,
+        lines: list[bytes],
+        pending: list[int],
+        rejected: list[bulk.Rejection],
+        deadline: float,
     ) -> tuple[list[int], str]:
         """One pass over the pending events: those to send again, and why."""
         retry: list[int] = []
         reason = ""
+        loop = asyncio.get_running_loop()
         for run in bulk.chunks(lines, pending, MAX_BULK_BYTES):
+            timeout = deadline - loop.time()
+            if timeout <= 0:
+                retry.extend(run)
+                reason = reason or "Elasticsearch did not answer in time"
+                continue
             try:
-                response = await self._bulk(b"".join([lines[i] for i in run]))
+                response = await self._bulk(b"".join([lines[i] for i in run]), timeout)
             except (ApiError, TransportError) as error:
                 reason = _describe(error)
-                if isinstance(error, TransportError):
-                    # Elasticsearch may come back empty: check the templates before writing.
-                    self._templates_checked_at = None
+                self._noticed(error)
                 if not _retryable(error):
                     # e.g. refused credentials: an operator must act, so do not keep trying.
                     raise self._unavailable(reason, len(pending)) from error
@@ -175,8 +211,8 @@ class Store:
                 reason = "Elasticsearch could not take some events now (429 or 5xx)"
         return retry, reason
 
-    async def _bulk(self, body: bytes) -> dict[str, Any]:
-        response = await self._client.perform_request(
+    async def _bulk(self, body: bytes, timeout: float) -> dict[str, Any]:
+        response = await self._client.options(request_timeout=timeout).perform_request(
             "POST",
             "/_bulk",
             params={"filter_path": bulk.RESPONSE_FILTER},
@@ -185,6 +221,12 @@ class Store:
         )
         result: dict[str, Any] = response.body
         return result
+
+    def _noticed(self, error: Exception) -> None:
+        """Elasticsearch was unreachable, and may come back empty: check the templates again
+        before the next write."""
+        if isinstance(error, TransportError):
+            self._templates_checked_at = None
 
     @property
     def _retry_after(self) -> int:

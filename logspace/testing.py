@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from .budget import fields_of
 from .errors import StoreUnavailable
 
 __all__ = ["MemoryStore", "make_event"]
@@ -40,6 +41,9 @@ class MemoryStore:
         if self.unavailable:
             raise StoreUnavailable("The memory store is set to be unavailable.", {})
         self.events.setdefault(space, []).extend(events)
+
+    async def known_fields(self, space: str) -> set[str]:
+        return set(fields_of(self.events.get(space, [])))
 
     async def close(self) -> None:
         return None

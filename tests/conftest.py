@@ -101,7 +101,9 @@ def settings(es_url: str, prefix: str) -> Settings:
 
 
 class HQClient(httpx.AsyncClient):
-    """An in-process HQ client with shortcuts for the event endpoint."""
+    """An in-process HQ client with shortcuts for the event endpoint; `app` is HQ itself."""
+
+    app: Starlette
 
     async def put_events(self, body: Any, token: str | None = "development") -> httpx.Response:
         headers = {"content-type": "application/json"}
@@ -121,6 +123,7 @@ async def _serve(app: Starlette) -> AsyncIterator[HQClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with HQClient(transport=transport, base_url="http://hq") as client:
+            client.app = app
             yield client
 
 

@@ -3,6 +3,7 @@ request, however malformed, gets a 500."""
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -147,23 +148,43 @@ async def test_unknown_routes_and_methods_get_json_errors(
 header_values = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    body=st.binary(max_size=600)
-    | st.lists(st.dictionaries(st.text(max_size=12), st.text(max_size=5)), max_size=3).map(
-        orjson.dumps
+json_bodies = st.lists(
+    st.dictionaries(
+        st.sampled_from(["id", "type", "system", "agent-id", "timestamp", "long-properties"])
+        | st.text(max_size=12),
+        st.text(max_size=5) | st.integers(-(2**63), 2**63 - 1) | st.none(),
     ),
+    max_size=3,
+).map(orjson.dumps)
+bodies = st.binary(max_size=600) | json_bodies
+# Gzip bodies whole, cut short, or with bytes flipped.
+gzip_bodies = st.tuples(bodies.map(gzip.compress), st.integers(0, 40), st.binary(max_size=3)).map(
+    lambda t: t[0][: len(t[0]) - t[1]] + t[2]
+)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=bodies | gzip_bodies,
     token=st.none() | st.just("development") | header_values,
-    encoding=st.none() | st.sampled_from(["identity", "gzip", "", "IDENTITY "]),
+    authorization=st.none() | st.just("Bearer development") | header_values,
+    encoding=st.none() | st.sampled_from(["identity", "gzip", "x-gzip", "", "IDENTITY ", "br"]),
     path=st.sampled_from(["/events", "/api/events"]),
 )
 async def test_no_request_gets_a_500(
-    app_and_store: Any, body: bytes, token: str | None, encoding: str | None, path: str
+    app_and_store: Any,
+    body: bytes,
+    token: str | None,
+    authorization: str | None,
+    encoding: str | None,
+    path: str,
 ) -> None:
     app, _ = app_and_store
     headers = {}
     if token is not None:
         headers["logspace.space-token"] = token
+    if authorization is not None:
+        headers["authorization"] = authorization
     if encoding is not None:
         headers["content-encoding"] = encoding
     async with client(app) as hq:

@@ -1,0 +1,112 @@
+"""The request body: read with a size limit, gunzipped if sent compressed, and admitted against
+the memory budget for work in flight.
+
+The limit applies to the decompressed size and is enforced while reading, so neither a large
+body nor a gzip bomb is ever held in memory. Bytes are reserved from the `Admission` budget as
+they arrive; when HQ already holds its budget in flight, the request is refused at once with
+503 OVERLOADED instead of queueing.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterable, Mapping
+
+from .errors import InvalidGzip, Overloaded, RequestTooLarge, UnsupportedContentEncoding
+
+__all__ = ["Admission", "Reservation", "read_body"]
+
+
+class Admission:
+    """Bytes of request bodies in flight in this worker, bounded by `limit`.
+
+    Single-threaded (one event loop), so plain counters suffice.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight = 0
+        self.peak = 0
+
+    def acquire(self, size: int) -> None:
+        if self.in_flight + size > self.limit and self.in_flight > 0:
+            raise Overloaded(
+                "HQ is busy with other requests; send this batch again shortly.",
+                {"in-flight-bytes-limit": self.limit},
+                retry_after=1,
+            )
+        self.in_flight += size
+        self.peak = max(self.peak, self.in_flight)
+
+    def release(self, size: int) -> None:
+        self.in_flight -= size
+
+
+class Reservation:
+    """Bytes one request holds; released all at once when the request is done."""
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+        self.size = 0
+
+    def take(self, size: int) -> None:
+        self._admission.acquire(size)
+        self.size += size
+
+    def release(self) -> None:
+        self._admission.release(self.size)
+        self.size = 0
+
+
+async def read_body(
+    chunks: AsyncIterable[bytes],
+    headers: Mapping[str, str],
+    limit: int,
+    reservation: Reservation,
+) -> bytes:
+    """The whole (decompressed) body, refused with 413 as soon as it grows past `limit`."""
+    encoding = headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity", "gzip", "x-gzip"):
+        raise UnsupportedContentEncoding(
+            f"Content-Encoding '{encoding}' is not supported; send gzip or an uncompressed body.",
+            {"content-encoding": encoding},
+        )
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    gunzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if encoding.endswith("gzip") else None
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        pieces = [chunk] if gunzip is None else _inflate(gunzip, chunk, limit - size)
+        for piece in pieces:
+            size += len(piece)
+            if size > limit:
+                raise _too_large(limit)
+            reservation.take(len(piece))
+            parts.append(piece)
+    if gunzip is not None and not gunzip.eof:
+        raise InvalidGzip("The gzip body ends before the end of its compressed stream.", {})
+    return b"".join(parts)
+
+
+def _inflate(gunzip: zlib._Decompress, chunk: bytes, room: int) -> list[bytes]:
+    """Decompress `chunk`, producing at most `room + 1` bytes so a bomb never unfolds."""
+    if gunzip.eof:
+        if chunk.strip(b"\0"):
+            raise InvalidGzip("The body has data after the end of its gzip stream.", {})
+        return []
+    try:
+        piece = gunzip.decompress(chunk, room + 1)
+    except zlib.error as error:
+        raise InvalidGzip(f"The body is not a valid gzip stream: {error}.", {}) from None
+    if gunzip.eof and gunzip.unused_data.strip(b"\0"):
+        raise InvalidGzip("The body has data after the end of its gzip stream.", {})
+    return [piece]
+
+
+def _too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(
+        f"The request body is larger than {limit} bytes; send fewer events per request.",
+        {"max-body-bytes": limit},
+    )
