@@ -13,22 +13,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .errors import EventError, InvalidEvents
-from .events import FAMILIES
+from .events import FAMILIES, member_path
 
 __all__ = ["FieldBudget", "fields_of"]
 
-Location = tuple[int, Any]  # (position in the batch, event id)
 
-
-def fields_of(events: Sequence[dict[str, Any]]) -> dict[str, Location]:
-    """Every property field of a batch (`family.name`), with where it first appears."""
-    fields: dict[str, Location] = {}
-    for index, event in enumerate(events):
+def fields_of(events: Sequence[dict[str, Any]]) -> dict[str, None]:
+    """Every property field of a batch (`family.name`), in order of first appearance."""
+    fields: dict[str, None] = {}
+    for event in events:
         for family in FAMILIES:
             properties = event.get(family)
             if properties:
                 for name in properties:
-                    fields.setdefault(f"{family}.{name}", (index, event.get("id")))
+                    fields[f"{family}.{name}"] = None
     return fields
 
 
@@ -43,25 +41,32 @@ class FieldBudget:
         events: Sequence[dict[str, Any]],
         load: Callable[[str], Awaitable[set[str]]],
     ) -> None:
-        """Raise `InvalidEvents` for the events whose new properties exceed the budget."""
+        """Raise `InvalidEvents` naming every event that brings a property past the budget."""
         fields = fields_of(events)
         known = self._known.get(space)
-        if known is not None and known.issuperset(fields):
+        if not fields or (known is not None and known.issuperset(fields)):
             return
         known = self._known[space] = await load(space)
-        new = [(field, where) for field, where in fields.items() if field not in known]
+        new = [field for field in fields if field not in known]
         room = self.limit - len(known)
         if len(new) <= room:
             return
+        over = set(new[max(room, 0) :])
+        message = (
+            f"would be more than the {self.limit} distinct properties space '{space}' may "
+            f"have ({len(known)} exist)"
+        )
         errors = [
             EventError(
                 index,
-                event_id,
-                f"$[{index}].{field}",
-                f"property '{field}' would be more than the {self.limit} distinct properties "
-                f"space '{space}' may have ({len(known)} exist)",
+                event.get("id"),
+                member_path(f"$[{index}].{family}", name),
+                f"property '{family}.{name}' {message}",
             )
-            for field, (index, event_id) in new[max(room, 0) :]
+            for index, event in enumerate(events)
+            for family in FAMILIES
+            for name in event.get(family) or ()
+            if f"{family}.{name}" in over
         ]
         raise InvalidEvents(errors, len(events))
 

@@ -8,7 +8,6 @@ raises `InvalidJson`, `InvalidBatch`, `TooManyEvents` or `InvalidEvents` listing
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,13 +27,13 @@ from .events import (
     check_property_name,
     describe,
     format_instant,
+    member_path,
     parse_instant,
 )
 
 __all__ = ["Limits", "decode"]
 
 _KNOWN_FIELDS = (*REQUIRED_FIELDS, *OPTIONAL_FIELDS, *FAMILIES)
-_SIMPLE_NAME = re.compile(r"[A-Za-z0-9_\-]+")
 _STRING_FAMILY = "string-properties"
 
 Problem = Callable[[str, str], None]
@@ -114,12 +113,6 @@ def _json_kind(value: Any) -> str:
     return "number"
 
 
-def _member(path: str, name: str) -> str:
-    if _SIMPLE_NAME.fullmatch(name):
-        return f"{path}.{name}"
-    return f"{path}[{orjson.dumps(name).decode()}]"
-
-
 class _Checker:
     """Checks events one by one, collecting every problem."""
 
@@ -144,12 +137,12 @@ class _Checker:
 
         for name in REQUIRED_FIELDS:
             if name not in event:
-                problem(_member(path, name), f"missing required field '{name}'")
+                problem(member_path(path, name), f"missing required field '{name}'")
 
         dropped: list[str] = []
         properties = 0
         for key, value in event.items():
-            at = _member(path, key)
+            at = member_path(path, key)
             if key in FAMILIES:
                 if value is None:
                     dropped.append(key)
@@ -213,7 +206,7 @@ class _Checker:
                 if max_string is not None:
                     _check_string_length(values[name], max_string)
             except BadValue as bad:
-                problem(_member(at, name), str(bad))
+                problem(member_path(at, name), str(bad))
         return len(values)
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import orjson
+
 __all__ = [
     "FAMILIES",
     "MAX_ID_BYTES",
@@ -23,6 +25,7 @@ __all__ = [
     "check_property_name",
     "describe",
     "format_instant",
+    "member_path",
     "normalise_instant",
     "parse_instant",
 ]
@@ -149,6 +152,16 @@ FAMILIES: Final[dict[str, tuple[Callable[[Any], Any], bool]]] = {
     "long-properties": (_long, False),
     "string-properties": (_string, True),
 }
+
+_SIMPLE_NAME = re.compile(r"[A-Za-z0-9_\-]+")
+
+
+def member_path(path: str, name: str) -> str:
+    """A JSON path one member deeper: `$[0].long-properties` + `a.b` -> `...["a.b"]`."""
+    if _SIMPLE_NAME.fullmatch(name):
+        return f"{path}.{name}"
+    return f"{path}[{orjson.dumps(name).decode()}]"
+
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -348,7 +348,14 @@ class Settings:
             if raw is None:
                 raise SettingsError(f"{setting.env} is required: {setting.doc}")
             kwargs[setting.field] = setting.parse(setting.env, raw)
-        return cls(**kwargs)
+        settings = cls(**kwargs)
+        if settings.max_inflight_bytes < settings.max_body_bytes:
+            raise SettingsError(
+                f"LOGSPACE_MAX_INFLIGHT_BYTES={settings.max_inflight_bytes} must be at least "
+                f"LOGSPACE_MAX_BODY_BYTES={settings.max_body_bytes}, or the largest bodies "
+                "could only be refused"
+            )
+        return settings
 
     @property
     def limits(self) -> Limits:

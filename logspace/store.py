@@ -211,8 +211,8 @@ class Store:
                 reason = "Elasticsearch could not take some events now (429 or 5xx)"
         return retry, reason
 
-    async def _bulk(self, body: bytes, timeout: float) -> dict[str, Any]:
-        response = await self._client.options(request_timeout=timeout).perform_request(
+    async def _bulk(self, body: bytes, time_left: float) -> dict[str, Any]:
+        response = await self._client.options(request_timeout=time_left).perform_request(
             "POST",
             "/_bulk",
             params={"filter_path": bulk.RESPONSE_FILTER},

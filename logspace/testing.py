@@ -38,12 +38,18 @@ class MemoryStore:
         return None
 
     async def write(self, events: Sequence[dict[str, Any]], space: str) -> None:
-        if self.unavailable:
-            raise StoreUnavailable("The memory store is set to be unavailable.", {})
+        if not events:
+            return
+        self._check_available()
         self.events.setdefault(space, []).extend(events)
 
     async def known_fields(self, space: str) -> set[str]:
+        self._check_available()
         return set(fields_of(self.events.get(space, [])))
+
+    def _check_available(self) -> None:
+        if self.unavailable:
+            raise StoreUnavailable("The memory store is set to be unavailable.", {})
 
     async def close(self) -> None:
         return None

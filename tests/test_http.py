@@ -113,7 +113,9 @@ async def test_an_unavailable_store_answers_503_with_retry_after(app_and_store: 
     store.unavailable = True
     async with client(app) as hq:
         response = await hq.put(
-            "/events", content=b"[]", headers={"logspace.space-token": "development"}
+            "/events",
+            content=orjson.dumps([make_event()]),
+            headers={"logspace.space-token": "development"},
         )
 
     assert response.status_code == 503

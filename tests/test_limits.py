@@ -314,3 +314,31 @@ async def test_one_spaces_token_never_writes_into_another_space() -> None:
         )
 
     assert list(hq.store.events) == ["a"]
+
+
+async def test_the_budget_names_every_event_that_brings_a_property_too_many() -> None:
+    """An agent that drops exactly the named events gets the rest stored."""
+    events = [
+        make_event(long_properties={"cpu.user": 1}),  # the one property that fits
+        make_event(long_properties={"kept": 1}),
+        make_event(long_properties={"cpu.user": 2, "kept": 2}),
+    ]
+    async with HQ(max_fields_per_space=1) as hq:
+        refused = await hq.put(orjson.dumps(events))
+        rest = await hq.put(orjson.dumps([events[0]]))
+
+    assert refused.status_code == 400
+    assert [e[0] for e in errors_of(refused)] == [
+        "$[1].long-properties.kept",
+        "$[2].long-properties.kept",
+    ]
+    assert rest.status_code == 202
+
+
+async def test_an_empty_batch_needs_nothing_from_the_store() -> None:
+    store = MemoryStore()
+    store.unavailable = True
+    async with HQ(store=store) as hq:
+        response = await hq.put(b"[]")
+
+    assert response.status_code == 202

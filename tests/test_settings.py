@@ -58,6 +58,10 @@ def test_a_space_may_have_several_tokens_with_their_own_access() -> None:
         ({**TOKENS, "LOGSPACE_ES_TIMEOUT": "soon"}, "LOGSPACE_ES_TIMEOUT='soon' is not a number"),
         ({**TOKENS, "LOGSPACE_INDEX_PREFIX": "Events"}, "LOGSPACE_INDEX_PREFIX='Events' is not a"),
         ({**TOKENS, "LOGSPACE_INSTALL_TEMPLATES": "maybe"}, "'maybe' is not a boolean"),
+        (
+            {**TOKENS, "LOGSPACE_MAX_INFLIGHT_BYTES": "10", "LOGSPACE_MAX_BODY_BYTES": "11"},
+            "LOGSPACE_MAX_INFLIGHT_BYTES=10 must be at least LOGSPACE_MAX_BODY_BYTES=11",
+        ),
     ],
 )
 def test_invalid_settings_fail_naming_the_setting(environ: dict[str, str], message: str) -> None:
