@@ -14,10 +14,11 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
+from . import readroutes
 from .errors import InternalError, LogspaceError, MethodNotAllowed, NotFound, StoreUnavailable
-from .routes import HQ, put_events
+from .readstore import ReadStore
+from .routes import HQ
 from .settings import Settings
 from .store import EventStore, Store
 from .tokens import TokenRegistry
@@ -62,14 +63,23 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(InternalError("An unexpected error occurred; it has been logged.", {}))
 
 
-def create_app(settings: Settings, store: EventStore | None = None) -> Starlette:
-    """The HQ application; it opens (and closes) its own store unless one is given."""
+def create_app(
+    settings: Settings, store: EventStore | None = None, reader: ReadStore | None = None
+) -> Starlette:
+    """The HQ application; it opens (and closes) its own store unless one is given.
+
+    The read API searches `reader`, by default the read side of a `Store`."""
     tokens = TokenRegistry(settings)  # fails now, not at the first request, without tokens
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_store = store is None
-        hq = HQ(settings, tokens, store or Store(settings))
+        event_store = store or Store(settings)
+        if reader is None and isinstance(event_store, Store):
+            searched: ReadStore | None = event_store.reader()
+        else:
+            searched = reader
+        hq = HQ(settings, tokens, event_store, searched)
         app.state.hq = hq
         try:
             await hq.store.ensure_templates()
@@ -83,9 +93,8 @@ def create_app(settings: Settings, store: EventStore | None = None) -> Starlette
                 if own_store:
                     await hq.store.close()
 
-    routes = [Route(path, put_events, methods=["PUT"]) for path in ("/events", "/api/events")]
     app = Starlette(
-        routes=routes,
+        routes=readroutes.routes(),
         lifespan=lifespan,
         exception_handlers={
             LogspaceError: _logspace_error,

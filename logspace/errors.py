@@ -8,6 +8,7 @@
     ├── InvalidBatch                  400    INVALID_BATCH
     ├── InvalidEvents                 400    INVALID_EVENTS
     ├── InvalidGzip                   400    INVALID_GZIP
+    ├── InvalidParameter              400    INVALID_PARAMETER
     ├── RequestTooLarge               413    REQUEST_TOO_LARGE
     ├── TooManyEvents                 413    TOO_MANY_EVENTS
     ├── UnsupportedContentEncoding    415    UNSUPPORTED_CONTENT_ENCODING
@@ -37,6 +38,7 @@ __all__ = [
     "InvalidEvents",
     "InvalidGzip",
     "InvalidJson",
+    "InvalidParameter",
     "InvalidSpaceToken",
     "LogspaceError",
     "MethodNotAllowed",
@@ -146,6 +148,21 @@ class InvalidEvents(LogspaceError):
 class InvalidGzip(LogspaceError):
     status = 400
     type = "INVALID_GZIP"
+
+
+class InvalidParameter(LogspaceError):
+    """A query parameter (or a part of a query body) HQ cannot use; `parameter` names it."""
+
+    status = 400
+    type = "INVALID_PARAMETER"
+
+    def __init__(self, parameter: str, reason: str, **details: Any) -> None:
+        super().__init__(
+            f"Invalid parameter '{parameter}': {reason}.",
+            {"parameter": parameter, "reason": reason, **details},
+        )
+        self.parameter = parameter
+        self.reason = reason
 
 
 class RequestTooLarge(LogspaceError):

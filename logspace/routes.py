@@ -10,6 +10,7 @@ from starlette.responses import Response
 from .body import Admission, Reservation, read_body
 from .budget import FieldBudget
 from .decode import Limits, decode
+from .readstore import ReadStore
 from .settings import Settings
 from .store import EventStore
 from .tokens import TokenRegistry
@@ -24,6 +25,8 @@ class HQ:
     settings: Settings
     tokens: TokenRegistry
     store: EventStore
+    # The read side; None when the event store cannot be searched (e.g. an in-memory one).
+    reader: ReadStore | None = None
     limits: Limits = field(init=False)
     admission: Admission = field(init=False)
     budget: FieldBudget = field(init=False)

@@ -20,6 +20,7 @@ from elasticsearch import NotFoundError as EsNotFound
 
 from . import bulk, templates
 from .errors import EventsNotStored, StoreUnavailable
+from .readstore import ReadStore
 from .settings import Settings
 
 __all__ = ["EventStore", "Store"]
@@ -69,6 +70,10 @@ class Store:
 
     async def close(self) -> None:
         await self._client.close()
+
+    def reader(self) -> ReadStore:
+        """The read side of this store, on the same client."""
+        return ReadStore(self._client, self._settings.index_prefix, self._retry_after)
 
     # -- templates ---------------------------------------------------------------
 

@@ -126,8 +126,8 @@ async def test_an_unavailable_store_answers_503_with_retry_after(app_and_store: 
 @pytest.mark.parametrize(
     ("method", "path", "status", "type_"),
     [
-        ("GET", "/events", 405, "METHOD_NOT_ALLOWED"),
-        ("POST", "/api/events", 405, "METHOD_NOT_ALLOWED"),
+        ("DELETE", "/events", 405, "METHOD_NOT_ALLOWED"),
+        ("PATCH", "/api/events", 405, "METHOD_NOT_ALLOWED"),
         ("PUT", "/event", 404, "NOT_FOUND"),
         ("PUT", "/events/", 404, "NOT_FOUND"),
         ("GET", "/", 404, "NOT_FOUND"),

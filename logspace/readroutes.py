@@ -1,0 +1,152 @@
+"""Thin endpoints of the read API: authenticate, read the parameters, ask the store, answer.
+
+Every endpoint here reads with `hq.tokens.space_for(headers, "read")` and sees that one space.
+Parameters come from the query string (GET) or a JSON body (POST), parsed by the pure query
+modules; each route is mounted at `/x` and `/api/x`, like `PUT /events`.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any, Final
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from . import activity, export, openapi, search, suggestions, timeseries
+from .body import Reservation, read_body
+from .errors import InvalidJson, InvalidParameter, StoreUnavailable
+from .params import Params
+from .readstore import ReadStore
+from .routes import HQ, put_events
+
+__all__ = ["READ_ROUTES", "routes"]
+
+
+def _json(value: Any) -> Response:
+    return Response(orjson.dumps(value), media_type="application/json")
+
+
+def _reader(hq: HQ) -> ReadStore:
+    if hq.reader is None:
+        raise StoreUnavailable("This HQ's event store cannot be searched.", {})
+    return hq.reader
+
+
+async def _read(request: Request) -> tuple[HQ, str, ReadStore, Params]:
+    """The space the token may read, the read store, and the request's parameters."""
+    hq: HQ = request.app.state.hq
+    space = hq.tokens.space_for(request.headers, "read")
+    query = Params.from_query(request.query_params.multi_items())
+    params = query
+    if request.method == "POST":
+        reservation = Reservation(hq.admission)
+        try:
+            body = await read_body(
+                request.stream(), request.headers, hq.settings.max_body_bytes, reservation
+            )
+        finally:
+            reservation.release()  # a query body is parsed at once; it holds no bytes after
+        if body.strip():
+            params = Params.from_body(_json_body(body, request.url.path), query=query)
+    return hq, space, _reader(hq), params
+
+
+def _json_body(body: bytes, path: str) -> Any:
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidJson(
+            f"The request body is not valid JSON: {error.msg} at line {error.lineno} "
+            f"column {error.colno}.",
+            {"line": error.lineno, "column": error.colno},
+        ) from None
+    if isinstance(value, list) and path.endswith("/events"):
+        raise InvalidParameter(
+            "body", "POST searches events and takes a JSON object; store events with PUT"
+        )
+    return value
+
+
+async def events(request: Request) -> Response:
+    """`/events`: PUT stores a batch; GET and POST search."""
+    if request.method == "PUT":
+        return await put_events(request)
+    _, space, reader, params = await _read(request)
+    wanted = search.read_search(params)
+    response = await reader.search(space, search.search_body(wanted))
+    return _json(search.page(wanted, response))
+
+
+async def export_events(request: Request) -> Response:
+    _, space, reader, params = await _read(request)
+    wanted = export.read_export(params)
+    properties: list[str] = []
+    if wanted.format == "csv":
+        names = await reader.property_names(space)
+        if names:
+            counts = await reader.search(space, export.columns_body(wanted.filter, names))
+            properties = export.columns(names, counts)
+    # The first page is fetched before answering, so a failure still gets an error answer.
+    first = await reader.search(space, wanted.page_body(0, None))
+    headers = {}
+    if wanted.format == "csv":
+        headers["content-disposition"] = 'attachment; filename="events.csv"'
+    return StreamingResponse(
+        export.stream(wanted, first, functools.partial(reader.search, space), properties),
+        media_type=wanted.media_type,
+        headers=headers,
+    )
+
+
+async def time_series(request: Request) -> Response:
+    _, space, reader, params = await _read(request)
+    series = timeseries.read_time_series(params)
+    responses = await reader.msearch(space, timeseries.bodies(series))
+    return _json(timeseries.answer(series, responses))
+
+
+async def suggest(request: Request) -> Response:
+    _, space, reader, params = await _read(request)
+    wanted = suggestions.read_suggest(params)
+    names = suggestions.candidates(wanted, await reader.property_names(space))
+    response = await reader.search(space, suggestions.body(wanted, names))
+    return _json(suggestions.answer(wanted, names, response))
+
+
+async def agent_activity(request: Request) -> Response:
+    _, space, reader, params = await _read(request)
+    wanted = activity.read_activity(params, now=int(time.time() * 1000))
+    answer = await activity.gather(
+        wanted,
+        functools.partial(reader.search, space),
+        functools.partial(reader.msearch, space),
+    )
+    return _json(answer)
+
+
+async def openapi_document(request: Request) -> Response:
+    return _json(openapi.document())
+
+
+# Path, endpoint, methods: the one table both the router and the OpenAPI test read.
+READ_ROUTES: Final = (
+    ("/events", events, ("GET", "POST", "PUT")),
+    ("/events/export", export_events, ("GET", "POST")),
+    ("/time-series", time_series, ("POST",)),
+    ("/suggestions", suggest, ("GET", "POST")),
+    ("/agent-activity", agent_activity, ("GET",)),
+    ("/openapi.json", openapi_document, ("GET",)),
+)
+
+
+def routes() -> list[Route]:
+    """Every route of the table, at `/x` and at `/api/x`."""
+    return [
+        Route(prefix + path, endpoint, methods=list(methods))
+        for path, endpoint, methods in READ_ROUTES
+        for prefix in ("", "/api")
+    ]
