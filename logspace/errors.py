@@ -11,6 +11,7 @@
     ├── UnsupportedContentEncoding    415    UNSUPPORTED_CONTENT_ENCODING
     ├── EventsNotStored               422    EVENTS_NOT_STORED
     ├── StoreUnavailable              503    STORE_UNAVAILABLE
+    ├── NotReady                      503    NOT_READY
     ├── NotFound                      404    NOT_FOUND
     ├── MethodNotAllowed              405    METHOD_NOT_ALLOWED
     └── InternalError                 500    INTERNAL_ERROR
@@ -38,6 +39,7 @@ __all__ = [
     "MethodNotAllowed",
     "MissingSpaceToken",
     "NotFound",
+    "NotReady",
     "RequestTooLarge",
     "StoreUnavailable",
     "UnsupportedContentEncoding",
@@ -164,6 +166,13 @@ class StoreUnavailable(LogspaceError):
         self, message: str, parameters: dict[str, Any] | None = None, *, retry_after: int = 5
     ) -> None:
         super().__init__(message, parameters, headers={"Retry-After": str(retry_after)})
+
+
+class NotReady(LogspaceError):
+    """GET /health/ready: Elasticsearch does not answer, or index templates are missing."""
+
+    status = 503
+    type = "NOT_READY"
 
 
 class NotFound(LogspaceError):

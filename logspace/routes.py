@@ -10,6 +10,7 @@ from starlette.responses import Response
 from .auth import SpaceTokens
 from .decode import decode
 from .errors import RequestTooLarge, UnsupportedContentEncoding
+from .metrics import Metrics
 from .settings import Settings
 from .store import EventStore
 
@@ -23,14 +24,18 @@ class HQ:
     settings: Settings
     tokens: SpaceTokens
     store: EventStore
+    metrics: Metrics
 
 
 async def put_events(request: Request) -> Response:
     hq: HQ = request.app.state.hq
-    space = hq.tokens.space_for(request.headers, "write")
-    body = await read_body(request, hq.settings.max_body_bytes)
-    events = decode(body)
-    await hq.store.write(events, space)
+    with hq.metrics.ingest() as ingest:
+        space = hq.tokens.space_for(request.headers, "write")
+        ingest.space = request.state.space = space
+        body = await read_body(request, hq.settings.max_body_bytes)
+        events = decode(body)
+        ingest.writing(len(events))
+        ingest.stored(await hq.store.write(events, space))
     return Response(status_code=202)
 
 

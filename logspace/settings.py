@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .auth import Grant
+from .retention import parse_keep
 
 __all__ = ["SETTINGS", "Setting", "Settings", "SettingsError", "parse_space_tokens"]
 
@@ -93,6 +94,22 @@ def _index_prefix(name: str, value: str) -> str:
             "(lower-case letters, digits, '_', '-', '.'; starting with a letter or digit)"
         )
     return value
+
+
+def _retention_days(name: str, value: str) -> int | None:
+    if not value.strip():
+        return None
+    try:
+        return parse_keep(value)
+    except ValueError as error:
+        raise SettingsError(f"{name}={error}") from None
+
+
+def _log_format(name: str, value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in ("text", "json"):
+        raise SettingsError(f"{name}={value!r} is not a log format (text or json)")
+    return lowered
 
 
 def parse_space_tokens(name: str, value: str) -> dict[str, Grant]:
@@ -210,6 +227,27 @@ SETTINGS: tuple[Setting, ...] = (
         "10485760",
         "Largest accepted request body in bytes; larger bodies get 413.",
     ),
+    Setting(
+        "LOGSPACE_RETENTION_KEEP",
+        "retention_keep_days",
+        _retention_days,
+        "",
+        "Delete event indices older than this window (e.g. `90d`) from inside HQ; empty: never.",
+    ),
+    Setting(
+        "LOGSPACE_RETENTION_INTERVAL_SECONDS",
+        "retention_interval",
+        _positive_float,
+        "3600",
+        "How often HQ applies `LOGSPACE_RETENTION_KEEP`.",
+    ),
+    Setting(
+        "LOGSPACE_LOG_FORMAT",
+        "log_format",
+        _log_format,
+        "text",
+        "`text`, or `json` for one JSON object per log line.",
+    ),
 )
 
 CONFIG_FILE_VARIABLE = "LOGSPACE_CONFIG"
@@ -230,6 +268,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 4567
     max_body_bytes: int = 10 * 1024 * 1024
+    retention_keep_days: int | None = None
+    retention_interval: float = 3600.0
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

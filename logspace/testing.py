@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from .bulk import WriteOutcome
 from .errors import StoreUnavailable
 
 __all__ = ["MemoryStore", "make_event"]
@@ -27,7 +28,8 @@ def make_event(**fields: Any) -> dict[str, Any]:
 
 
 class MemoryStore:
-    """Keeps written events in memory, by space; set `unavailable` to make writes fail with 503."""
+    """Keeps written events in memory, by space; set `unavailable` to make writes fail with 503
+    and readiness report Elasticsearch as unreachable."""
 
     def __init__(self) -> None:
         self.events: dict[str, list[dict[str, Any]]] = {}
@@ -36,10 +38,16 @@ class MemoryStore:
     async def ensure_templates(self) -> None:
         return None
 
-    async def write(self, events: Sequence[dict[str, Any]], space: str) -> None:
+    async def write(self, events: Sequence[dict[str, Any]], space: str) -> WriteOutcome:
         if self.unavailable:
             raise StoreUnavailable("The memory store is set to be unavailable.", {})
         self.events.setdefault(space, []).extend(events)
+        return WriteOutcome(created=len(events))
+
+    async def readiness(self) -> dict[str, str]:
+        if self.unavailable:
+            return {"elasticsearch": "the memory store is set to be unavailable"}
+        return {}
 
     async def close(self) -> None:
         return None
