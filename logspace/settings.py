@@ -16,12 +16,23 @@ from typing import Any
 from .auth import Grant
 from .retention import parse_keep
 
-__all__ = ["SETTINGS", "Setting", "Settings", "SettingsError", "parse_space_tokens"]
+__all__ = [
+    "SETTINGS",
+    "Setting",
+    "Settings",
+    "SettingsError",
+    "is_space_name",
+    "parse_space_tokens",
+]
 
 # Space names become part of index names, which Elasticsearch wants lower case; no '-'
 # so that `<prefix>-<space>-*` never matches another space's indices.
 _SPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
 _INDEX_PREFIX = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,99}")
+
+
+def is_space_name(value: str) -> bool:
+    return _SPACE_NAME.fullmatch(value) is not None
 
 
 class SettingsError(ValueError):
