@@ -138,6 +138,8 @@ async def old_and_new_indices(hq: Any, es: httpx.Client, prefix: str) -> list[st
         ]
         assert (await hq.put_events(events, token=token)).status_code == 202
     es.put(f"/{prefix}-development-notes").raise_for_status()
+    # Document counts include only refreshed documents.
+    es.post(f"/{prefix}-*/_refresh").raise_for_status()
     return indices(es, prefix)
 
 
