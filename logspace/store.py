@@ -228,6 +228,8 @@ class Store:
     async def delete_indices(self, names: Sequence[str]) -> None:
         """Delete exactly these indices; full names, since clusters may refuse wildcards
         (`action.destructive_requires_name`). One already gone is no error."""
+        if not names:
+            return
         try:
             await self._client.perform_request(
                 "DELETE",

@@ -7,8 +7,12 @@ from typing import Any
 import httpx
 import pytest
 
+from logspace.app import create_app
+from logspace.auth import Grant
+from logspace.settings import Settings
 from logspace.store import Store
 from logspace.templates import load
+from logspace.testing import MemoryStore, make_event
 
 pytestmark = pytest.mark.anyio
 
@@ -103,3 +107,27 @@ async def test_every_answer_carries_a_request_id(hq: Any) -> None:
     assert replaced.headers["x-request-id"] not in ("", "no spaces <allowed>")
     assert failed.status_code == 403
     assert failed.headers["x-request-id"]
+
+
+class BrokenStore(MemoryStore):
+    async def write(self, events: Any, space: str) -> Any:
+        raise RuntimeError("a bug")
+
+
+async def test_an_unexpected_error_answers_500_with_the_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = create_app(Settings(space_tokens={"t": Grant("s")}), store=BrokenStore())
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://hq") as hq,
+    ):
+        response = await hq.put(
+            "/events", json=[make_event()], headers={"logspace.space-token": "t"}
+        )
+
+    assert response.status_code == 500
+    assert response.json()["type"] == "INTERNAL_ERROR"
+    assert len(response.headers["x-request-id"]) == 32
+    assert "unexpected error on PUT /events" in caplog.text
