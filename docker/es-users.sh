@@ -2,9 +2,10 @@
 # One-shot (the `es-users` service): set the password of Kibana's built-in user
 # `kibana_system`, and create or update HQ's own Elasticsearch user with a role limited to the
 # event indices. Runs as `elastic`; every value comes from .env. Safe to run again.
+# ES_URL points it at another Elasticsearch than the compose service.
 set -euo pipefail
 
-ES=http://elasticsearch:9200
+ES="${ES_URL:-http://elasticsearch:9200}"  # the compose service; ES_URL for other setups
 PREFIX="${LOGSPACE_INDEX_PREFIX:-logspace-events}"
 HQ_USER="${LOGSPACE_ES_USERNAME:-logspace_hq}"
 

@@ -149,11 +149,10 @@ class Ingest:
         kind = error.type if isinstance(error, LogspaceError) else "INTERNAL_ERROR"
         self._metrics.requests.labels(self.space, kind.lower()).inc()
         rejected = _REJECTED.get(type(error))
-        if rejected is None:
+        if rejected is None or not isinstance(error, LogspaceError):
             return
         reason, parameter = rejected
-        parameters = getattr(error, "parameters", None) or {}
-        count = int(parameters.get(parameter, self._events))
+        count = int((error.parameters or {}).get(parameter, self._events))
         self._metrics.events.labels(self.space, "rejected", reason).inc(count)
         if self._events > count:
             # The rest of a batch answered 422 or 503 is stored, now or by an earlier attempt.
