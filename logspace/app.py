@@ -12,11 +12,16 @@ from collections.abc import AsyncIterator
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
-from . import readroutes
+from . import readroutes, retention
 from .errors import InternalError, LogspaceError, MethodNotAllowed, NotFound, StoreUnavailable
+from .health import get_live, get_ready
+from .logs import REQUEST_ID, REQUEST_ID_HEADER, RequestLog
+from .metrics import Metrics, get_metrics
 from .readstore import ReadStore
 from .routes import HQ
 from .settings import Settings
@@ -37,30 +42,44 @@ def error_response(error: LogspaceError) -> Response:
     )
 
 
+def _answer(request: Request, error: LogspaceError) -> Response:
+    request.state.error = error.type  # for the access log
+    return error_response(error)
+
+
 async def _logspace_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LogspaceError)
-    return error_response(exc)
+    return _answer(request, exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        return error_response(
+        return _answer(
+            request,
             MethodNotAllowed(
                 f"{request.method} is not allowed on {request.url.path}.",
                 {"method": request.method, "path": request.url.path},
                 headers=dict(exc.headers or {}),
-            )
+            ),
         )
     # The router raises nothing else: every other path is simply not there.
-    return error_response(
-        NotFound(f"There is nothing at {request.url.path}.", {"path": request.url.path})
+    return _answer(
+        request, NotFound(f"There is nothing at {request.url.path}.", {"path": request.url.path})
     )
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(InternalError("An unexpected error occurred; it has been logged.", {}))
+    # This handler runs outside RequestLog, which therefore cannot add the id itself.
+    request_id = REQUEST_ID.get()
+    return error_response(
+        InternalError(
+            "An unexpected error occurred; it has been logged.",
+            {},
+            headers={REQUEST_ID_HEADER: request_id} if request_id else None,
+        )
+    )
 
 
 def create_app(
@@ -79,22 +98,42 @@ def create_app(
             searched: ReadStore | None = event_store.reader()
         else:
             searched = reader
-        hq = HQ(settings, tokens, event_store, searched)
+        hq = HQ(settings, tokens, event_store, Metrics(), searched)
         app.state.hq = hq
         try:
             await hq.store.ensure_templates()
         except StoreUnavailable as error:
             # HQ still starts: writes answer 503 and install the templates once ES is back.
             log.warning("index templates not installed yet: %s", error.message)
+        background = []
+        if settings.retention_keep_days is not None and isinstance(hq.store, Store):
+            retain = retention.run_periodically(
+                hq.store,
+                settings.index_prefix,
+                settings.retention_keep_days,
+                settings.retention_interval,
+                hq.metrics,
+            )
+            background.append(asyncio.create_task(retain))
         async with _watching_tokens(tokens, settings):
             try:
                 yield
             finally:
+                for task in background:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
                 if own_store:
                     await hq.store.close()
 
+    routes = [
+        *readroutes.routes(),
+        Route("/health/live", get_live, methods=["GET"]),
+        Route("/health/ready", get_ready, methods=["GET"]),
+        Route("/metrics", get_metrics, methods=["GET"]),
+    ]
     app = Starlette(
-        routes=readroutes.routes(),
+        routes=routes,
+        middleware=[Middleware(RequestLog)],
         lifespan=lifespan,
         exception_handlers={
             LogspaceError: _logspace_error,

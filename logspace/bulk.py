@@ -17,6 +17,7 @@ __all__ = [
     "RESPONSE_FILTER",
     "BulkResult",
     "Rejection",
+    "WriteOutcome",
     "chunks",
     "classify",
     "encode",
@@ -83,11 +84,23 @@ class BulkResult:
 
     retry: list[int] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What storing one batch did: events created now, and events already stored (409)."""
+
+    created: int = 0
+    duplicate: int = 0
+    # Passes that re-sent events Elasticsearch could not take (429, 5xx, unreachable).
+    retries: int = 0
 
 
 def classify(response: dict[str, Any], positions: Sequence[int]) -> BulkResult:
-    """Stored (201) and already stored (409) are done; 429 and 5xx may be retried; other
-    statuses are final. `positions` maps the response items back to the batch."""
+    """Stored (201) and already stored (409, listed in `duplicates`) are done; 429 and 5xx
+    may be retried; other statuses are final. `positions` maps the response items back to
+    the batch."""
     result = BulkResult()
     if not response.get("errors"):
         return result
@@ -97,9 +110,11 @@ def classify(response: dict[str, Any], positions: Sequence[int]) -> BulkResult:
     for position, item in zip(positions, items, strict=True):
         (outcome,) = item.values()
         status = int(outcome.get("status", 0))
-        if status < 300 or status == 409:
+        if status < 300:
             continue
-        if status == 429 or status >= 500:
+        if status == 409:
+            result.duplicates.append(position)
+        elif status == 429 or status >= 500:
             result.retry.append(position)
         else:
             error = outcome.get("error") or {}

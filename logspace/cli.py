@@ -1,16 +1,21 @@
-"""`logspace serve | templates install`: a thin shell over the same functions HQ uses."""
+"""`logspace serve | templates install | retention | kibana setup`: a thin shell over the same
+functions HQ uses."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
+from datetime import UTC
 
+from . import kibana, logs, retention
 from .errors import StoreUnavailable
-from .settings import Settings, SettingsError
+from .metrics import MULTIPROCESS_VARIABLE
+from .settings import Settings, SettingsError, is_space_name
 from .store import Store
 from .tokens import load_tokens
 
@@ -18,6 +23,26 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
+    try:
+        settings = Settings.from_env(environ)
+        if args.command == "serve":
+            load_tokens(settings)  # fail here, with the setting named, not in each worker
+    except SettingsError as error:
+        print(f"logspace: {error}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_format)
+    if args.command == "serve":
+        return _serve(settings, args.host, args.port, args.workers)
+    if args.command == "retention":
+        return asyncio.run(_retention(settings, args.keep, args.space, args.dry_run))
+    if args.command == "kibana":
+        return asyncio.run(_kibana_setup(settings, args.url, args.wait))
+    return asyncio.run(_install_templates(settings))
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="logspace", description="Logspace HQ")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run HQ (settings from LOGSPACE_* variables)")
@@ -27,42 +52,71 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     templates = commands.add_parser("templates", help="manage the Elasticsearch index templates")
     templates_commands = templates.add_subparsers(dest="action", required=True)
     templates_commands.add_parser("install", help="install or update the index templates")
-    args = parser.parse_args(argv)
+    retain = commands.add_parser(
+        "retention", help="delete whole monthly event indices older than a window"
+    )
+    retain.add_argument(
+        "--keep", required=True, type=_keep, help="window to keep, in days, e.g. 90d"
+    )
+    retain.add_argument("--space", type=_space, help="only this space's indices")
+    retain.add_argument(
+        "--dry-run", action="store_true", help="print what would be deleted, delete nothing"
+    )
+    kibana_command = commands.add_parser("kibana", help="set up Kibana for Logspace")
+    kibana_commands = kibana_command.add_subparsers(dest="action", required=True)
+    setup = kibana_commands.add_parser(
+        "setup", help="import the data view and the overview dashboard (overwriting)"
+    )
+    setup.add_argument("--url", required=True, help="Kibana's base URL, e.g. http://kibana:5601")
+    setup.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep trying this long while Kibana is unreachable or starting (default: 0)",
+    )
+    return parser
 
-    environ = os.environ if environ is None else environ
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # One line per Elasticsearch request is noise at INFO.
-    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+
+def _keep(value: str) -> int:
     try:
-        settings = Settings.from_env(environ)
-    except SettingsError as error:
-        print(f"logspace: {error}", file=sys.stderr)
-        return 2
-    if args.command == "serve":
-        try:
-            load_tokens(settings)
-        except SettingsError as error:
-            print(f"logspace: {error}", file=sys.stderr)
-            return 2
-        return _serve(settings, args.host, args.port, args.workers)
-    return asyncio.run(_install_templates(settings))
+        return retention.parse_keep(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _space(value: str) -> str:
+    if not is_space_name(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a space name")
+    return value
 
 
 def _serve(settings: Settings, host: str | None, port: int | None, workers: int) -> int:
     import uvicorn
 
-    uvicorn.run(
-        "logspace.app:create_app_from_environ",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=30,
-    )
+    shared_metrics = None
+    if workers > 1 and not os.environ.get(MULTIPROCESS_VARIABLE):
+        # Each worker counts for itself; files in a shared directory let /metrics sum them up.
+        shared_metrics = tempfile.mkdtemp(prefix="logspace-metrics-")
+        os.environ[MULTIPROCESS_VARIABLE] = shared_metrics
+    try:
+        uvicorn.run(
+            "logspace.app:create_app_from_environ",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            proxy_headers=False,
+            server_header=False,
+            timeout_graceful_shutdown=30,
+            log_config=logs.logging_config(settings.log_format),
+            access_log=False,
+        )
+    finally:
+        if shared_metrics:
+            shutil.rmtree(shared_metrics, ignore_errors=True)
     return 0
 
 
@@ -76,4 +130,43 @@ async def _install_templates(settings: Settings) -> int:
         return 1
     finally:
         await store.close()
+    return 0
+
+
+async def _retention(settings: Settings, keep: int, space: str | None, dry_run: bool) -> int:
+    store = Store(settings)
+    try:
+        plan = await retention.apply(
+            store, settings.index_prefix, keep, space=space, dry_run=dry_run
+        )
+    except StoreUnavailable as error:
+        print(f"logspace: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    verb = "would delete" if dry_run else "deleted"
+    for index in plan.expired:
+        print(f"{verb} {index.name} ({_count(index.docs)} documents)")
+    cutoff = plan.cutoff.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    print(
+        f"{len(plan.expired)} {'to delete' if dry_run else 'deleted'}, {len(plan.kept)} kept: "
+        f"months that ended before {cutoff} ({keep}d ago)"
+    )
+    return 0
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+async def _kibana_setup(settings: Settings, url: str, wait: float) -> int:
+    try:
+        lines = await kibana.import_objects(
+            url, kibana.load(settings.index_prefix), settings, wait=wait
+        )
+    except kibana.KibanaError as error:
+        print(f"logspace: {error}", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(line)
     return 0

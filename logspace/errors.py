@@ -15,6 +15,7 @@
     ├── EventsNotStored               422    EVENTS_NOT_STORED
     ├── StoreUnavailable              503    STORE_UNAVAILABLE   (with Retry-After)
     ├── Overloaded                    503    OVERLOADED          (with Retry-After)
+    ├── NotReady                      503    NOT_READY
     ├── NotFound                      404    NOT_FOUND
     ├── MethodNotAllowed              405    METHOD_NOT_ALLOWED
     └── InternalError                 500    INTERNAL_ERROR
@@ -44,6 +45,7 @@ __all__ = [
     "MethodNotAllowed",
     "MissingSpaceToken",
     "NotFound",
+    "NotReady",
     "Overloaded",
     "RequestTooLarge",
     "StoreUnavailable",
@@ -208,6 +210,13 @@ class Overloaded(_RetryLater):
     """HQ already holds as much work in flight as it may; refused at once, not queued."""
 
     type = "OVERLOADED"
+
+
+class NotReady(LogspaceError):
+    """GET /health/ready: Elasticsearch does not answer, or index templates are missing."""
+
+    status = 503
+    type = "NOT_READY"
 
 
 class NotFound(LogspaceError):

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from .body import Admission, Reservation, read_body
 from .budget import FieldBudget
 from .decode import Limits, decode
+from .metrics import Metrics
 from .readstore import ReadStore
 from .settings import Settings
 from .store import EventStore
@@ -25,6 +26,7 @@ class HQ:
     settings: Settings
     tokens: TokenRegistry
     store: EventStore
+    metrics: Metrics
     # The read side; None when the event store cannot be searched (e.g. an in-memory one).
     reader: ReadStore | None = None
     limits: Limits = field(init=False)
@@ -39,17 +41,20 @@ class HQ:
 
 async def put_events(request: Request) -> Response:
     hq: HQ = request.app.state.hq
-    space = hq.tokens.space_for(request.headers, "write")
     reservation = Reservation(hq.admission)
-    try:
-        body = await read_body(
-            request.stream(), request.headers, hq.settings.max_body_bytes, reservation
-        )
-        events = decode(body, hq.limits)
-        del body  # the events hold what is needed; free the bytes while Elasticsearch works
-        await hq.budget.check(space, events, hq.store.known_fields)
-        await hq.store.write(events, space)
-        hq.budget.record(space, events)
-    finally:
-        reservation.release()
+    with hq.metrics.ingest() as ingest:
+        space = hq.tokens.space_for(request.headers, "write")
+        ingest.space = request.state.space = space
+        try:
+            body = await read_body(
+                request.stream(), request.headers, hq.settings.max_body_bytes, reservation
+            )
+            events = decode(body, hq.limits)
+            del body  # the events hold what is needed; free the bytes while Elasticsearch works
+            ingest.writing(len(events))
+            await hq.budget.check(space, events, hq.store.known_fields)
+            ingest.stored(await hq.store.write(events, space))
+            hq.budget.record(space, events)
+        finally:
+            reservation.release()
     return Response(status_code=202)

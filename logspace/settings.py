@@ -17,13 +17,25 @@ from typing import Any
 from .auth import Grant
 from .decode import Limits
 from .events import BadValue, parse_instant
+from .retention import parse_keep
 
-__all__ = ["SETTINGS", "Setting", "Settings", "SettingsError", "parse_space_tokens"]
+__all__ = [
+    "SETTINGS",
+    "Setting",
+    "Settings",
+    "SettingsError",
+    "is_space_name",
+    "parse_space_tokens",
+]
 
 # Space names become part of index names, which Elasticsearch wants lower case; no '-'
 # so that `<prefix>-<space>-*` never matches another space's indices.
 _SPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
 _INDEX_PREFIX = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,99}")
+
+
+def is_space_name(value: str) -> bool:
+    return _SPACE_NAME.fullmatch(value) is not None
 
 
 class SettingsError(ValueError):
@@ -111,6 +123,22 @@ def _index_prefix(name: str, value: str) -> str:
             "(lower-case letters, digits, '_', '-', '.'; starting with a letter or digit)"
         )
     return value
+
+
+def _retention_days(name: str, value: str) -> int | None:
+    if not value.strip():
+        return None
+    try:
+        return parse_keep(value)
+    except ValueError as error:
+        raise SettingsError(f"{name}={error}") from None
+
+
+def _log_format(name: str, value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in ("text", "json"):
+        raise SettingsError(f"{name}={value!r} is not a log format (text or json)")
+    return lowered
 
 
 def parse_space_tokens(name: str, value: str) -> dict[str, Grant]:
@@ -303,6 +331,27 @@ SETTINGS: tuple[Setting, ...] = (
         "5",
         "How often HQ checks `LOGSPACE_SPACE_TOKENS_FILE` for changes.",
     ),
+    Setting(
+        "LOGSPACE_RETENTION_KEEP",
+        "retention_keep_days",
+        _retention_days,
+        "",
+        "Delete event indices older than this window (e.g. `90d`) from inside HQ; empty: never.",
+    ),
+    Setting(
+        "LOGSPACE_RETENTION_INTERVAL_SECONDS",
+        "retention_interval",
+        _positive_float,
+        "3600",
+        "How often HQ applies `LOGSPACE_RETENTION_KEEP`.",
+    ),
+    Setting(
+        "LOGSPACE_LOG_FORMAT",
+        "log_format",
+        _log_format,
+        "text",
+        "`text`, or `json` for one JSON object per log line.",
+    ),
 )
 
 CONFIG_FILE_VARIABLE = "LOGSPACE_CONFIG"
@@ -333,6 +382,9 @@ class Settings:
     max_inflight_bytes: int = 64 * 1024 * 1024
     space_tokens_file: str | None = None
     tokens_reload_seconds: float = 5.0
+    retention_keep_days: int | None = None
+    retention_interval: float = 3600.0
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

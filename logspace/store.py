@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 MAX_BULK_BYTES = 8 * 1024 * 1024
 # Three cheap GETs; bounds how long a wiped cluster goes unnoticed between HQ's writes.
 TEMPLATE_CHECK_SECONDS = 60.0
+# Load balancers give up on a readiness probe within seconds; answer before they do.
+READINESS_SECONDS = 3.0
 _JSON = {"accept": "application/json", "content-type": "application/json"}
 _NDJSON = {"accept": "application/json", "content-type": "application/x-ndjson"}
 
@@ -52,7 +54,9 @@ class EventStore(Protocol):
 
     async def ensure_templates(self) -> None: ...
 
-    async def write(self, events: Sequence[dict[str, Any]], space: str) -> None: ...
+    async def write(self, events: Sequence[dict[str, Any]], space: str) -> bulk.WriteOutcome: ...
+
+    async def readiness(self) -> dict[str, str]: ...
 
     async def known_fields(self, space: str) -> set[str]: ...
 
@@ -147,10 +151,10 @@ class Store:
             if name.partition(".")[2] and "object" not in types
         }
 
-    async def write(self, events: Sequence[dict[str, Any]], space: str) -> None:
+    async def write(self, events: Sequence[dict[str, Any]], space: str) -> bulk.WriteOutcome:
         """Store every event, or raise `StoreUnavailable` / `EventsNotStored`."""
         if not events:
-            return
+            return bulk.WriteOutcome()
         await self.ensure_templates()
         lines = bulk.encode(events, space, self._settings.index_prefix)
         loop = asyncio.get_running_loop()
@@ -161,9 +165,10 @@ class Store:
         deadline = started + self._settings.es_timeout
         pending = list(range(len(lines)))
         rejected: list[bulk.Rejection] = []
+        duplicates: list[int] = []
         attempt = 0
         while pending:
-            pending, reason = await self._send(lines, pending, rejected, deadline)
+            pending, reason = await self._send(lines, pending, rejected, duplicates, deadline)
             if not pending:
                 break
             attempt += 1
@@ -176,12 +181,14 @@ class Store:
             await asyncio.sleep(delay)
         if rejected:
             raise _not_stored(rejected, events)
+        return bulk.WriteOutcome(len(events) - len(duplicates), len(duplicates), attempt)
 
     async def _send(
         self,
         lines: list[bytes],
         pending: list[int],
         rejected: list[bulk.Rejection],
+        duplicates: list[int],
         deadline: float,
     ) -> tuple[list[int], str]:
         """One pass over the pending events: those to send again, and why."""
@@ -207,6 +214,7 @@ class Store:
             result = bulk.classify(response, run)
             retry.extend(result.retry)
             rejected.extend(result.rejected)
+            duplicates.extend(result.duplicates)
             if result.retry:
                 reason = "Elasticsearch could not take some events now (429 or 5xx)"
         return retry, reason
@@ -227,6 +235,61 @@ class Store:
         before the next write."""
         if isinstance(error, TransportError):
             self._templates_checked_at = None
+
+    # -- operations --------------------------------------------------------------
+
+    async def readiness(self) -> dict[str, str]:
+        """What keeps HQ from taking events, by check (`elasticsearch`, `templates`); empty
+        when Elasticsearch answers and every index template is in place."""
+        try:
+            async with asyncio.timeout(READINESS_SECONDS):
+                installed = [await self.template_version(t.kind, t.name) for t in self._templates]
+        except TimeoutError:
+            return {"elasticsearch": f"no answer within {READINESS_SECONDS:g} seconds"}
+        except (ApiError, TransportError) as error:
+            return {"elasticsearch": _describe(error)}
+        problems = templates.outdated(self._templates, installed)
+        return {"templates": "; ".join(problems)} if problems else {}
+
+    async def indices(self, pattern: str) -> list[dict[str, Any]]:
+        """The indices matching `pattern`, open or closed: `index`, `docs.count`, `store.size`."""
+        try:
+            response = await self._client.perform_request(
+                "GET",
+                f"/_cat/indices/{pattern}",
+                params={
+                    "format": "json",
+                    "h": "index,docs.count,store.size",
+                    "bytes": "b",
+                    "expand_wildcards": "open,closed",
+                },
+                headers=_JSON,
+            )
+        except (ApiError, TransportError) as error:
+            raise self._operation_failed("list the event indices", error) from error
+        return list(response.body)
+
+    async def delete_indices(self, names: Sequence[str]) -> None:
+        """Delete exactly these indices; full names, since clusters may refuse wildcards
+        (`action.destructive_requires_name`). One already gone is no error."""
+        if not names:
+            return
+        try:
+            await self._client.perform_request(
+                "DELETE",
+                "/" + ",".join(names),
+                params={"ignore_unavailable": "true"},
+                headers=_JSON,
+            )
+        except (ApiError, TransportError) as error:
+            raise self._operation_failed("delete indices", error) from error
+
+    def _operation_failed(self, what: str, error: Exception) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"Could not {what}: {_describe(error)}.",
+            {"reason": _describe(error)},
+            retry_after=self._retry_after,
+        )
 
     @property
     def _retry_after(self) -> int:

@@ -17,7 +17,7 @@ import orjson
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["TEMPLATES_DIR", "Template", "install", "load"]
+__all__ = ["TEMPLATES_DIR", "Template", "install", "load", "outdated"]
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "index_templates"
 
@@ -70,3 +70,19 @@ async def install(store: Store, templates: list[Template]) -> list[str]:
             )
         report.append(f"{template.kind} template {template.name}: {outcome}")
     return report
+
+
+def outdated(templates: list[Template], installed: list[int | None]) -> list[str]:
+    """The templates that are missing or older than ours, given their installed versions.
+
+    A newer one is fine: a newer HQ may have installed it during a rolling upgrade."""
+    problems = []
+    for template, version in zip(templates, installed, strict=True):
+        if version is None:
+            problems.append(f"{template.kind} template {template.name} is missing")
+        elif version < template.version:
+            problems.append(
+                f"{template.kind} template {template.name} is at version {version}, "
+                f"HQ needs {template.version}"
+            )
+    return problems

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .budget import fields_of
+from .bulk import WriteOutcome
 from .errors import StoreUnavailable
 
 __all__ = ["MemoryStore", "make_event"]
@@ -28,7 +29,8 @@ def make_event(**fields: Any) -> dict[str, Any]:
 
 
 class MemoryStore:
-    """Keeps written events in memory, by space; set `unavailable` to make writes fail with 503."""
+    """Keeps written events in memory, by space; set `unavailable` to make writes fail with 503
+    and readiness report Elasticsearch as unreachable."""
 
     def __init__(self) -> None:
         self.events: dict[str, list[dict[str, Any]]] = {}
@@ -37,15 +39,21 @@ class MemoryStore:
     async def ensure_templates(self) -> None:
         return None
 
-    async def write(self, events: Sequence[dict[str, Any]], space: str) -> None:
+    async def write(self, events: Sequence[dict[str, Any]], space: str) -> WriteOutcome:
         if not events:
-            return
+            return WriteOutcome()
         self._check_available()
         self.events.setdefault(space, []).extend(events)
+        return WriteOutcome(created=len(events))
 
     async def known_fields(self, space: str) -> set[str]:
         self._check_available()
         return set(fields_of(self.events.get(space, [])))
+
+    async def readiness(self) -> dict[str, str]:
+        if self.unavailable:
+            return {"elasticsearch": "the memory store is set to be unavailable"}
+        return {}
 
     def _check_available(self) -> None:
         if self.unavailable:

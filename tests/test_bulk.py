@@ -41,12 +41,14 @@ def test_a_response_without_errors_means_everything_is_stored() -> None:
 
     assert result.retry == []
     assert result.rejected == []
+    assert result.duplicates == []
 
 
 def test_duplicates_are_stored_and_mapping_errors_are_final() -> None:
     result = classify(recorded("duplicate-rejected-created.json"), [5, 6, 7])
 
     assert result.retry == []
+    assert result.duplicates == [5]
     assert result.rejected == [
         Rejection(
             6,
@@ -63,6 +65,7 @@ def test_429_and_5xx_items_are_retried_and_only_those() -> None:
 
     assert result.retry == [11, 12]
     assert result.rejected == []
+    assert result.duplicates == [13]
 
 
 def test_a_response_that_does_not_match_the_request_is_an_error() -> None:

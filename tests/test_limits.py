@@ -19,6 +19,7 @@ import pytest
 from logspace.app import create_app
 from logspace.auth import Grant
 from logspace.body import Admission
+from logspace.bulk import WriteOutcome
 from logspace.errors import Overloaded
 from logspace.settings import Settings
 from logspace.testing import MemoryStore, make_event
@@ -226,10 +227,10 @@ class GatedStore(MemoryStore):
         self.gate = asyncio.Event()
         self.entered = asyncio.Semaphore(0)
 
-    async def write(self, events: Sequence[dict[str, Any]], space: str) -> None:
+    async def write(self, events: Sequence[dict[str, Any]], space: str) -> WriteOutcome:
         self.entered.release()
         await self.gate.wait()
-        await super().write(events, space)
+        return await super().write(events, space)
 
 
 async def test_work_beyond_the_in_flight_budget_is_refused_at_once() -> None:

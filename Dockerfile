@@ -1,0 +1,31 @@
+# Logspace HQ: `docker build -t logspace-hq .`, then see docs/operations.md.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN groupadd --system logspace \
+    && useradd --system --gid logspace --home-dir /app --no-create-home logspace
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY logspace/ logspace/
+COPY index_templates/ index_templates/
+COPY kibana/ kibana/
+# An editable install leaves the package beside index_templates/ and kibana/, where it looks
+# for them (next to its own directory), exactly as in a checkout. The check fails the build
+# if they cannot be found.
+RUN pip install -e . \
+    && python -c "from logspace import kibana, templates; templates.load('check'); kibana.load('check')"
+
+USER logspace
+ENV LOGSPACE_HOST=0.0.0.0 \
+    LOGSPACE_PORT=4567 \
+    LOGSPACE_LOG_FORMAT=json
+EXPOSE 4567
+# Ready: Elasticsearch answers and the index templates are in place.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('LOGSPACE_PORT', '4567') + '/health/ready', timeout=4)"]
+CMD ["logspace", "serve"]

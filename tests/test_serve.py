@@ -1,0 +1,143 @@
+"""A real `logspace serve` process: JSON logs with request ids and no tokens, and metrics
+summed over several workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+SEED_REQUEST = (Path(__file__).parent / "data" / "seed-request.json").read_bytes()
+TOKENS = "development:first-secret-token,ops:second-secret-token:write"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen[str], url: str) -> None:
+        self.process = process
+        self.url = url
+
+    def stop(self) -> str:
+        """Stop the server; everything it logged."""
+        self.process.send_signal(signal.SIGTERM)
+        output, _ = self.process.communicate(timeout=60)
+        return output
+
+
+@pytest.fixture
+def serve(es_url: str, prefix: str) -> Iterator[Any]:
+    started: list[Server] = []
+
+    def start(*args: str, **variables: str) -> Server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOGSPACE_")}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        env.update(
+            LOGSPACE_ES_URL=es_url,
+            LOGSPACE_SPACE_TOKENS=TOKENS,
+            LOGSPACE_INDEX_PREFIX=prefix,
+            **variables,
+        )
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "logspace", "serve", "--port", str(port), *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        server = Server(process, f"http://127.0.0.1:{port}")
+        started.append(server)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{server.url}/health/ready", timeout=2).status_code == 200:
+                    return server
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            time.sleep(0.2)
+        raise AssertionError("HQ did not become ready")
+
+    yield start
+    for server in started:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+
+
+def put(url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    return httpx.put(f"{url}/events", content=body, headers=headers, timeout=30)
+
+
+def test_json_logs_carry_the_request_id_and_never_a_token(serve: Any) -> None:
+    server = serve(LOGSPACE_LOG_FORMAT="json")
+    stored = put(server.url, SEED_REQUEST, {"logspace.space-token": "first-secret-token"})
+    bearer = put(server.url, b"[]", {"authorization": "Bearer second-secret-token"})
+    unknown = put(server.url, b"[]", {"logspace.space-token": "guessed-secret-token"})
+    given = httpx.get(f"{server.url}/health/live", headers={"x-request-id": "from-the-proxy"})
+    assert given.headers["x-request-id"] == "from-the-proxy"
+
+    output = server.stop()
+
+    lines = [orjson.loads(line) for line in output.splitlines()]
+    access = {line["request_id"]: line for line in lines if line["logger"] == "logspace.access"}
+    assert access[stored.headers["x-request-id"]] | {"duration_ms": 0} == {
+        "time": access[stored.headers["x-request-id"]]["time"],
+        "level": "info",
+        "logger": "logspace.access",
+        "message": "PUT /events 202",
+        "request_id": stored.headers["x-request-id"],
+        "method": "PUT",
+        "path": "/events",
+        "status": 202,
+        "duration_ms": 0,
+        "space": "development",
+    }
+    assert access[bearer.headers["x-request-id"]]["space"] == "ops"
+    assert access[unknown.headers["x-request-id"]]["error"] == "INVALID_SPACE_TOKEN"
+    assert "space" not in access[unknown.headers["x-request-id"]]
+    assert access["from-the-proxy"]["path"] == "/health/live"
+    assert any(line["message"] == "Application shutdown complete." for line in lines)
+    for secret in ("first-secret-token", "second-secret-token", "guessed-secret-token"):
+        assert secret not in output
+
+
+def test_text_logs_name_the_request_id(serve: Any) -> None:
+    server = serve()
+    response = httpx.get(f"{server.url}/health/live")
+
+    output = server.stop()
+
+    request_id = response.headers["x-request-id"]
+    assert "INFO logspace.access: GET /health/live 200 method=GET" in output
+    assert f"request_id={request_id}" in output
+
+
+def test_metrics_are_summed_over_all_workers(serve: Any) -> None:
+    """Each scrape reaches one worker; it still reports what every worker counted."""
+    server = serve("--workers", "2")
+    headers = {"logspace.space-token": "first-secret-token"}
+    for _ in range(20):
+        assert put(server.url, b"[]", headers).status_code == 202
+
+    scrapes = [httpx.get(f"{server.url}/metrics", timeout=10).text for _ in range(6)]
+    server.stop()
+
+    for text in scrapes:
+        assert 'logspace_requests_total{outcome="accepted",space="development"} 20.0' in text
