@@ -1,4 +1,4 @@
-"""`logspace serve | templates install`: a thin shell over the same functions HQ uses."""
+"""`logspace serve | templates install | agent ...`: a thin shell over the same functions HQ uses."""
 
 from __future__ import annotations
 
@@ -26,9 +26,22 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     templates = commands.add_parser("templates", help="manage the Elasticsearch index templates")
     templates_commands = templates.add_subparsers(dest="action", required=True)
     templates_commands.add_parser("install", help="install or update the index templates")
+    agent = commands.add_parser(
+        "agent",
+        help="run an agent, e.g. `logspace agent os` (see `logspace agent --help`)",
+        add_help=False,
+    )
+    agent.add_argument("arguments", nargs=argparse.REMAINDER)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    environ = os.environ if environ is None else environ
+    if argv[:1] == ["agent"]:
+        # Before parsing, so `logspace agent --help` reaches the agent's own parser. The
+        # agents need none of HQ's settings; they have their own (logspace.agent.config).
+        from .agent.cli import main as agent_main
+
+        return agent_main(argv[1:], environ)
     args = parser.parse_args(argv)
 
-    environ = os.environ if environ is None else environ
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # One line per Elasticsearch request is noise at INFO.
     logging.getLogger("elastic_transport").setLevel(logging.WARNING)
