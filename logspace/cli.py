@@ -1,4 +1,4 @@
-"""`logspace serve | templates install | agent ...`: a thin shell over the same functions HQ uses."""
+"""`logspace serve | templates install | agent ...`: a thin shell over the same functions."""
 
 from __future__ import annotations
 
