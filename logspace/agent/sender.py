@@ -51,7 +51,7 @@ class _Queueing:
     ) -> None:
         self.config = config
         self._owns_queue = queue is None
-        self.queue = queue or DiskQueue(
+        self.queue = queue if queue is not None else DiskQueue(
             config.queue_path,
             max_bytes=config.queue_max_bytes,
             when_full=config.queue_full_policy,
@@ -296,6 +296,7 @@ class AsyncSender(_Queueing):
         self._progressed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._stopping = False
 
     async def start(self) -> Self:
         if self._task is None:
@@ -348,7 +349,7 @@ class AsyncSender(_Queueing):
         return 0.0
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 wait = await self._step()
@@ -357,9 +358,11 @@ class AsyncSender(_Queueing):
                 wait = self.config.backoff_max
             self._progressed.set()
             if wait != 0.0:
+                limit = _IDLE_SECONDS if wait is None else min(wait, _IDLE_SECONDS)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
                 with contextlib.suppress(TimeoutError):
-                    limit = _IDLE_SECONDS if wait is None else min(wait, _IDLE_SECONDS)
-                    await asyncio.wait_for(self._wake.wait(), limit)
+                    async with asyncio.timeout(limit):
+                        await self._wake.wait()
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - as Sender.flush; it also bounds requests
         """Send everything queued, ignoring batch age; True once the queue is empty."""
@@ -371,7 +374,8 @@ class AsyncSender(_Queueing):
                 while len(self.queue) and (left := deadline - time.monotonic()) > 0:
                     self._progressed.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._progressed.wait(), left)
+                        async with asyncio.timeout(left):
+                            await self._progressed.wait()
             else:
                 while len(self.queue) and (left := deadline - time.monotonic()) > 0:
                     wait = await self._step()
@@ -389,6 +393,8 @@ class AsyncSender(_Queueing):
         timeout = self.config.shutdown_timeout if timeout is None else timeout
         self._deadline = time.monotonic() + timeout
         delivered = await self.flush(timeout)
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
