@@ -80,7 +80,10 @@ def test_system_and_marker_from_the_configuration_are_stamped(tmp_path: Path) ->
         sender.send(make_event(marker="own"))
         assert sender.flush(10)
 
-    assert [(e["system"], e["marker"]) for e in hq.accepted] == [("web-1", "blue"), ("web-1", "own")]
+    assert [(e["system"], e["marker"]) for e in hq.accepted] == [
+        ("web-1", "blue"),
+        ("web-1", "own"),
+    ]
 
 
 def test_an_invalid_event_is_refused_at_the_call(tmp_path: Path) -> None:

@@ -70,7 +70,9 @@ def error(type_: str, *indexes: int) -> dict[str, Any]:
     return {
         "type": type_,
         "message": "m",
-        "parameters": {"errors": [{"index": i, "path": f"$[{i}]", "message": "no"} for i in indexes]},
+        "parameters": {
+            "errors": [{"index": i, "path": f"$[{i}]", "message": "no"} for i in indexes]
+        },
     }
 
 

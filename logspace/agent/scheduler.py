@@ -8,6 +8,7 @@ the command line; a future controller that follows orders from HQ only needs to 
 from __future__ import annotations
 
 import heapq
+import math
 import logging
 import threading
 import time
@@ -110,16 +111,17 @@ class Scheduler:
         return sent
 
     def run_pending(self) -> float | None:
-        """Run every collector that is due; returns seconds until the next one is (None: none)."""
+        """Run every collector that is due, each once; returns seconds until the next one is
+        due (None: nothing is scheduled)."""
+        now = self._clock()
         while True:
             with self._lock:
                 self._discard_stale()
                 if not self._heap:
                     return None
                 due, _, agent_id = self._heap[0]
-                now = self._clock()
                 if due > now:
-                    return due - now
+                    return max(0.0, due - self._clock())
                 heapq.heappop(self._heap)
                 entry = self._entries[agent_id]
             self.collect(entry.collector)
@@ -127,8 +129,9 @@ class Scheduler:
                 if self._entries.get(agent_id) is not entry:
                     continue  # removed or replaced while it ran
                 entry.runs += 1
-                # Keep to the grid (no drift); after a long stall, skip the missed turns.
-                entry.due = max(due + entry.interval, self._clock())
+                # Keep to the grid (no drift); after a stall, skip the turns that were missed.
+                missed = math.floor((self._clock() - due) / entry.interval)
+                entry.due = due + entry.interval * (max(missed, 0) + 1)
                 heapq.heappush(self._heap, (entry.due, entry.generation, agent_id))
 
     def _discard_stale(self) -> None:
