@@ -21,7 +21,8 @@ def test_a_built_event_has_an_id_a_utc_timestamp_and_the_host_as_system() -> Non
     assert event["type"] == event["agent-id"] == "os/cpu"
     assert event["system"]
     stamp = datetime.fromisoformat(event["timestamp"])
-    assert event["timestamp"].endswith("Z") and len(event["timestamp"]) == 24
+    assert event["timestamp"].endswith("Z")
+    assert len(event["timestamp"]) == 24
     assert abs(datetime.now(UTC) - stamp) < timedelta(minutes=1)
 
 
@@ -38,7 +39,9 @@ def test_each_family_is_explicit_and_values_are_checked_on_the_spot() -> None:
         .build()
     )
 
-    assert event["pid"] == "p" and event["gid"] == "g" and event["marker"] == "m"
+    assert event["pid"] == "p"
+    assert event["gid"] == "g"
+    assert event["marker"] == "m"
     assert event["date-properties"] == {"when": "2015-05-18T14:07:00.000Z"}
     assert event["integer-properties"] == {"count": 4}
     assert event["long-properties"] == {"bytes": 2**40}

@@ -80,7 +80,7 @@ def test_retry_after_is_read_in_seconds_or_as_a_date() -> None:
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
-    rng = random.Random(4)
+    rng = random.Random(4)  # noqa: S311 - jitter in a test, not a secret
     for failures, base in [(1, 1.0), (2, 2.0), (3, 4.0), (6, 32.0), (7, 60.0), (500, 60.0)]:
         for _ in range(20):
             assert base / 2 <= backoff_delay(failures, 1.0, 60.0, rng.random) <= base

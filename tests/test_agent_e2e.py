@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +12,6 @@ import orjson
 import pytest
 
 from logspace.agent import (
-    AgentConfig,
     AsyncSender,
     DiskQueue,
     Dropped,
@@ -24,66 +19,12 @@ from logspace.agent import (
     Scheduler,
     os_agents,
 )
-from logspace.app import create_app
-from logspace.settings import Settings
+
+from .agent_support import Serve, Switch, agent_config, serve_hq, unused_port
 
 pytestmark = pytest.mark.anyio
 
-Serve = Callable[..., contextlib.AbstractAsyncContextManager[httpx.ASGITransport]]
-
-
-@pytest.fixture
-def serve_hq(settings: Settings) -> Serve:
-    """`async with serve_hq(**changed_settings) as transport`: HQ in process, on the node."""
-
-    @contextlib.asynccontextmanager
-    async def serve(**changes: Any) -> AsyncIterator[httpx.ASGITransport]:
-        app = create_app(replace(settings, **changes))
-        async with app.router.lifespan_context(app):
-            yield httpx.ASGITransport(app=app)
-
-    return serve
-
-
-def agent_config(queue_dir: Path, **changes: Any) -> AgentConfig:
-    options: dict[str, Any] = {
-        "token": "development",
-        "hq_url": "http://hq",
-        "queue_dir": queue_dir,
-        "batch_max_age": 0.0,
-        "backoff_initial": 0.05,
-        "backoff_max": 0.2,
-        "shutdown_timeout": 30.0,
-    }
-    options.update(changes)
-    return AgentConfig(**options)
-
-
-def unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Switch(httpx.AsyncBaseTransport):
-    """Between agent and HQ: refuses connections while `hq` is None, and notes which event
-    ids HQ accepted with a 202 (to show none is delivered twice)."""
-
-    def __init__(self) -> None:
-        self.hq: httpx.AsyncBaseTransport | None = None
-        self.attempts = 0
-        self.accepted: Counter[str] = Counter()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.attempts += 1
-        if self.hq is None:
-            raise httpx.ConnectError("connection refused", request=request)
-        response = await self.hq.handle_async_request(request)
-        await response.aread()
-        if response.status_code == 202:
-            self.accepted.update(event["id"] for event in orjson.loads(request.content))
-        return response
+__all__ = ["serve_hq"]  # a fixture, from tests/agent_support.py
 
 
 def demo_events(count: int, start: int = 0) -> list[dict[str, Any]]:
@@ -93,21 +34,24 @@ def demo_events(count: int, start: int = 0) -> list[dict[str, Any]]:
 async def test_the_os_monitor_runs_a_few_cycles_and_its_events_are_stored_with_their_types(
     serve_hq: Serve, stored: Any, es: httpx.Client, prefix: str, tmp_path: Path
 ) -> None:
-    async with serve_hq() as transport:
-        async with AsyncSender(agent_config(tmp_path), transport=transport) as sender:
-            scheduler = Scheduler(sender)
-            for collector in os_agents():
-                scheduler.add(collector, 0.05)
-            await asyncio.to_thread(scheduler.run, cycles=3)
-            assert await sender.flush(30)
-            stats = sender.stats
+    async with (
+        serve_hq() as transport,
+        AsyncSender(agent_config(tmp_path), transport=transport) as sender,
+    ):
+        scheduler = Scheduler(sender)
+        for collector in os_agents():
+            scheduler.add(collector, 0.05)
+        await asyncio.to_thread(scheduler.run, cycles=3)
+        assert await sender.flush(30)
+        stats = sender.stats
 
     events = stored()
     types = Counter(event["type"] for event in events)
     for single in ("os/cpu", "os/memory", "os/swap", "os/load"):
         assert types[single] == 3, types
     for per_item in ("os/disk", "os/network"):
-        assert types[per_item] >= 3 and types[per_item] % 3 == 0, types
+        assert types[per_item] >= 3, types
+        assert types[per_item] % 3 == 0, types
     assert (stats.sent, stats.dropped, stats.queued) == (len(events), 0, 0)
 
     cpu = next(e for e in events if e["type"] == "os/cpu")
@@ -165,12 +109,12 @@ async def test_a_batch_with_invalid_events_delivers_every_valid_one(
     queue.put([orjson.dumps(e) for e in valid[4:]])
     dropped: list[Dropped] = []
 
-    async with serve_hq() as transport:
-        async with AsyncSender(
-            config, queue=queue, transport=transport, on_drop=dropped.extend
-        ) as sender:
-            assert await sender.flush(30)
-            stats = sender.stats
+    async with (
+        serve_hq() as transport,
+        AsyncSender(config, queue=queue, transport=transport, on_drop=dropped.extend) as sender,
+    ):
+        assert await sender.flush(30)
+        stats = sender.stats
 
     assert sorted(e["id"] for e in stored()) == sorted(e["id"] for e in valid)
     assert [(d.reason, d.event and d.event["id"]) for d in dropped] == [
@@ -206,10 +150,12 @@ async def test_gzip_asked_for_still_delivers_when_hq_refuses_compressed_bodies(
     """Today HQ answers 415 to gzip; the agent then sends uncompressed. Once HQ accepts gzip,
     the same test passes with compressed bodies."""
     events = demo_events(5)
-    async with serve_hq() as transport:
-        async with AsyncSender(agent_config(tmp_path, gzip=True), transport=transport) as sender:
-            sender.send_many(events)
-            assert await sender.flush(30)
+    async with (
+        serve_hq() as transport,
+        AsyncSender(agent_config(tmp_path, gzip=True), transport=transport) as sender,
+    ):
+        sender.send_many(events)
+        assert await sender.flush(30)
 
     assert sorted(e["id"] for e in stored()) == sorted(e["id"] for e in events)
 
@@ -227,7 +173,8 @@ async def test_after_hq_and_elasticsearch_outages_and_a_restart_every_event_arri
         first.send(event)
         produced.append(event["id"])
     assert not await first.close(timeout=0.5)
-    assert switch.attempts >= 1 and first.stats.queued == 30
+    assert switch.attempts >= 1
+    assert first.stats.queued == 30
 
     # The agent restarts on the same queue; HQ is back, but Elasticsearch is not.
     second = await AsyncSender(config, transport=switch).start()
@@ -238,7 +185,8 @@ async def test_after_hq_and_elasticsearch_outages_and_a_restart_every_event_arri
             second.send(event)
             produced.append(event["id"])
         assert not await second.flush(timeout=1.5)
-    assert second.stats.queued == 50 and stored() == []
+    assert second.stats.queued == 50
+    assert stored() == []
 
     # Elasticsearch is back: everything arrives, each event in exactly one accepted batch.
     async with serve_hq() as transport:

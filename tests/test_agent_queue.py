@@ -65,7 +65,8 @@ def test_when_full_the_oldest_events_make_room_by_default(tmp_path: Path) -> Non
 
     assert dropped == [b"1111"]
     assert [b for _, b in queue.peek(10, 100)] == [b"2222", b"3333"]
-    assert queue.stats().dropped == 1 and queue.size_bytes == 8
+    assert queue.stats().dropped == 1
+    assert queue.size_bytes == 8
 
 
 def test_drop_newest_refuses_what_does_not_fit(tmp_path: Path) -> None:
@@ -89,10 +90,10 @@ def test_a_second_process_cannot_use_the_same_queue_file(tmp_path: Path) -> None
     queue = DiskQueue(path)
     queue.put([b"a"])
 
+    code = "import sys; from logspace.agent import DiskQueue; DiskQueue(sys.argv[1])"
     other = subprocess.run(
-        [sys.executable, "-c", "import sys; from logspace.agent import DiskQueue; DiskQueue(sys.argv[1])", str(path)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
+    )
 
     assert other.returncode != 0
     assert "is in use by another process" in other.stderr

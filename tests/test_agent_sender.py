@@ -66,7 +66,8 @@ def test_the_threaded_sender_delivers_in_the_background(tmp_path: Path) -> None:
     assert hq.accepted == events
     assert (stats.sent, stats.dropped, stats.queued) == (5, 0, 0)
     request = hq.requests[0]
-    assert request.method == "PUT" and str(request.url) == "http://hq.test/events"
+    assert request.method == "PUT"
+    assert str(request.url) == "http://hq.test/events"
     assert request.headers["logspace.space-token"] == "secret"
     assert request.headers["content-type"] == "application/json"
 

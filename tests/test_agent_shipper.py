@@ -242,7 +242,8 @@ def test_configuration_problems_keep_everything_queued_and_say_so_loudly(
     with caplog.at_level(logging.ERROR, logger="logspace.agent"):
         rig.answer(403, {"type": "INVALID_SPACE_TOKEN", "message": "Unrecognized space-token 't'."})
 
-    assert rig.dropped == [] and len(rig.queue) == 2
+    assert rig.dropped == []
+    assert len(rig.queue) == 2
     assert rig.shipper.wait_time() == 1.0
     assert "check the HQ URL and space token" in caplog.text
     assert "INVALID_SPACE_TOKEN" in caplog.text
@@ -252,7 +253,8 @@ def test_an_answer_other_than_202_is_not_success() -> None:
     rig = Rig(batch_max_age=0)
     rig.put(1)
     rig.answer(200)
-    assert len(rig.queue) == 1 and rig.queue.stats().sent == 0
+    assert len(rig.queue) == 1
+    assert rig.queue.stats().sent == 0
 
 
 def test_gzip_is_used_when_asked_and_given_up_when_hq_answers_415() -> None:
@@ -272,4 +274,5 @@ def test_415_without_gzip_is_a_configuration_problem() -> None:
     rig = Rig(batch_max_age=0)
     rig.put(1)
     rig.answer(415)
-    assert rig.shipper.failures == 1 and len(rig.queue) == 1
+    assert rig.shipper.failures == 1
+    assert len(rig.queue) == 1

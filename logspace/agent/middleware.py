@@ -94,15 +94,14 @@ class _RequestAgent:
 def _host_and_port(
     host: str | None, server: tuple[str, int | None] | None, protocol: str
 ) -> tuple[str | None, int | None]:
+    default = server[1] if server and server[1] is not None else _DEFAULT_PORTS.get(protocol)
     if host:
         name, colon, port = host.rpartition(":")
         # "[::1]:8000" and "example.com:8000" carry a port; "[::1]" and "example.com" do not.
         if colon and port.isdigit() and (not name.startswith("[") or name.endswith("]")):
             return name, int(port)
-        return host, server[1] if server else _DEFAULT_PORTS.get(protocol)
-    if server:
-        return server[0], server[1]
-    return None, _DEFAULT_PORTS.get(protocol)
+        return host, default
+    return (server[0] if server else None), default
 
 
 class ASGIMiddleware(_RequestAgent):
