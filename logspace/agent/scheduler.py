@@ -8,8 +8,8 @@ the command line; a future controller that follows orders from HQ only needs to 
 from __future__ import annotations
 
 import heapq
-import math
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable

@@ -51,10 +51,14 @@ class _Queueing:
     ) -> None:
         self.config = config
         self._owns_queue = queue is None
-        self.queue = queue if queue is not None else DiskQueue(
-            config.queue_path,
-            max_bytes=config.queue_max_bytes,
-            when_full=config.queue_full_policy,
+        self.queue = (
+            queue
+            if queue is not None
+            else DiskQueue(
+                config.queue_path,
+                max_bytes=config.queue_max_bytes,
+                when_full=config.queue_full_policy,
+            )
         )
         self._on_drop = on_drop
         self._shipper = Shipper(self.queue, config, self._report)
