@@ -130,6 +130,41 @@ def test_the_os_monitor_survives_an_hq_outage_and_stops_cleanly_on_sigterm(
     assert "cannot be reached" in stderr  # it did see the outage
 
 
+def test_an_unusable_queue_directory_stops_the_agent_with_a_message(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("LOGSPACE_")}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "logspace", "agent", "os", "--token", "t",
+         "--queue-dir", str(blocker / "queue")],
+        env=environ, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    assert result.returncode == 1
+    assert "cannot open the queue" in result.stderr
+
+
+def test_invalid_agent_settings_stop_the_command_naming_the_setting(tmp_path: Path) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("LOGSPACE_")}
+    environ["LOGSPACE_AGENT_BATCH_MAX_EVENTS"] = "many"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "logspace", "agent", "os", "--token", "t"],
+        env=environ, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    missing_token = subprocess.run(
+        [sys.executable, "-m", "logspace", "agent", "os"],
+        env={k: v for k, v in environ.items() if not k.startswith("LOGSPACE_")},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    assert result.returncode == 2
+    assert "LOGSPACE_AGENT_BATCH_MAX_EVENTS='many' is not a valid integer" in result.stderr
+    assert missing_token.returncode == 2
+    assert "a space token is required" in missing_token.stderr
+
+
 RESTARTING_AGENT = """
 import sys, time
 from logspace.agent import AgentConfig, EventBuilder, Sender

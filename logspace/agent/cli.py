@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sqlite3
 import sys
 from collections.abc import Mapping, Sequence
 from types import FrameType
@@ -83,8 +84,10 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         return 2
     try:
         sender = Sender(config).start()
-    except QueueInUse as error:
-        print(f"logspace agent: {error}", file=sys.stderr)
+    except (QueueInUse, OSError, sqlite3.Error) as error:
+        print(
+            f"logspace agent: cannot open the queue {config.queue_path}: {error}", file=sys.stderr
+        )
         return 1
     scheduler = Scheduler(sender)
     for collector in collectors:
