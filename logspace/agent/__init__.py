@@ -4,6 +4,7 @@ Imports neither starlette nor elasticsearch; needs `pip install 'logspace[agent]
 psutil). See `docs/agents.md`.
 """
 
+from .asyncsender import AsyncSender
 from .builder import Event, EventBuilder, InvalidEvent, Kind, encode_event
 from .config import AgentConfig, AgentConfigError
 from .diskqueue import DiskQueue, QueueInUse, QueueStats
@@ -20,7 +21,7 @@ from .loghandler import LogHandler
 from .middleware import ASGIMiddleware, WSGIMiddleware
 from .runtime import RuntimeAgent, RuntimeMonitor, monitor_runtime
 from .scheduler import Collector, Scheduler
-from .sender import AsyncSender, DropCallback, Sender
+from .sender import DropCallback, Sender
 from .shipper import Dropped
 from .sink import MemorySink, Sink
 
