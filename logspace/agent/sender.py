@@ -3,8 +3,8 @@
 `Sender` delivers from a thread with a blocking `httpx.Client`; `AsyncSender` (in
 `asyncsender.py`) from an asyncio task with `httpx.AsyncClient`. Both put events into the same
 kind of `DiskQueue` and leave every decision (batching, retries, drops) to a `Shipper`, so they
-behave identically. `send()` is synchronous and quick in both: it checks the event with HQ's rules, stamps the
-configured `system` and `marker`, and appends it to the queue.
+behave identically. `send()` is synchronous and quick in both: it checks the event with HQ's
+rules, stamps the configured `system` and `marker`, and appends it to the queue.
 
 Delivery is at least once to HQ and exactly once into Elasticsearch: HQ stores each event under
 its id, so a batch re-sent after a lost answer stores nothing twice.
