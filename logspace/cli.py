@@ -1,5 +1,5 @@
-"""`logspace serve | templates install | retention | kibana setup`: a thin shell over the same
-functions HQ uses."""
+"""`logspace serve | templates install | retention | kibana setup | agent ...`: a thin shell
+over the same functions HQ and the agents use."""
 
 from __future__ import annotations
 
@@ -23,8 +23,15 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     environ = os.environ if environ is None else environ
+    if argv[:1] == ["agent"]:
+        # Before parsing, so `logspace agent --help` reaches the agent's own parser. The
+        # agents need none of HQ's settings; they have their own (logspace.agent.config).
+        from .agent.cli import main as agent_main
+
+        return agent_main(argv[1:], environ)
+    args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env(environ)
         if args.command == "serve":
@@ -75,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="keep trying this long while Kibana is unreachable or starting (default: 0)",
     )
+    agent = commands.add_parser(
+        "agent",
+        help="run an agent, e.g. `logspace agent os` (see `logspace agent --help`)",
+        add_help=False,
+    )
+    agent.add_argument("arguments", nargs=argparse.REMAINDER)
     return parser
 
 

@@ -1,0 +1,196 @@
+"""Building events: typed properties, generated ids and UTC timestamps, checked by HQ's rules.
+
+An event is a plain dict in the wire format of `docs/api.md`. `encode_event` turns one into the
+exact bytes the agent queues and sends, after running HQ's own decoder (`logspace.decode`) on
+them, so an event that passes here is never rejected by an HQ of the same version.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, Self
+
+import orjson
+
+from ..decode import decode
+from ..errors import EventError, InvalidBatch, InvalidEvents, InvalidJson
+from ..events import FAMILIES, BadValue, check_property_name
+
+__all__ = [
+    "Event",
+    "EventBuilder",
+    "InvalidEvent",
+    "Kind",
+    "default_system",
+    "encode_event",
+    "format_instant",
+]
+
+Event = dict[str, Any]
+Kind = Literal["boolean", "date", "double", "float", "integer", "long", "string"]
+
+
+class InvalidEvent(ValueError):
+    """An event HQ would refuse; `errors` lists every problem with a JSON path from `$`."""
+
+    def __init__(self, errors: Sequence[EventError]) -> None:
+        self.errors = list(errors)
+        first = self.errors[0]
+        more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+        super().__init__(f"invalid event: {first.message} at {first.path}{more}")
+
+
+@functools.cache
+def default_system() -> str:
+    """The host name, as the original agents used for `system`."""
+    return socket.gethostname() or "unknown"
+
+
+def format_instant(instant: datetime) -> str:
+    """An aware datetime -> `2015-05-18T14:07:00.000Z`, the form HQ stores."""
+    if instant.utcoffset() is None:
+        raise ValueError(f"{instant!r} has no time zone; use an aware datetime such as UTC")
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _problem(path: str, message: str, event_id: str | None = None) -> InvalidEvent:
+    return InvalidEvent([EventError(0, event_id, path, message)])
+
+
+def encode_event(event: Mapping[str, Any]) -> bytes:
+    """The event as compact JSON, or `InvalidEvent` if HQ's decoder would refuse it."""
+    event_id = event.get("id")
+    event_id = event_id if isinstance(event_id, str) else None
+    try:
+        data = orjson.dumps(event)
+    except TypeError as error:
+        raise _problem("$", f"cannot be encoded as JSON: {error}", event_id) from None
+    try:
+        decode(b"[" + data + b"]")
+    except InvalidEvents as invalid:
+        raise InvalidEvent(
+            [
+                EventError(0, e.id, "$" + e.path.removeprefix("$[0]"), e.message)
+                for e in invalid.errors
+            ]
+        ) from None
+    except (InvalidJson, InvalidBatch) as error:  # pragma: no cover - orjson writes valid JSON
+        raise _problem("$", error.message, event_id) from None
+    return data
+
+
+def _infer(value: Any) -> Kind:
+    # bool before int: True is an int in Python.
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "long"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, datetime):
+        return "date"
+    if isinstance(value, str) or (
+        isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value)
+    ):
+        return "string"
+    raise BadValue(
+        f"cannot infer the property type of {type(value).__name__} {value!r}; "
+        "name it: boolean, date, double, float, integer, long or string"
+    )
+
+
+class EventBuilder:
+    """Builds one event; `build()` checks it with HQ's rules.
+
+        EventBuilder("os/cpu").integer("processor_count", 4).double("system_cpu_load", 0.4).build()
+
+    `agent_id` defaults to the type, `system` to the host name, the id to a random UUID and
+    the timestamp to now (UTC, milliseconds). Setting a property again replaces its value.
+    Python types map to families where that is unambiguous: bool -> boolean, int -> long,
+    float -> double, str or a list of str -> string, aware datetime -> date.
+    """
+
+    def __init__(
+        self,
+        type: str,
+        agent_id: str | None = None,
+        *,
+        system: str | None = None,
+        id: str | None = None,
+        timestamp: datetime | str | None = None,
+        pid: str | None = None,
+        gid: str | None = None,
+        marker: str | None = None,
+    ) -> None:
+        if isinstance(timestamp, datetime):
+            timestamp = format_instant(timestamp)
+        self._event: Event = {
+            "id": id or str(uuid.uuid4()),
+            "type": type,
+            "system": system or default_system(),
+            "agent-id": agent_id or type,
+            "timestamp": timestamp or format_instant(datetime.now(UTC)),
+        }
+        for name, value in (("pid", pid), ("gid", gid), ("marker", marker)):
+            if value is not None:
+                self._event[name] = value
+
+    def property(self, name: str, value: Any, kind: Kind | None = None) -> Self:
+        """Set a property; without `kind` the family is inferred from the Python type."""
+        try:
+            check_property_name(name)
+            kind = kind or _infer(value)
+            family = f"{kind}-properties"
+            if family not in FAMILIES:
+                raise BadValue(f"unknown property kind {kind!r}")
+            check, multi = FAMILIES[family]
+            if isinstance(value, datetime):
+                value = format_instant(value)
+            if multi and isinstance(value, list | tuple):
+                if not value:
+                    raise BadValue("expected at least one value, found none")
+                value = [check(v) for v in value]
+            else:
+                value = check(value)
+        except (BadValue, ValueError) as bad:
+            path = f"$.{kind}-properties.{name}" if kind else f"$.{name}"
+            raise _problem(path, str(bad), self._event["id"]) from None
+        self._event.setdefault(family, {})[name] = value
+        return self
+
+    def properties(self, values: Mapping[str, Any], kind: Kind | None = None) -> Self:
+        for name, value in values.items():
+            self.property(name, value, kind)
+        return self
+
+    def boolean(self, name: str, value: bool) -> Self:
+        return self.property(name, value, "boolean")
+
+    def date(self, name: str, value: datetime | str) -> Self:
+        return self.property(name, value, "date")
+
+    def double(self, name: str, value: float) -> Self:
+        return self.property(name, value, "double")
+
+    def float32(self, name: str, value: float) -> Self:
+        """A `float-properties` value (32-bit in Elasticsearch, hence the name)."""
+        return self.property(name, value, "float")
+
+    def integer(self, name: str, value: int) -> Self:
+        return self.property(name, value, "integer")
+
+    def long(self, name: str, value: int) -> Self:
+        return self.property(name, value, "long")
+
+    def string(self, name: str, value: str | Sequence[str]) -> Self:
+        return self.property(name, list(value) if not isinstance(value, str) else value, "string")
+
+    def build(self) -> Event:
+        """The event, a new dict each time; `InvalidEvent` if HQ would refuse it."""
+        event = {k: dict(v) if isinstance(v, dict) else v for k, v in self._event.items()}
+        encode_event(event)
+        return event

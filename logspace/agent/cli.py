@@ -1,0 +1,109 @@
+"""`logspace agent os ...`: run the OS monitor as a process; `logspace agent` delegates here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sqlite3
+import sys
+from collections.abc import Mapping, Sequence
+from types import FrameType
+
+from .config import CONFIG_FILE_VARIABLE, AgentConfig, AgentConfigError
+from .diskqueue import QueueInUse
+from .host import OS_AGENTS, os_agents
+from .scheduler import Scheduler
+from .sender import Sender
+
+__all__ = ["main"]
+
+
+class _Terminated(Exception):
+    """SIGTERM, turned into an exception like SIGINT's KeyboardInterrupt."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+def _connection_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection (default: LOGSPACE_AGENT_* variables)")
+    group.add_argument("--hq-url", help="base URL of HQ, e.g. http://127.0.0.1:4567")
+    group.add_argument("--token", help="space token with write access")
+    group.add_argument("--queue-dir", help="directory of the durable queue")
+    group.add_argument("--queue-name", help="file name of the queue in that directory")
+    group.add_argument("--system", help="`system` of every event (default: the host name)")
+    group.add_argument("--marker", help="`marker` of every event")
+    group.add_argument(
+        "--config", help=f"TOML file of agent settings (like {CONFIG_FILE_VARIABLE})"
+    )
+
+
+def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    parser = argparse.ArgumentParser(prog="logspace agent", description="Run a Logspace agent.")
+    agents = parser.add_subparsers(dest="agent", required=True)
+    monitor = agents.add_parser(
+        "os", help="the OS monitor", description="Send the host's OS metrics to HQ."
+    )
+    monitor.add_argument(
+        "--interval", type=float, default=10.0, help="seconds between runs (default: 10)"
+    )
+    monitor.add_argument(
+        "--agents",
+        default=",".join(OS_AGENTS),
+        help=f"comma-separated agents to run (default: {','.join(OS_AGENTS)})",
+    )
+    monitor.add_argument(
+        "--cycles", type=int, help="stop after running each agent this often (default: never)"
+    )
+    _connection_arguments(monitor)
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    environ = dict(environ)
+    if args.config:
+        environ[CONFIG_FILE_VARIABLE] = args.config
+    if not args.interval > 0:
+        parser.error(f"--interval must be greater than zero, found {args.interval}")
+    try:
+        config = AgentConfig.from_env(
+            environ,
+            defaults={"LOGSPACE_AGENT_QUEUE_NAME": "os"},
+            hq_url=args.hq_url,
+            token=args.token,
+            queue_dir=args.queue_dir,
+            queue_name=args.queue_name,
+            system=args.system,
+            marker=args.marker,
+        )
+        collectors = os_agents(name.strip() for name in args.agents.split(",") if name.strip())
+    except (AgentConfigError, ValueError) as error:
+        print(f"logspace agent: {error}", file=sys.stderr)
+        return 2
+    try:
+        sender = Sender(config).start()
+    except (QueueInUse, OSError, sqlite3.Error) as error:
+        print(
+            f"logspace agent: cannot open the queue {config.queue_path}: {error}", file=sys.stderr
+        )
+        return 1
+    scheduler = Scheduler(sender)
+    for collector in collectors:
+        scheduler.add(collector, args.interval)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        scheduler.run(cycles=args.cycles)
+    except (KeyboardInterrupt, _Terminated):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sender.close()
+    stats = sender.stats
+    print(
+        f"logspace agent: sent {stats.sent}, dropped {stats.dropped}, queued {stats.queued} "
+        f"(in {config.queue_path})",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,259 @@
+"""AgentConfig: where and how an agent sends its events; from code, environment or a TOML file.
+
+`AgentConfig.from_env(mapping)` reads `LOGSPACE_AGENT_*` variables over the TOML file named by
+`LOGSPACE_AGENT_CONFIG`; it never reads `os.environ` itself. Every setting is declared once in
+`AGENT_SETTINGS`, which also feeds the test that keeps `docs/agents.md` complete.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["AGENT_SETTINGS", "AgentConfig", "AgentConfigError", "FullPolicy", "default_queue_dir"]
+
+FullPolicy = Literal["drop-oldest", "drop-newest"]
+
+CONFIG_FILE_VARIABLE = "LOGSPACE_AGENT_CONFIG"
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
+
+
+class AgentConfigError(ValueError):
+    """A setting the agent cannot use; the message names the setting."""
+
+
+def default_queue_dir() -> Path:
+    """`$XDG_STATE_HOME/logspace/agent`, else `~/.local/state/logspace/agent`."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "logspace" / "agent"
+
+
+def _text(name: str, value: str) -> str:
+    return value
+
+
+def _optional_text(name: str, value: str) -> str | None:
+    return value or None
+
+
+def _url(name: str, value: str) -> str:
+    if not re.match(r"https?://[^/\s]+", value):
+        raise AgentConfigError(f"{name}={value!r} is not an http(s) URL")
+    return value.rstrip("/")
+
+
+def _positive_int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise AgentConfigError(f"{name}={value!r} is not a valid integer") from None
+    if number <= 0:
+        raise AgentConfigError(f"{name}={value!r} must be greater than zero")
+    return number
+
+
+def _non_negative_float(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise AgentConfigError(f"{name}={value!r} is not a number") from None
+    if not 0 <= number < float("inf"):
+        raise AgentConfigError(f"{name}={value!r} must be zero or more")
+    return number
+
+
+def _positive_float(name: str, value: str) -> float:
+    number = _non_negative_float(name, value)
+    if number == 0:
+        raise AgentConfigError(f"{name}={value!r} must be greater than zero")
+    return number
+
+
+def _boolean(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise AgentConfigError(f"{name}={value!r} is not a boolean (true or false)")
+
+
+def _path(name: str, value: str) -> Path | None:
+    return Path(value).expanduser() if value else None
+
+
+def _queue_name(name: str, value: str) -> str:
+    if not _QUEUE_NAME.fullmatch(value):
+        raise AgentConfigError(
+            f"{name}={value!r} is not a valid queue name (letters, digits, '_', '-', '.')"
+        )
+    return value
+
+
+def _full_policy(name: str, value: str) -> FullPolicy:
+    if value == "drop-oldest":
+        return "drop-oldest"
+    if value == "drop-newest":
+        return "drop-newest"
+    raise AgentConfigError(f"{name}={value!r} is not one of drop-oldest, drop-newest")
+
+
+@dataclass(frozen=True)
+class AgentSetting:
+    env: str
+    field: str
+    parse: Callable[[str, str], Any]
+    doc: str
+
+
+AGENT_SETTINGS: tuple[AgentSetting, ...] = (
+    AgentSetting("LOGSPACE_AGENT_HQ_URL", "hq_url", _url, "Base URL of HQ."),
+    AgentSetting("LOGSPACE_AGENT_TOKEN", "token", _text, "Space token with write access."),
+    AgentSetting("LOGSPACE_AGENT_QUEUE_DIR", "queue_dir", _path, "Directory of the durable queue."),
+    AgentSetting("LOGSPACE_AGENT_QUEUE_NAME", "queue_name", _queue_name, "Queue file name."),
+    AgentSetting(
+        "LOGSPACE_AGENT_QUEUE_MAX_BYTES", "queue_max_bytes", _positive_int, "Queue size bound."
+    ),
+    AgentSetting(
+        "LOGSPACE_AGENT_QUEUE_FULL_POLICY", "queue_full_policy", _full_policy, "When full."
+    ),
+    AgentSetting(
+        "LOGSPACE_AGENT_BATCH_MAX_EVENTS", "batch_max_events", _positive_int, "Events per batch."
+    ),
+    AgentSetting(
+        "LOGSPACE_AGENT_BATCH_MAX_BYTES", "batch_max_bytes", _positive_int, "Bytes per batch."
+    ),
+    AgentSetting(
+        "LOGSPACE_AGENT_BATCH_MAX_AGE", "batch_max_age", _non_negative_float, "Batch age."
+    ),
+    AgentSetting("LOGSPACE_AGENT_GZIP", "gzip", _boolean, "Compress batches with gzip."),
+    AgentSetting("LOGSPACE_AGENT_TIMEOUT", "timeout", _positive_float, "Request timeout."),
+    AgentSetting(
+        "LOGSPACE_AGENT_BACKOFF_INITIAL", "backoff_initial", _positive_float, "First backoff."
+    ),
+    AgentSetting("LOGSPACE_AGENT_BACKOFF_MAX", "backoff_max", _positive_float, "Backoff cap."),
+    AgentSetting(
+        "LOGSPACE_AGENT_SHUTDOWN_TIMEOUT",
+        "shutdown_timeout",
+        _non_negative_float,
+        "Flush deadline on close.",
+    ),
+    AgentSetting("LOGSPACE_AGENT_SYSTEM", "system", _optional_text, "`system` of every event."),
+    AgentSetting("LOGSPACE_AGENT_MARKER", "marker", _optional_text, "Default `marker`."),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentConfig:
+    """How an agent reaches HQ and keeps its queue; every field is documented in docs/agents.md."""
+
+    token: str = field(repr=False)
+    hq_url: str = "http://127.0.0.1:4567"
+    queue_dir: Path | None = None
+    queue_name: str = "agent"
+    queue_max_bytes: int = 64 * 1024 * 1024
+    queue_full_policy: FullPolicy = "drop-oldest"
+    batch_max_events: int = 1000
+    batch_max_bytes: int = 1024 * 1024
+    batch_max_age: float = 5.0
+    # Off until HQ accepts Content-Encoding: gzip; an HQ that answers 415 turns it off again.
+    gzip: bool = False
+    timeout: float = 10.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    shutdown_timeout: float = 10.0
+    system: str | None = None
+    marker: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.queue_dir, str):
+            object.__setattr__(self, "queue_dir", Path(self.queue_dir).expanduser())
+        if not self.token:
+            raise AgentConfigError(
+                "a space token is required (LOGSPACE_AGENT_TOKEN or --token): "
+                "HQ refuses events without one"
+            )
+        _url("hq_url", self.hq_url)
+        _queue_name("queue_name", self.queue_name)
+        if self.backoff_max < self.backoff_initial:
+            raise AgentConfigError(
+                f"backoff_max={self.backoff_max} must not be below "
+                f"backoff_initial={self.backoff_initial}"
+            )
+
+    @property
+    def events_url(self) -> str:
+        return self.hq_url.rstrip("/") + "/events"
+
+    @property
+    def queue_path(self) -> Path:
+        return (self.queue_dir or default_queue_dir()) / f"{self.queue_name}.sqlite3"
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        defaults: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> AgentConfig:
+        """`LOGSPACE_AGENT_*` variables over the TOML file in `LOGSPACE_AGENT_CONFIG` over
+        `defaults` (variable -> text). `overrides` win over all: command-line flags by field
+        name, as text (parsed like the variables, errors naming `--flag`); None means unset."""
+        values: dict[str, str] = dict(defaults or {})
+        config_file = environ.get(CONFIG_FILE_VARIABLE)
+        if config_file:
+            values.update(_read_config_file(config_file))
+        values.update({k: v for k, v in environ.items() if k.startswith("LOGSPACE_AGENT_")})
+        kwargs: dict[str, Any] = {}
+        for setting in AGENT_SETTINGS:
+            if setting.env in values:
+                kwargs[setting.field] = setting.parse(setting.env, values[setting.env])
+        by_field = {s.field: s for s in AGENT_SETTINGS}
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            if name not in by_field:
+                raise TypeError(f"AgentConfig has no setting {name!r}")
+            if isinstance(value, str):
+                value = by_field[name].parse("--" + name.replace("_", "-"), value)
+            kwargs[name] = value
+        kwargs.setdefault("token", "")
+        return cls(**kwargs)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> AgentConfig:
+        """Settings from a TOML file only (keys as in `docs/agents.md`, e.g. `hq_url`)."""
+        return cls.from_env({CONFIG_FILE_VARIABLE: str(path)}, **overrides)
+
+    def replace(self, **changes: Any) -> AgentConfig:
+        return replace(self, **changes)
+
+
+def _read_config_file(path: str) -> dict[str, str]:
+    try:
+        data = tomllib.loads(Path(path).expanduser().read_text())
+    except OSError as error:
+        raise AgentConfigError(f"{CONFIG_FILE_VARIABLE}={path!r} cannot be read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise AgentConfigError(
+            f"{CONFIG_FILE_VARIABLE}={path!r} is not valid TOML: {error}"
+        ) from None
+    known = {s.env.removeprefix("LOGSPACE_AGENT_").lower(): s.env for s in AGENT_SETTINGS}
+    values: dict[str, str] = {}
+    for key, value in data.items():
+        env = known.get(key)
+        if env is None:
+            raise AgentConfigError(f"{path}: unknown setting {key!r}; known: {', '.join(known)}")
+        if isinstance(value, bool):
+            values[env] = "true" if value else "false"
+        elif isinstance(value, str | int | float):
+            values[env] = str(value)
+        else:
+            raise AgentConfigError(f"{path}: {key} must be a string, number or boolean")
+    return values
