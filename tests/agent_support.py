@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -71,5 +72,8 @@ class Switch(httpx.AsyncBaseTransport):
         response = await self.hq.handle_async_request(request)
         await response.aread()
         if response.status_code == 202:
-            self.accepted.update(event["id"] for event in orjson.loads(request.content))
+            body = request.content
+            if request.headers.get("content-encoding") == "gzip":
+                body = gzip.decompress(body)
+            self.accepted.update(event["id"] for event in orjson.loads(body))
         return response

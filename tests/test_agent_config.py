@@ -20,7 +20,7 @@ def test_code_needs_only_a_token() -> None:
     config = AgentConfig(token="t")
     assert config.events_url == "http://127.0.0.1:4567/events"
     assert config.queue_path.name == "agent.sqlite3"
-    assert config.gzip is False
+    assert config.gzip is True
 
 
 def test_the_environment_overrides_the_file_and_flags_override_both(tmp_path: Path) -> None:

@@ -144,20 +144,30 @@ async def test_batches_hq_finds_too_large_are_split_and_an_oversized_event_is_dr
     assert "REQUEST_TOO_LARGE" in dropped[0].message
 
 
-async def test_gzip_asked_for_still_delivers_when_hq_refuses_compressed_bodies(
+async def test_batches_go_compressed_by_default_and_hq_stores_them(
     serve_hq: Serve, stored: Any, tmp_path: Path
 ) -> None:
-    """Today HQ answers 415 to gzip; the agent then sends uncompressed. Once HQ accepts gzip,
-    the same test passes with compressed bodies."""
     events = demo_events(5)
+    encodings: list[str | None] = []
+
+    class Recording(httpx.AsyncBaseTransport):
+        def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+            self.inner = inner
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            encodings.append(request.headers.get("content-encoding"))
+            return await self.inner.handle_async_request(request)
+
     async with (
         serve_hq() as transport,
-        AsyncSender(agent_config(tmp_path, gzip=True), transport=transport) as sender,
+        AsyncSender(agent_config(tmp_path), transport=Recording(transport)) as sender,
     ):
         sender.send_many(events)
         assert await sender.flush(30)
 
     assert sorted(e["id"] for e in stored()) == sorted(e["id"] for e in events)
+    assert encodings
+    assert set(encodings) == {"gzip"}
 
 
 async def test_after_hq_and_elasticsearch_outages_and_a_restart_every_event_arrives_once(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import threading
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,10 @@ class ScriptedHQ:
         self.requests.append(request)
         status = self.statuses.pop(0) if self.statuses else 202
         if status == 202:
-            self.accepted.extend(orjson.loads(request.content))
+            body = request.content
+            if request.headers.get("content-encoding") == "gzip":
+                body = gzip.decompress(body)
+            self.accepted.extend(orjson.loads(body))
         return httpx.Response(status, json={"type": "X", "message": "m", "parameters": {}})
 
 

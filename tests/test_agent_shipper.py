@@ -119,7 +119,11 @@ def test_a_delivered_batch_leaves_the_queue_and_counts_as_sent() -> None:
     attempt = rig.answer(202)
 
     assert ids(attempt) == sent
-    assert attempt.headers == {"content-type": "application/json", "logspace.space-token": "t"}
+    assert attempt.headers == {
+        "content-type": "application/json",
+        "content-encoding": "gzip",
+        "logspace.space-token": "t",
+    }
     stats = rig.queue.stats()
     assert (stats.sent, stats.dropped, stats.queued) == (3, 0, 0)
 
@@ -271,7 +275,7 @@ def test_gzip_is_used_when_asked_and_given_up_when_hq_answers_415() -> None:
 
 
 def test_415_without_gzip_is_a_configuration_problem() -> None:
-    rig = Rig(batch_max_age=0)
+    rig = Rig(batch_max_age=0, gzip=False)
     rig.put(1)
     rig.answer(415)
     assert rig.shipper.failures == 1

@@ -161,8 +161,8 @@ class AgentConfig:
     batch_max_events: int = 1000
     batch_max_bytes: int = 1024 * 1024
     batch_max_age: float = 5.0
-    # Off until HQ accepts Content-Encoding: gzip; an HQ that answers 415 turns it off again.
-    gzip: bool = False
+    # An older HQ that answers 415 to gzip turns it off again.
+    gzip: bool = True
     timeout: float = 10.0
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
