@@ -9,6 +9,8 @@
     ├── InvalidEvents                 400    INVALID_EVENTS
     ├── InvalidGzip                   400    INVALID_GZIP
     ├── InvalidParameter              400    INVALID_PARAMETER
+    ├── InvalidControllerId           400    INVALID_CONTROLLER_ID
+    ├── InvalidCapabilities           400    INVALID_CAPABILITIES
     ├── RequestTooLarge               413    REQUEST_TOO_LARGE
     ├── TooManyEvents                 413    TOO_MANY_EVENTS
     ├── UnsupportedContentEncoding    415    UNSUPPORTED_CONTENT_ENCODING
@@ -17,6 +19,7 @@
     ├── Overloaded                    503    OVERLOADED          (with Retry-After)
     ├── NotReady                      503    NOT_READY
     ├── NotFound                      404    NOT_FOUND
+    ├── OrderNotFound                 404    ORDER_NOT_FOUND
     ├── MethodNotAllowed              405    METHOD_NOT_ALLOWED
     └── InternalError                 500    INTERNAL_ERROR
 
@@ -36,6 +39,8 @@ __all__ = [
     "EventsNotStored",
     "InternalError",
     "InvalidBatch",
+    "InvalidCapabilities",
+    "InvalidControllerId",
     "InvalidEvents",
     "InvalidGzip",
     "InvalidJson",
@@ -46,6 +51,7 @@ __all__ = [
     "MissingSpaceToken",
     "NotFound",
     "NotReady",
+    "OrderNotFound",
     "Overloaded",
     "RequestTooLarge",
     "StoreUnavailable",
@@ -167,6 +173,20 @@ class InvalidParameter(LogspaceError):
         self.reason = reason
 
 
+class InvalidControllerId(LogspaceError):
+    """A controller id that is malformed, or differs between the path and the body."""
+
+    status = 400
+    type = "INVALID_CONTROLLER_ID"
+
+
+class InvalidCapabilities(LogspaceError):
+    """A capabilities document HQ cannot store; `parameters.errors` lists every problem."""
+
+    status = 400
+    type = "INVALID_CAPABILITIES"
+
+
 class RequestTooLarge(LogspaceError):
     status = 413
     type = "REQUEST_TOO_LARGE"
@@ -222,6 +242,17 @@ class NotReady(LogspaceError):
 class NotFound(LogspaceError):
     status = 404
     type = "NOT_FOUND"
+
+
+class OrderNotFound(LogspaceError):
+    status = 404
+    type = "ORDER_NOT_FOUND"
+
+    def __init__(self, controller_id: str) -> None:
+        super().__init__(
+            f"There is no order for controller with ID '{controller_id}'.",
+            {"controller-id": controller_id},
+        )
 
 
 class MethodNotAllowed(LogspaceError):
