@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import readroutes, retention
+from . import controlroutes, readroutes, retention
 from .errors import InternalError, LogspaceError, MethodNotAllowed, NotFound, StoreUnavailable
 from .health import get_live, get_ready
 from .logs import REQUEST_ID, REQUEST_ID_HEADER, RequestLog
@@ -115,7 +115,10 @@ def create_app(
                 hq.metrics,
             )
             background.append(asyncio.create_task(retain))
-        async with _watching_tokens(tokens, settings):
+        async with (
+            _watching_tokens(tokens, settings),
+            controlroutes.serving(app, settings, hq.store),
+        ):
             try:
                 yield
             finally:
@@ -127,6 +130,7 @@ def create_app(
 
     routes = [
         *readroutes.routes(),
+        *controlroutes.routes(),
         Route("/health/live", get_live, methods=["GET"]),
         Route("/health/ready", get_ready, methods=["GET"]),
         Route("/metrics", get_metrics, methods=["GET"]),

@@ -26,12 +26,22 @@ from .errors import InvalidCapabilities, InvalidControllerId, InvalidJson
 from .orders import MAX_TEXT, TRIGGER_TYPES, is_controller_id, trigger_type
 from .problems import Problem, kind, show, unknown_fields
 
-__all__ = ["PROPERTY_TYPES", "Capabilities", "check_controller_id", "document", "entry", "parse"]
+__all__ = [
+    "PROPERTY_TYPES",
+    "Capabilities",
+    "check_controller_id",
+    "document",
+    "entry",
+    "parse",
+    "search_body",
+]
 
 PROPERTY_TYPES: Final = ("BOOLEAN", "DATE", "DOUBLE", "FLOAT", "INTEGER", "LONG", "STRING")
 MAX_AGENTS: Final = 1000
 MAX_DESCRIPTIONS: Final = 1000
 KIND: Final = "capabilities"
+# Elasticsearch's default result window; far more controllers than a space is expected to have.
+MAX_LISTED: Final = 10_000
 
 
 def check_controller_id(controller_id: str) -> str:
@@ -215,6 +225,18 @@ def document(space: str, capabilities: Capabilities, now: datetime) -> tuple[str
         "agent-ids": [agent["id"] for agent in capabilities.agents],
         "updated": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "capabilities": capabilities.to_json(space),
+    }
+
+
+def search_body(controller_id: str | None = None) -> dict[str, Any]:
+    """The search for a space's uploads (the store adds the space), by controller and system."""
+    filters: list[dict[str, Any]] = [{"term": {"kind": KIND}}]
+    if controller_id is not None:
+        filters.append({"term": {"controller-id": controller_id}})
+    return {
+        "size": MAX_LISTED,
+        "query": {"bool": {"filter": filters}},
+        "sort": [{"controller-id": "asc"}, {"system": {"order": "asc", "missing": "_first"}}],
     }
 
 

@@ -352,6 +352,27 @@ SETTINGS: tuple[Setting, ...] = (
         "text",
         "`text`, or `json` for one JSON object per log line.",
     ),
+    Setting(
+        "LOGSPACE_CONTROL_INDEX",
+        "control_index",
+        _index_prefix,
+        "logspace-control",
+        "The Elasticsearch index of agent controllers' capabilities; must not match `<prefix>-*`.",
+    ),
+    Setting(
+        "LOGSPACE_ORDERS_DIR",
+        "orders_dir",
+        _optional_text,
+        "",
+        "Directory of order files, `<dir>/<space>/<controller-id>.json`; empty: no orders.",
+    ),
+    Setting(
+        "LOGSPACE_ORDERS_RELOAD_SECONDS",
+        "orders_reload_seconds",
+        _positive_float,
+        "5",
+        "How often HQ checks `LOGSPACE_ORDERS_DIR` for changed order files.",
+    ),
 )
 
 CONFIG_FILE_VARIABLE = "LOGSPACE_CONFIG"
@@ -385,6 +406,9 @@ class Settings:
     retention_keep_days: int | None = None
     retention_interval: float = 3600.0
     log_format: str = "text"
+    control_index: str = "logspace-control"
+    orders_dir: str | None = None
+    orders_reload_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -406,6 +430,12 @@ class Settings:
                 f"LOGSPACE_MAX_INFLIGHT_BYTES={settings.max_inflight_bytes} must be at least "
                 f"LOGSPACE_MAX_BODY_BYTES={settings.max_body_bytes}, or the largest bodies "
                 "could only be refused"
+            )
+        if settings.control_index.startswith(f"{settings.index_prefix}-"):
+            # Retention, the read API and the event template all take `<prefix>-*` as events.
+            raise SettingsError(
+                f"LOGSPACE_CONTROL_INDEX={settings.control_index!r} must not start with "
+                f"'{settings.index_prefix}-': that names event indices (LOGSPACE_INDEX_PREFIX)"
             )
         return settings
 

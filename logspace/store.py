@@ -19,6 +19,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, OrjsonSerializer, Transp
 from elasticsearch import NotFoundError as EsNotFound
 
 from . import bulk, templates
+from .controlstore import ControlStore
 from .errors import EventsNotStored, StoreUnavailable
 from .readstore import ReadStore
 from .settings import Settings
@@ -78,6 +79,10 @@ class Store:
     def reader(self) -> ReadStore:
         """The read side of this store, on the same client."""
         return ReadStore(self._client, self._settings.index_prefix, self._retry_after)
+
+    def control(self) -> ControlStore:
+        """The control side of this store (capabilities of agent controllers), same client."""
+        return ControlStore(self._client, self._settings.control_index, self._retry_after)
 
     # -- templates ---------------------------------------------------------------
 

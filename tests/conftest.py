@@ -83,6 +83,7 @@ def prefix(es: httpx.Client) -> Iterator[str]:
     es.delete(f"/{name}-*", params={"expand_wildcards": "all"})
     es.delete(f"/_index_template/{name}")
     es.delete(f"/_component_template/{name}-*")
+    es.delete(f"/{name}.control", params={"ignore_unavailable": "true"})
 
 
 @pytest.fixture
@@ -97,6 +98,8 @@ def settings(es_url: str, prefix: str) -> Settings:
         es_url=es_url,
         index_prefix=prefix,
         es_retry_seconds=2.0,
+        # Outside `<prefix>-*`, as the setting requires; removed with the prefix's indices.
+        control_index=f"{prefix}.control",
     )
 
 
