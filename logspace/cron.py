@@ -54,7 +54,7 @@ class _Field:
     def value(self, text: str) -> int:
         number = self.names.get(text.upper()) if self.names else None
         if number is None:
-            if not text.isdigit():
+            if not (text.isascii() and text.isdigit()):
                 named = f" or a name ({', '.join(self.names)})" if self.names else ""
                 raise CronError(f"{self.name}: {text!r} is not a number{named}")
             number = int(text)
@@ -85,7 +85,10 @@ class _Field:
         base, slash, step_text = part.partition("/")
         step = 1
         if slash:
-            if not step_text.isdigit() or not 1 <= int(step_text) <= self.high - self.low + 1:
+            if (
+                not (step_text.isascii() and step_text.isdigit())
+                or not 1 <= int(step_text) <= self.high - self.low + 1
+            ):
                 raise CronError(
                     f"{self.name}: the step in {part!r} must be a number from 1 to "
                     f"{self.high - self.low + 1}"
@@ -111,7 +114,7 @@ class _Field:
 def _names_only(text: str, names: Mapping[str, int]) -> bool:
     """True when the letters of `text` are all names (JUL, SAT), not Quartz specials."""
     words = text.replace(",", " ").replace("-", " ").replace("/", " ").split()
-    return all(word.isdigit() or word.upper() in names for word in words)
+    return all((word.isascii() and word.isdigit()) or word.upper() in names for word in words)
 
 
 _FIELDS = (
