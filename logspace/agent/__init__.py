@@ -4,9 +4,11 @@ Imports neither starlette nor elasticsearch; needs `pip install 'logspace[agent]
 psutil). See `docs/agents.md`.
 """
 
+from ..cron import Cron, CronError
 from .asyncsender import AsyncSender
 from .builder import Event, EventBuilder, InvalidEvent, Kind, encode_event
 from .config import AgentConfig, AgentConfigError
+from .controller import Controller
 from .diskqueue import DiskQueue, QueueInUse, QueueStats
 from .host import (
     CpuAgent,
@@ -31,7 +33,10 @@ __all__ = [
     "AgentConfigError",
     "AsyncSender",
     "Collector",
+    "Controller",
     "CpuAgent",
+    "Cron",
+    "CronError",
     "DiskAgent",
     "DiskQueue",
     "DropCallback",

@@ -1,4 +1,5 @@
-"""`logspace agent os ...`: run the OS monitor as a process; `logspace agent` delegates here."""
+"""`logspace agent os | controller ...`: run the OS monitor as a process, on its own or under
+orders from HQ; `logspace agent` delegates here."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import signal
 import sqlite3
 import sys
 from collections.abc import Mapping, Sequence
+from datetime import UTC, tzinfo
 from types import FrameType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ..orders import is_controller_id
 from .config import CONFIG_FILE_VARIABLE, AgentConfig, AgentConfigError
+from .controller import Controller
 from .diskqueue import QueueInUse
 from .host import OS_AGENTS, os_agents
 from .scheduler import Scheduler
@@ -40,7 +45,7 @@ def _connection_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="logspace agent", description="Run a Logspace agent.")
     agents = parser.add_subparsers(dest="agent", required=True)
     monitor = agents.add_parser(
@@ -49,15 +54,64 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     monitor.add_argument(
         "--interval", type=float, default=10.0, help="seconds between runs (default: 10)"
     )
-    monitor.add_argument(
-        "--agents",
-        default=",".join(OS_AGENTS),
-        help=f"comma-separated agents to run (default: {','.join(OS_AGENTS)})",
-    )
+    _agents_argument(monitor)
     monitor.add_argument(
         "--cycles", type=int, help="stop after running each agent this often (default: never)"
     )
     _connection_arguments(monitor)
+    controller = agents.add_parser(
+        "controller",
+        help="the OS monitor under orders from HQ",
+        description="Run the OS agents as HQ orders for a controller id (see docs/agents.md).",
+    )
+    controller.add_argument(
+        "--id", required=True, help="controller id, the name of its order on HQ, e.g. monitor"
+    )
+    _agents_argument(controller)
+    controller.add_argument(
+        "--poll-interval",
+        type=float,
+        default=60.0,
+        help="seconds between asking HQ for the order (default: 60)",
+    )
+    controller.add_argument(
+        "--unordered",
+        choices=("off", "on"),
+        default="off",
+        help="agents the order does not name, or all without an order: off (default) or on",
+    )
+    controller.add_argument(
+        "--interval",
+        type=float,
+        default=10.0,
+        help="seconds between runs of agents that are on without an order (default: 10)",
+    )
+    controller.add_argument(
+        "--time-zone", default="UTC", help="time zone of the orders' cron expressions (UTC)"
+    )
+    _connection_arguments(controller)
+    return parser
+
+
+def _agents_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--agents",
+        default=",".join(OS_AGENTS),
+        help=f"comma-separated agents to run (default: {','.join(OS_AGENTS)})",
+    )
+
+
+def _zone(name: str) -> tzinfo:
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"--time-zone {name!r} is not a known time zone") from None
+
+
+def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -67,10 +121,18 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         environ[CONFIG_FILE_VARIABLE] = args.config
     if not args.interval > 0:
         parser.error(f"--interval must be greater than zero, found {args.interval}")
+    if args.agent == "controller":
+        if not is_controller_id(args.id):
+            parser.error(
+                f"--id {args.id!r} is not a controller id (letters, digits, '_', '-', '.')"
+            )
+        if not args.poll_interval > 0:
+            parser.error(f"--poll-interval must be greater than zero, found {args.poll_interval}")
+    queue_name = "os" if args.agent == "os" else f"controller-{args.id}"
     try:
         config = AgentConfig.from_env(
             environ,
-            defaults={"LOGSPACE_AGENT_QUEUE_NAME": "os"},
+            defaults={"LOGSPACE_AGENT_QUEUE_NAME": queue_name},
             hq_url=args.hq_url,
             token=args.token,
             queue_dir=args.queue_dir,
@@ -79,6 +141,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
             marker=args.marker,
         )
         collectors = os_agents(name.strip() for name in args.agents.split(",") if name.strip())
+        zone = _zone(args.time_zone) if args.agent == "controller" else UTC
     except (AgentConfigError, ValueError) as error:
         print(f"logspace agent: {error}", file=sys.stderr)
         return 2
@@ -89,16 +152,31 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
             f"logspace agent: cannot open the queue {config.queue_path}: {error}", file=sys.stderr
         )
         return 1
-    scheduler = Scheduler(sender)
-    for collector in collectors:
-        scheduler.add(collector, args.interval)
     previous = signal.signal(signal.SIGTERM, _terminate)
+    controller = None
     try:
-        scheduler.run(cycles=args.cycles)
+        if args.agent == "controller":
+            controller = Controller(
+                sender,
+                args.id,
+                agents=collectors,
+                poll_interval=args.poll_interval,
+                unordered=args.unordered,
+                default_interval=args.interval,
+                zone=zone,
+            )
+            controller.run()
+        else:
+            scheduler = Scheduler(sender)
+            for collector in collectors:
+                scheduler.add(collector, args.interval)
+            scheduler.run(cycles=args.cycles)
     except (KeyboardInterrupt, _Terminated):
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if controller is not None:
+            controller.stop(timeout=5.0)
         sender.close()
     stats = sender.stats
     print(

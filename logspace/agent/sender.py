@@ -59,6 +59,7 @@ class _Queueing:
             )
         )
         self._on_drop = on_drop
+        self._configured = config
         self._shipper = Shipper(self.queue, config, self._report)
         self._flushing_lock = threading.Lock()
         self._deadline: float | None = None
@@ -71,6 +72,14 @@ class _Queueing:
         if self._final_stats is not None:
             return self._final_stats
         return self.queue.stats()
+
+    def set_batch_max_age(self, seconds: float | None) -> None:
+        """Let events wait at most `seconds` for their batch (an order's `commit-max-seconds`);
+        None restores the configured `batch_max_age`."""
+        age = self._configured.batch_max_age if seconds is None else seconds
+        if age != self.config.batch_max_age:
+            self.config = self._shipper.config = self._configured.replace(batch_max_age=age)
+            self._notify()  # a batch may be due at once now
 
     def _release_queue(self) -> None:
         self._final_stats = self.queue.stats()
