@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from logspace.agent import EventBuilder, MemorySink, Scheduler
+from logspace.agent import Cron, EventBuilder, MemorySink, Scheduler
 from logspace.agent.builder import Event
 
 
@@ -136,3 +136,62 @@ def test_start_and_stop_run_it_in_the_background() -> None:
 def test_intervals_must_be_positive() -> None:
     with pytest.raises(ValueError, match="greater than zero"):
         Scheduler(MemorySink()).add(Counting("a"), 0)
+
+
+class Wall:
+    """A wall clock that moves with the monotonic one, from a given UTC second."""
+
+    def __init__(self, clock: Clock, start: float) -> None:
+        self.clock = clock
+        self.offset = start - clock.now
+
+    def __call__(self) -> float:
+        return self.clock.now + self.offset
+
+
+def test_a_cron_schedule_runs_at_each_firing_of_the_wall_clock() -> None:
+    clock, sink = Clock(), MemorySink()
+    wall = Wall(clock, 1447765555.0)  # 2015-11-17T13:05:55Z
+    scheduler = Scheduler(sink, clock=clock, wall=wall)
+    scheduler.add(Counting("cron"), Cron.parse("0/10 * * * * ? *"))
+
+    waits = []
+    for _ in range(3):
+        wait = scheduler.run_pending()
+        assert wait is not None
+        waits.append(wait)
+        clock.now += wait
+    scheduler.run_pending()
+
+    assert waits == [5.0, 10.0, 10.0]  # first at :00, then every 10 seconds
+    assert scheduler.runs("cron") == 3
+    assert ran(sink) == ["cron"] * 3
+
+
+def test_a_cron_schedule_skips_firings_missed_in_a_stall_and_never_runs_twice_for_one() -> None:
+    clock, sink = Clock(), MemorySink()
+    wall = Wall(clock, 1447765555.0)
+    scheduler = Scheduler(sink, clock=clock, wall=wall)
+    scheduler.add(Counting("cron", clock, takes=25.0), Cron.parse("0/10 * * * * ? *"))
+    clock.now += 5.0
+
+    wait = scheduler.run_pending()  # runs at :00, returns at :25
+    wall.offset -= 0.5  # the wall clock is set back a little
+
+    assert scheduler.runs("cron") == 1
+    assert wait == pytest.approx(5.5)  # :30 by the wall clock; :10 and :20 were missed
+    assert scheduler.run_pending() == pytest.approx(5.5)
+    assert scheduler.runs("cron") == 1
+
+
+def test_a_cron_schedule_that_never_fires_again_is_listed_but_never_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    scheduler = Scheduler(MemorySink(), clock=clock, wall=Wall(clock, 1447765555.0))
+
+    scheduler.add(Counting("past"), Cron.parse("0 0 0 1 1 ? 2014"))
+
+    assert scheduler.run_pending() is None
+    assert scheduler.intervals == {"past": Cron.parse("0 0 0 1 1 ? 2014")}
+    assert "agent past: the schedule '0 0 0 1 1 ? 2014' never fires again" in caplog.text
