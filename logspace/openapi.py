@@ -1,12 +1,15 @@
 """The OpenAPI 3.1 document of HQ's HTTP API, served at `GET /openapi.json`. Pure data.
 
 Written by hand, next to `docs/api.md`; a test checks that it is valid OpenAPI and that it
-names every route of `readroutes.READ_ROUTES` with the same methods.
+names every route of `readroutes.READ_ROUTES` and `controlroutes.CONTROL_ROUTES` with the same
+methods. Central control's part is in `openapi_control.py`.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from . import openapi_control
 
 __all__ = ["document"]
 
@@ -483,6 +486,7 @@ def document() -> dict[str, Any]:
                     "responses": {"200": _json({"type": "object"})},
                 }
             },
+            **openapi_control.PATHS,
         },
         "components": {
             "securitySchemes": {
@@ -492,6 +496,6 @@ def document() -> dict[str, Any]:
             "responses": {
                 "Error": _json(_ref("Error"), "An error; `type` says which (see docs/api.md).")
             },
-            "schemas": _SCHEMAS,
+            "schemas": {**_SCHEMAS, **openapi_control.SCHEMAS},
         },
     }

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from openapi_spec_validator import validate
 
+from logspace.controlroutes import CONTROL_ROUTES
 from logspace.readroutes import READ_ROUTES
 from logspace.testing import make_event
 
@@ -375,5 +376,7 @@ async def test_the_openapi_document_is_valid_and_describes_every_route(hq: Any) 
     described = {
         (path, method.upper()) for path, item in document["paths"].items() for method in item
     }
-    mounted = {(path, method) for path, _, methods in READ_ROUTES for method in methods}
+    mounted = {
+        (path, method) for path, _, methods in (*READ_ROUTES, *CONTROL_ROUTES) for method in methods
+    }
     assert described == mounted
