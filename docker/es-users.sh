@@ -7,6 +7,7 @@ set -euo pipefail
 
 ES="${ES_URL:-http://elasticsearch:9200}"  # the compose service; ES_URL for other setups
 PREFIX="${LOGSPACE_INDEX_PREFIX:-logspace-events}"
+CONTROL_INDEX="${LOGSPACE_CONTROL_INDEX:-logspace-control}"
 HQ_USER="${LOGSPACE_ES_USERNAME:-logspace_hq}"
 
 # These passwords go into JSON bodies; keeping to plain characters keeps that safe.
@@ -35,11 +36,16 @@ echo "es-users: kibana_system password set"
 
 # HQ writes events (auto-creating monthly indices), installs its templates, answers readiness
 # and runs retention (lists and deletes whole event indices); `read` is for querying events.
+# Its control index (agent controllers' capabilities) it creates, writes, reads, and updates
+# the mapping of (`manage`).
 call PUT /_security/role/logspace_hq "{
   \"cluster\": [\"monitor\", \"manage_index_templates\"],
   \"indices\": [{
     \"names\": [\"${PREFIX}-*\"],
     \"privileges\": [\"create_doc\", \"create_index\", \"view_index_metadata\", \"monitor\", \"read\", \"delete_index\"]
+  }, {
+    \"names\": [\"${CONTROL_INDEX}\"],
+    \"privileges\": [\"create_index\", \"write\", \"read\", \"view_index_metadata\", \"manage\"]
   }]
 }"
 call PUT "/_security/user/${HQ_USER}" \
