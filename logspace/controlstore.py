@@ -4,9 +4,10 @@ Elasticsearch.
 A third class beside `store.Store` (events) and `readstore.ReadStore` (queries), on the same
 client. It owns one index, `LOGSPACE_CONTROL_INDEX`, whose settings and mappings are data in
 `index_templates/control-index.json`. The index is created when first needed and checked again
-every `CHECK_SECONDS` (Elasticsearch may have come back empty); a newer version of the file adds
-its fields to the mapping. Writes refresh at once, so a listing right after sees them; every
-search is confined to one space. Request bodies come from the pure `capabilities` module.
+every `check_seconds` and after Elasticsearch was unreachable (it may have come back empty); a
+newer version of the file adds its fields to the mapping. Writes refresh at once, so a listing
+right after sees them; every search is confined to one space. Request bodies come from the pure
+`capabilities` module.
 """
 
 from __future__ import annotations
@@ -43,10 +44,18 @@ def index_body(path: Path = CONTROL_INDEX_FILE) -> tuple[int, dict[str, Any]]:
 
 
 class ControlStore:
-    def __init__(self, client: AsyncElasticsearch, index: str, retry_after: int) -> None:
+    def __init__(
+        self,
+        client: AsyncElasticsearch,
+        index: str,
+        retry_after: int,
+        *,
+        check_seconds: float = CHECK_SECONDS,
+    ) -> None:
         self._client = client
         self.index = index
         self._retry_after = retry_after
+        self.check_seconds = check_seconds
         self._version, self._body = index_body()
         self._checked_at: float | None = None
         self._lock = asyncio.Lock()
@@ -99,10 +108,10 @@ class ControlStore:
 
     async def _ready(self) -> None:
         now = asyncio.get_running_loop().time()
-        if self._checked_at is not None and now - self._checked_at < CHECK_SECONDS:
+        if self._checked_at is not None and now - self._checked_at < self.check_seconds:
             return
         async with self._lock:
-            if self._checked_at is not None and now - self._checked_at < CHECK_SECONDS:
+            if self._checked_at is not None and now - self._checked_at < self.check_seconds:
                 return
             try:
                 outcome = await self.ensure_index()

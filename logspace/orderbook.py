@@ -230,7 +230,7 @@ class OrderBook:
                     "LOGSPACE_ORDERS_DIR=%s is not a directory; no orders until it is one",
                     self.directory,
                 )
-            self.reload()
+            self.reload(starting=True)
 
     def order(self, space: str, controller_id: str) -> Served | None:
         return self.current.orders.get((space, controller_id))
@@ -238,7 +238,7 @@ class OrderBook:
     def listing(self, space: str) -> dict[str, Any]:
         return self.current.listing(space)
 
-    def reload(self) -> Snapshot:
+    def reload(self, *, starting: bool = False) -> Snapshot:
         if self.directory is None:
             return self.current
         before = self.current
@@ -247,7 +247,7 @@ class OrderBook:
         for broken in after.broken:
             if (broken.file, broken.problems) not in reported:
                 log.error("invalid order file %s", broken.describe())
-        if after.orders != before.orders or after.broken != before.broken:
+        if starting or after.orders != before.orders or after.broken != before.broken:
             log.info(
                 "orders loaded from %s: %d in force, %d invalid files",
                 self.directory,

@@ -6,14 +6,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from elasticsearch import AsyncElasticsearch
 
-from logspace.controlstore import index_body
+from logspace import capabilities as rules
+from logspace.controlstore import ControlStore, index_body
 from logspace.settings import Settings
 from logspace.store import Store
 
@@ -252,22 +255,30 @@ async def test_the_control_index_is_created_once_with_its_mapping_and_upgraded_w
 
 
 async def test_the_control_index_comes_back_when_elasticsearch_lost_it(
-    make_hq: Any, es: httpx.Client, prefix: str
+    es_url: str, es: httpx.Client, prefix: str
 ) -> None:
-    """Lost between checks, the index would be auto-created without its mapping; HQ checks it
-    again at least every minute, and at once after Elasticsearch was unreachable."""
-    async with make_hq() as hq:
-        await hq.put("/capabilities/monitor", json=capabilities(), headers=token("development"))
+    """Lost between checks, the index would be auto-created without its mapping: the store
+    checks it again every `check_seconds` (a minute in HQ), and after Elasticsearch was
+    unreachable."""
+    client = AsyncElasticsearch(es_url)
+    control = ControlStore(client, f"{prefix}.control", 1, check_seconds=0.0)
+    document_id, source = capabilities_document()
+    try:
+        await control.put(document_id, source)
         es.delete(f"/{prefix}.control")
-        hq.app.state.control.store._checked_at = None  # as after an outage, or a minute on
 
-        response = await hq.put(
-            "/capabilities/monitor", json=capabilities(), headers=token("development")
-        )
+        await control.put(document_id, source)
 
-        assert response.status_code == 200
+        assert await control.search("development", {"query": {"match_all": {}}}) == [source]
+    finally:
+        await client.close()
     mapping = es.get(f"/{prefix}.control/_mapping").json()[f"{prefix}.control"]["mappings"]
     assert mapping["dynamic"] == "strict"
+
+
+def capabilities_document() -> tuple[str, dict[str, Any]]:
+    parsed = rules.parse(orjson.dumps(capabilities()), "monitor")
+    return rules.document("development", parsed, datetime(2015, 11, 17, tzinfo=UTC))
 
 
 # -- orders -----------------------------------------------------------------------------
