@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot (the `es-users` service): set the password of Kibana's built-in user
 # `kibana_system`, and create or update HQ's own Elasticsearch user with a role limited to the
-# event indices and its control index. Runs as `elastic`; every value comes from .env. Safe to run again.
+# event indices and its control index. Runs as `elastic`; every value comes from .env. Safe to
+# run again.
 # ES_URL points it at another Elasticsearch than the compose service.
 set -euo pipefail
 
