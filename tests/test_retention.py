@@ -250,10 +250,13 @@ async def test_hq_applies_retention_itself_when_configured(
 ) -> None:
     async with make_hq(retention_keep_days=90, retention_interval=3600.0) as hq:
         deadline = time.monotonic() + 30
-        # Polls Elasticsearch, which has no event to wait on.
-        while len(indices(es, prefix)) > 3 and time.monotonic() < deadline:  # noqa: ASYNC110
+        # Polls Elasticsearch and the metrics, which have no event to wait on. The indices can
+        # be gone a moment before HQ has counted them, so wait for both.
+        while time.monotonic() < deadline:
+            metrics = (await hq.get("/metrics")).text
+            if len(indices(es, prefix)) <= 3 and "deleted_indices_total 4.0" in metrics:
+                break
             await anyio.sleep(0.1)
-        metrics = (await hq.get("/metrics")).text
 
     assert indices(es, prefix) == [
         f"{prefix}-b-{this_month()}",
