@@ -7,17 +7,22 @@ Every setting is declared once in `SETTINGS`, which also feeds `docs/configurati
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from .auth import Grant
 from .decode import Limits
 from .events import BadValue, parse_instant
 from .retention import parse_keep
+from .textvalues import boolean as _boolean
+from .textvalues import optional_text as _optional_text
+from .textvalues import positive_float as _positive_float
+from .textvalues import positive_int as _positive_int
+from .textvalues import read_toml
+from .textvalues import text as _text
+from .textvalues import url as _url
 
 __all__ = [
     "SETTINGS",
@@ -51,54 +56,11 @@ class Setting:
     doc: str
 
 
-def _text(name: str, value: str) -> str:
-    return value
-
-
-def _optional_text(name: str, value: str) -> str | None:
-    return value or None
-
-
-def _url(name: str, value: str) -> str:
-    if not re.match(r"https?://[^/\s]+", value):
-        raise SettingsError(f"{name}={value!r} is not an http(s) URL")
-    return value.rstrip("/")
-
-
-def _positive_int(name: str, value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise SettingsError(f"{name}={value!r} is not a valid integer") from None
-    if number <= 0:
-        raise SettingsError(f"{name}={value!r} must be greater than zero")
-    return number
-
-
 def _port(name: str, value: str) -> int:
     number = _positive_int(name, value)
     if number > 65535:
         raise SettingsError(f"{name}={value!r} is not a TCP port (1-65535)")
     return number
-
-
-def _positive_float(name: str, value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise SettingsError(f"{name}={value!r} is not a number") from None
-    if not number > 0:
-        raise SettingsError(f"{name}={value!r} must be greater than zero")
-    return number
-
-
-def _boolean(name: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name}={value!r} is not a boolean (true or false)")
 
 
 def _instant(name: str, value: str) -> datetime:
@@ -416,14 +378,22 @@ class Settings:
         values: dict[str, str] = {}
         config_file = environ.get(CONFIG_FILE_VARIABLE)
         if config_file:
-            values.update(_read_config_file(config_file))
+            # Keys are the setting names without `LOGSPACE_`, e.g. `es_url`.
+            known = {x.env.removeprefix("LOGSPACE_").lower(): x.env for x in SETTINGS}
+            try:
+                values.update(read_toml(config_file, CONFIG_FILE_VARIABLE, known))
+            except ValueError as error:
+                raise SettingsError(str(error)) from None
         values.update({k: v for k, v in environ.items() if k.startswith("LOGSPACE_")})
         kwargs: dict[str, Any] = {}
         for setting in SETTINGS:
             raw = values.get(setting.env, setting.default)
             if raw is None:
                 raise SettingsError(f"{setting.env} is required: {setting.doc}")
-            kwargs[setting.field] = setting.parse(setting.env, raw)
+            try:
+                kwargs[setting.field] = setting.parse(setting.env, raw)
+            except ValueError as error:
+                raise SettingsError(str(error)) from None
         settings = cls(**kwargs)
         if settings.max_inflight_bytes < settings.max_body_bytes:
             raise SettingsError(
@@ -449,26 +419,3 @@ class Settings:
             oldest_timestamp=self.oldest_timestamp,
             max_future=timedelta(seconds=self.max_future_seconds),
         )
-
-
-def _read_config_file(path: str) -> dict[str, str]:
-    """A TOML file whose keys are the setting names without `LOGSPACE_`, e.g. `es_url`."""
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except OSError as error:
-        raise SettingsError(f"{CONFIG_FILE_VARIABLE}={path!r} cannot be read: {error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise SettingsError(f"{CONFIG_FILE_VARIABLE}={path!r} is not valid TOML: {error}") from None
-    known = {s.env.removeprefix("LOGSPACE_").lower(): s.env for s in SETTINGS}
-    values: dict[str, str] = {}
-    for key, value in data.items():
-        env = known.get(key)
-        if env is None:
-            raise SettingsError(f"{path}: unknown setting {key!r}; known: {', '.join(known)}")
-        if isinstance(value, bool):
-            values[env] = "true" if value else "false"
-        elif isinstance(value, str | int | float):
-            values[env] = str(value)
-        else:
-            raise SettingsError(f"{path}: {key} must be a string, number or boolean")
-    return values

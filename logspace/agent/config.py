@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+from ..textvalues import boolean as _boolean
+from ..textvalues import non_negative_float as _non_negative_float
+from ..textvalues import optional_text as _optional_text
+from ..textvalues import positive_float as _positive_float
+from ..textvalues import positive_int as _positive_int
+from ..textvalues import read_toml
+from ..textvalues import text as _text
+from ..textvalues import url as _url
 
 __all__ = ["AGENT_SETTINGS", "AgentConfig", "AgentConfigError", "FullPolicy", "default_queue_dir"]
 
@@ -31,56 +39,6 @@ def default_queue_dir() -> Path:
     """`$XDG_STATE_HOME/logspace/agent`, else `~/.local/state/logspace/agent`."""
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state) / "logspace" / "agent"
-
-
-def _text(name: str, value: str) -> str:
-    return value
-
-
-def _optional_text(name: str, value: str) -> str | None:
-    return value or None
-
-
-def _url(name: str, value: str) -> str:
-    if not re.match(r"https?://[^/\s]+", value):
-        raise AgentConfigError(f"{name}={value!r} is not an http(s) URL")
-    return value.rstrip("/")
-
-
-def _positive_int(name: str, value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise AgentConfigError(f"{name}={value!r} is not a valid integer") from None
-    if number <= 0:
-        raise AgentConfigError(f"{name}={value!r} must be greater than zero")
-    return number
-
-
-def _non_negative_float(name: str, value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise AgentConfigError(f"{name}={value!r} is not a number") from None
-    if not 0 <= number < float("inf"):
-        raise AgentConfigError(f"{name}={value!r} must be zero or more")
-    return number
-
-
-def _positive_float(name: str, value: str) -> float:
-    number = _non_negative_float(name, value)
-    if number == 0:
-        raise AgentConfigError(f"{name}={value!r} must be greater than zero")
-    return number
-
-
-def _boolean(name: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise AgentConfigError(f"{name}={value!r} is not a boolean (true or false)")
 
 
 def _path(name: str, value: str) -> Path | None:
@@ -208,12 +166,15 @@ class AgentConfig:
         values: dict[str, str] = dict(defaults or {})
         config_file = environ.get(CONFIG_FILE_VARIABLE)
         if config_file:
-            values.update(_read_config_file(config_file))
+            known = {x.env.removeprefix("LOGSPACE_AGENT_").lower(): x.env for x in AGENT_SETTINGS}
+            values.update(_agent_errors(read_toml, config_file, CONFIG_FILE_VARIABLE, known))
         values.update({k: v for k, v in environ.items() if k.startswith("LOGSPACE_AGENT_")})
         kwargs: dict[str, Any] = {}
         for setting in AGENT_SETTINGS:
             if setting.env in values:
-                kwargs[setting.field] = setting.parse(setting.env, values[setting.env])
+                kwargs[setting.field] = _agent_errors(
+                    setting.parse, setting.env, values[setting.env]
+                )
         by_field = {s.field: s for s in AGENT_SETTINGS}
         for name, value in overrides.items():
             if value is None:
@@ -221,7 +182,7 @@ class AgentConfig:
             if name not in by_field:
                 raise TypeError(f"AgentConfig has no setting {name!r}")
             if isinstance(value, str):
-                value = by_field[name].parse("--" + name.replace("_", "-"), value)
+                value = _agent_errors(by_field[name].parse, "--" + name.replace("_", "-"), value)
             kwargs[name] = value
         kwargs.setdefault("token", "")
         return cls(**kwargs)
@@ -235,25 +196,14 @@ class AgentConfig:
         return replace(self, **changes)
 
 
-def _read_config_file(path: str) -> dict[str, str]:
+T = TypeVar("T")
+
+
+def _agent_errors(parse: Callable[..., T], *args: Any) -> T:
+    """Run a shared parser; its `ValueError` becomes an `AgentConfigError`."""
     try:
-        data = tomllib.loads(Path(path).expanduser().read_text())
-    except OSError as error:
-        raise AgentConfigError(f"{CONFIG_FILE_VARIABLE}={path!r} cannot be read: {error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise AgentConfigError(
-            f"{CONFIG_FILE_VARIABLE}={path!r} is not valid TOML: {error}"
-        ) from None
-    known = {s.env.removeprefix("LOGSPACE_AGENT_").lower(): s.env for s in AGENT_SETTINGS}
-    values: dict[str, str] = {}
-    for key, value in data.items():
-        env = known.get(key)
-        if env is None:
-            raise AgentConfigError(f"{path}: unknown setting {key!r}; known: {', '.join(known)}")
-        if isinstance(value, bool):
-            values[env] = "true" if value else "false"
-        elif isinstance(value, str | int | float):
-            values[env] = str(value)
-        else:
-            raise AgentConfigError(f"{path}: {key} must be a string, number or boolean")
-    return values
+        return parse(*args)
+    except AgentConfigError:
+        raise
+    except ValueError as error:
+        raise AgentConfigError(str(error)) from None
