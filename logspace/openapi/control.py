@@ -1,4 +1,4 @@
-"""The central-control part of the OpenAPI document (`openapi.py` merges it in). Pure data.
+"""The central-control part of the OpenAPI document, merged in by `__init__.py`. Pure data.
 
 Paths of `controlroutes.CONTROL_ROUTES`: capabilities up from agent controllers, orders down.
 """
@@ -7,23 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from .parts import errors, json_content, ref
+
 __all__ = ["PATHS", "SCHEMAS"]
 
-_ERROR: Final = {"$ref": "#/components/responses/Error"}
 _TIME: Final = {"type": "string", "format": "date-time", "examples": ["2015-11-17T13:05:55Z"]}
 _TRIGGER: Final = {"enum": ["Application", "Scheduler", "Off"]}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(status): _ERROR for status in statuses}
-
-
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 _CONTROLLER_ID: Final = {
@@ -111,7 +100,7 @@ SCHEMAS: Final[dict[str, Any]] = {
     },
     "StoredCapabilities": {
         "allOf": [
-            _ref("Capabilities"),
+            ref("Capabilities"),
             {"type": "object", "required": ["space", "updated"], "properties": {"updated": _TIME}},
         ]
     },
@@ -126,7 +115,7 @@ SCHEMAS: Final[dict[str, Any]] = {
                         "controller-id": {"type": "string"},
                         "file": {"type": "string"},
                         "last-modified": _TIME,
-                        "order": _ref("Order"),
+                        "order": ref("Order"),
                     },
                 },
             },
@@ -169,15 +158,15 @@ PATHS: Final[dict[str, Any]] = {
                 }
             ],
             "responses": {
-                "200": _json(
+                "200": json_content(
                     {
                         "type": "object",
                         "properties": {
-                            "capabilities": {"type": "array", "items": _ref("StoredCapabilities")}
+                            "capabilities": {"type": "array", "items": ref("StoredCapabilities")}
                         },
                     }
                 ),
-                **_errors(400, 403, 503),
+                **errors(400, 403, 503),
             },
         }
     },
@@ -188,11 +177,13 @@ PATHS: Final[dict[str, Any]] = {
             "parameters": [_CONTROLLER_ID],
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _ref("Capabilities")}},
+                "content": {"application/json": {"schema": ref("Capabilities")}},
             },
             "responses": {
-                "200": _json(_ref("StoredCapabilities"), "Stored; a listing shows it at once."),
-                **_errors(400, 403, 413, 415, 503),
+                "200": json_content(
+                    ref("StoredCapabilities"), "Stored; a listing shows it at once."
+                ),
+                **errors(400, 403, 413, 415, 503),
             },
         }
     },
@@ -201,7 +192,7 @@ PATHS: Final[dict[str, Any]] = {
             "operationId": "listOrders",
             "summary": "The orders in force in the token's space and the invalid order files "
             "(read access).",
-            "responses": {"200": _json(_ref("OrderListing")), **_errors(400, 403)},
+            "responses": {"200": json_content(ref("OrderListing")), **errors(400, 403)},
         }
     },
     "/orders/{controller_id}": {
@@ -215,11 +206,11 @@ PATHS: Final[dict[str, Any]] = {
             ],
             "responses": {
                 "200": {
-                    **_json(_ref("Order")),
+                    **json_content(ref("Order")),
                     "headers": {"Last-Modified": _HEADER, "ETag": _HEADER},
                 },
                 "304": {"description": "Not modified since the validators sent."},
-                **_errors(400, 403, 404),
+                **errors(400, 403, 404),
             },
         }
     },
