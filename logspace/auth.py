@@ -9,17 +9,34 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from .errors import AccessDenied, InvalidSpaceToken, MissingSpaceToken
 
-__all__ = ["TOKEN_HEADER", "Access", "Grant", "SpaceTokens", "token_from_headers"]
+__all__ = [
+    "TOKEN_HEADER",
+    "Access",
+    "Grant",
+    "SpaceTokens",
+    "is_space_name",
+    "parse_space_tokens",
+    "token_from_headers",
+]
 
 TOKEN_HEADER = "logspace.space-token"  # noqa: S105 - a header name, not a secret
 
 Access = Literal["read", "write"]
+
+# Space names become part of index names, which Elasticsearch wants lower case; no '-'
+# so that `<prefix>-<space>-*` never matches another space's indices.
+_SPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
+
+
+def is_space_name(value: str) -> bool:
+    return _SPACE_NAME.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -32,6 +49,43 @@ class Grant:
 
     def allows(self, access: Access) -> bool:
         return self.read if access == "read" else self.write
+
+
+def parse_space_tokens(name: str, value: str) -> dict[str, Grant]:
+    """`space:token[:access],...` -> {token: grant}; access is `read-write` (the default),
+    `write` or `read`. A space may have several tokens; a token has one space."""
+    grants: dict[str, Grant] = {}
+    for entry in value.split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        parts = [part.strip() for part in entry.split(":")]
+        if len(parts) not in (2, 3) or not parts[1]:
+            raise ValueError(
+                f"{name}: {entry!r} is not a 'space:token' or 'space:token:access' entry"
+            )
+        space, token = parts[0], parts[1]
+        access = parts[2] if len(parts) == 3 else "read-write"
+        if not _SPACE_NAME.fullmatch(space):
+            raise ValueError(
+                f"{name}: space {space!r} is not a valid space name "
+                "(lower-case letters, digits and '_', at most 64, starting with a letter or digit)"
+            )
+        if not token.isprintable() or not token.isascii():
+            raise ValueError(f"{name}: the token of space {space!r} must be printable ASCII")
+        if access not in ("read-write", "write", "read"):
+            raise ValueError(
+                f"{name}: access {access!r} of a token of space {space!r} is not one of "
+                "read-write, write, read"
+            )
+        grant = Grant(space, read=access != "write", write=access != "read")
+        other = grants.get(token)
+        if other is not None and other != grant:
+            raise ValueError(
+                f"{name}: one token is configured twice, for space {other.space!r} and {space!r}"
+            )
+        grants[token] = grant
+    return grants
 
 
 def token_from_headers(headers: Mapping[str, str]) -> str | None:

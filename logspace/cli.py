@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC
 
 from . import kibana, logs, retention
+from .auth import is_space_name
 from .errors import StoreUnavailable
 from .metrics import MULTIPROCESS_VARIABLE
-from .settings import Settings, SettingsError, is_space_name
+from .settings import Settings, SettingsError
 from .store import Store
 from .tokens import load_tokens
 

@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from .auth import is_space_name
 from .orders import InvalidOrder, Order, is_controller_id, parse_order
 from .problems import Problem
-from .settings import is_space_name
 
 __all__ = ["Broken", "OrderBook", "Served", "Snapshot", "load"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .auth import Grant
+from .auth import Grant, parse_space_tokens
 from .decode import Limits
 from .events import BadValue, parse_instant
 from .retention import parse_keep
@@ -29,18 +29,9 @@ __all__ = [
     "Setting",
     "Settings",
     "SettingsError",
-    "is_space_name",
-    "parse_space_tokens",
 ]
 
-# Space names become part of index names, which Elasticsearch wants lower case; no '-'
-# so that `<prefix>-<space>-*` never matches another space's indices.
-_SPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
 _INDEX_PREFIX = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,99}")
-
-
-def is_space_name(value: str) -> bool:
-    return _SPACE_NAME.fullmatch(value) is not None
 
 
 class SettingsError(ValueError):
@@ -101,43 +92,6 @@ def _log_format(name: str, value: str) -> str:
     if lowered not in ("text", "json"):
         raise SettingsError(f"{name}={value!r} is not a log format (text or json)")
     return lowered
-
-
-def parse_space_tokens(name: str, value: str) -> dict[str, Grant]:
-    """`space:token[:access],...` -> {token: grant}; access is `read-write` (the default),
-    `write` or `read`. A space may have several tokens; a token has one space."""
-    grants: dict[str, Grant] = {}
-    for entry in value.split(","):
-        entry = entry.strip()
-        if not entry:
-            continue
-        parts = [part.strip() for part in entry.split(":")]
-        if len(parts) not in (2, 3) or not parts[1]:
-            raise SettingsError(
-                f"{name}: {entry!r} is not a 'space:token' or 'space:token:access' entry"
-            )
-        space, token = parts[0], parts[1]
-        access = parts[2] if len(parts) == 3 else "read-write"
-        if not _SPACE_NAME.fullmatch(space):
-            raise SettingsError(
-                f"{name}: space {space!r} is not a valid space name "
-                "(lower-case letters, digits and '_', at most 64, starting with a letter or digit)"
-            )
-        if not token.isprintable() or not token.isascii():
-            raise SettingsError(f"{name}: the token of space {space!r} must be printable ASCII")
-        if access not in ("read-write", "write", "read"):
-            raise SettingsError(
-                f"{name}: access {access!r} of a token of space {space!r} is not one of "
-                "read-write, write, read"
-            )
-        grant = Grant(space, read=access != "write", write=access != "read")
-        other = grants.get(token)
-        if other is not None and other != grant:
-            raise SettingsError(
-                f"{name}: one token is configured twice, for space {other.space!r} and {space!r}"
-            )
-        grants[token] = grant
-    return grants
 
 
 SETTINGS: tuple[Setting, ...] = (

@@ -13,8 +13,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from .auth import Access, Grant, SpaceTokens
-from .settings import Settings, SettingsError, parse_space_tokens
+from .auth import Access, Grant, SpaceTokens, parse_space_tokens
+from .settings import Settings, SettingsError
 
 __all__ = ["TokenRegistry", "load_tokens"]
 
@@ -38,7 +38,11 @@ def load_tokens(settings: Settings) -> dict[str, Grant]:
             for line in text.splitlines()
             if line.strip() and not line.lstrip().startswith("#")
         ]
-        for token, grant in parse_space_tokens(FILE_SETTING, ",".join(entries)).items():
+        try:
+            file_grants = parse_space_tokens(FILE_SETTING, ",".join(entries))
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
+        for token, grant in file_grants.items():
             if grants.get(token, grant) != grant:
                 raise SettingsError(
                     f"{FILE_SETTING}: a token of space {grant.space!r} is also configured in "
