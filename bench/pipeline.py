@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import orjson
 
 from logspace import bulk
-from logspace.decode import decode
+from logspace.decode import decode_batch
 from logspace.errors import InvalidEvents
 
 from .documents import SPACE, make_events
@@ -26,7 +26,7 @@ PREFIX = "lsbench"
 
 def hq_pipeline(body: bytes) -> bytes:
     """What HQ does between the request body and the `_bulk` request body."""
-    return b"".join(bulk.encode(decode(body), SPACE, PREFIX))
+    return bulk.encode(decode_batch(body, SPACE).events, SPACE, PREFIX).body
 
 
 def hq_pipeline_rejecting(body: bytes) -> bytes:

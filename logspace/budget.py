@@ -9,26 +9,43 @@ from the store only when a batch brings a property the cache does not know.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any, Protocol
 
 from .errors import EventError, InvalidEvents
 from .events import FAMILIES
 
-__all__ = ["FieldBudget", "fields_of"]
+__all__ = ["Batch", "FieldBudget", "fields_of"]
 
 Location = tuple[int, Any]  # (position in the batch, event id)
+
+
+class Batch(Protocol):
+    """A decoded batch, as the budget sees it (see `decode.decode_batch`)."""
+
+    events: list[Any]
+
+    @property
+    def fields(self) -> Collection[str]:
+        """Every property field (`family.name`) the batch uses."""
+
+    def first_uses(self, fields: Collection[str]) -> list[tuple[str, Location]]:
+        """These fields, each with where it first appears, in the order they appear."""
 
 
 def fields_of(events: Sequence[dict[str, Any]]) -> dict[str, Location]:
     """Every property field of a batch (`family.name`), with where it first appears."""
     fields: dict[str, Location] = {}
+    seen: dict[str, set[str]] = {family: set() for family in FAMILIES}
     for index, event in enumerate(events):
-        for family in FAMILIES:
+        for family, names in seen.items():
             properties = event.get(family)
-            if properties:
+            # Batches repeat the same names; only a new one needs a key built.
+            if properties and not names.issuperset(properties):
                 for name in properties:
-                    fields.setdefault(f"{family}.{name}", (index, event.get("id")))
+                    if name not in names:
+                        names.add(name)
+                        fields[f"{family}.{name}"] = (index, event.get("id"))
     return fields
 
 
@@ -38,35 +55,33 @@ class FieldBudget:
         self._known: dict[str, set[str]] = {}
 
     async def check(
-        self,
-        space: str,
-        events: Sequence[dict[str, Any]],
-        load: Callable[[str], Awaitable[set[str]]],
+        self, space: str, batch: Batch, load: Callable[[str], Awaitable[set[str]]]
     ) -> None:
         """Raise `InvalidEvents` for the events whose new properties exceed the budget."""
-        fields = fields_of(events)
+        fields = batch.fields
         known = self._known.get(space)
         if known is not None and known.issuperset(fields):
             return
         known = self._known[space] = await load(space)
-        new = [(field, where) for field, where in fields.items() if field not in known]
+        new = [field for field in fields if field not in known]
         room = self.limit - len(known)
         if len(new) <= room:
             return
-        errors = [
-            EventError(
-                index,
-                event_id,
-                f"$[{index}].{field}",
-                f"property '{field}' would be more than the {self.limit} distinct properties "
-                f"space '{space}' may have ({len(known)} exist)",
+        errors = []
+        for field, (index, event_id) in batch.first_uses(new)[max(room, 0) :]:
+            errors.append(
+                EventError(
+                    index,
+                    event_id,
+                    f"$[{index}].{field}",
+                    f"property '{field}' would be more than the {self.limit} distinct "
+                    f"properties space '{space}' may have ({len(known)} exist)",
+                )
             )
-            for field, (index, event_id) in new[max(room, 0) :]
-        ]
-        raise InvalidEvents(errors, len(events))
+        raise InvalidEvents(errors, len(batch.events))
 
-    def record(self, space: str, events: Sequence[dict[str, Any]]) -> None:
+    def record(self, space: str, fields: Collection[str]) -> None:
         """After a write: its properties now exist."""
         known = self._known.get(space)
         if known is not None:
-            known.update(fields_of(events))
+            known.update(fields)

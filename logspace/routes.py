@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from .body import Admission, Reservation, read_body
 from .budget import FieldBudget
-from .decode import Limits, decode
+from .decode import Limits, decode_batch
 from .settings import Settings
 from .store import EventStore
 from .tokens import TokenRegistry
@@ -42,11 +42,11 @@ async def put_events(request: Request) -> Response:
         body = await read_body(
             request.stream(), request.headers, hq.settings.max_body_bytes, reservation
         )
-        events = decode(body, hq.limits)
+        batch = decode_batch(body, space, hq.limits)
         del body  # the events hold what is needed; free the bytes while Elasticsearch works
-        await hq.budget.check(space, events, hq.store.known_fields)
-        await hq.store.write(events, space)
-        hq.budget.record(space, events)
+        await hq.budget.check(space, batch, hq.store.known_fields)
+        await hq.store.write(batch.events, space)  # empties batch.events once encoded
+        hq.budget.record(space, batch.fields)
     finally:
         reservation.release()
     return Response(status_code=202)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
 from typing import Any, Protocol
 
 from elasticsearch import ApiError, AsyncElasticsearch, OrjsonSerializer, TransportError
@@ -51,7 +50,7 @@ class EventStore(Protocol):
 
     async def ensure_templates(self) -> None: ...
 
-    async def write(self, events: Sequence[dict[str, Any]], space: str) -> None: ...
+    async def write(self, events: list[Any], space: str) -> None: ...
 
     async def known_fields(self, space: str) -> set[str]: ...
 
@@ -142,12 +141,17 @@ class Store:
             if name.partition(".")[2] and "object" not in types
         }
 
-    async def write(self, events: Sequence[dict[str, Any]], space: str) -> None:
-        """Store every event, or raise `StoreUnavailable` / `EventsNotStored`."""
+    async def write(self, events: list[Any], space: str) -> None:
+        """Store every event, or raise `StoreUnavailable` / `EventsNotStored`.
+
+        `events` (dicts or `decode.decode_batch`'s structs) is emptied once encoded: the
+        objects take several times the bytes of the bulk body, and need not wait on
+        Elasticsearch with it."""
         if not events:
             return
         await self.ensure_templates()
         lines = bulk.encode(events, space, self._settings.index_prefix)
+        events.clear()
         loop = asyncio.get_running_loop()
         started = loop.time()
         # New attempts start only within the retry window; all of them end by the deadline, so
@@ -170,11 +174,11 @@ class Store:
                 raise self._unavailable(reason, len(pending))
             await asyncio.sleep(delay)
         if rejected:
-            raise _not_stored(rejected, events)
+            raise _not_stored(rejected, lines)
 
     async def _send(
         self,
-        lines: list[bytes],
+        lines: bulk.Bulk,
         pending: list[int],
         rejected: list[bulk.Rejection],
         deadline: float,
@@ -190,7 +194,7 @@ class Store:
                 reason = reason or "Elasticsearch did not answer in time"
                 continue
             try:
-                response = await self._bulk(b"".join([lines[i] for i in run]), timeout)
+                response = await self._bulk(lines.join(run), seconds=timeout)
             except (ApiError, TransportError) as error:
                 reason = _describe(error)
                 self._noticed(error)
@@ -206,8 +210,8 @@ class Store:
                 reason = "Elasticsearch could not take some events now (429 or 5xx)"
         return retry, reason
 
-    async def _bulk(self, body: bytes, timeout: float) -> dict[str, Any]:
-        response = await self._client.options(request_timeout=timeout).perform_request(
+    async def _bulk(self, body: bytes, *, seconds: float) -> dict[str, Any]:
+        response = await self._client.options(request_timeout=seconds).perform_request(
             "POST",
             "/_bulk",
             params={"filter_path": bulk.RESPONSE_FILTER},
@@ -236,13 +240,11 @@ class Store:
         )
 
 
-def _not_stored(
-    rejected: list[bulk.Rejection], events: Sequence[dict[str, Any]]
-) -> EventsNotStored:
+def _not_stored(rejected: list[bulk.Rejection], lines: bulk.Bulk) -> EventsNotStored:
     failures = [
         {
             "index": r.position,
-            "id": events[r.position].get("id"),
+            "id": lines.event_id(r.position),
             "status": r.status,
             "error": r.type,
             "reason": r.reason,
@@ -250,7 +252,7 @@ def _not_stored(
         for r in rejected
     ]
     return EventsNotStored(
-        f"Elasticsearch refused {len(failures)} of {len(events)} events; the others are stored. "
+        f"Elasticsearch refused {len(failures)} of {len(lines)} events; the others are stored. "
         f"First: {failures[0]['error']}: {failures[0]['reason']}",
         {"errors": failures[:100], "error-count": len(failures)},
     )
