@@ -172,6 +172,9 @@ async def saturate(
     if len(window) < 4:
         raise LoadError(f"too few `_count` samples in the steady window ({len(window)})")
     first, last = window[0], window[-1]
+    if last.count <= first.count:
+        counts = [(round(s.at - started, 2), s.count) for s in samples]
+        raise LoadError(f"`_count` did not grow in the steady window: {counts}")
     return Throughput(
         events=stored,
         seconds=elapsed,

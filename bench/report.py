@@ -36,7 +36,7 @@ class Figure:
 
     @property
     def worst(self) -> float:
-        return min(self.values) if self.must.startswith(">=") else max(self.values)
+        return max(self.values) if self.must.startswith("<=") else min(self.values)
 
     def ci95(self, rounds: int = 2000) -> tuple[float, float]:
         rng = random.Random(1)
