@@ -43,9 +43,10 @@ def _env(name: str, default: str, quick: str | None = None) -> str:
 @dataclass(frozen=True)
 class Plan:
     pairs: int = int(_env("BENCH_PAIRS", "5", "2"))
-    arm_seconds: float = float(_env("BENCH_ARM_SECONDS", "15", "6"))
+    arm_seconds: float = float(_env("BENCH_ARM_SECONDS", "10", "6"))
+    max_arm_events: int = int(_env("BENCH_MAX_ARM_EVENTS", "800000", "400000"))
     latency_seconds: float = float(_env("BENCH_LATENCY_SECONDS", "12", "6"))
-    latency_bulk: int = int(_env("BENCH_LATENCY_BULK", "500"))
+    latency_bulk: int = int(_env("BENCH_LATENCY_BULK", "1000"))
     sweep: str = _env("BENCH_SWEEP", "500,1000,2000,5000:2,4,8", "1000,5000:2,4")
     sweep_seconds: float = float(_env("BENCH_SWEEP_SECONDS", "6", "4"))
     figures: str = _env("BENCH_FIGURES", "abcde")
@@ -160,7 +161,7 @@ class Bench:
         return best
 
     def pool_for(self, best: dict[str, Any]) -> Pool:
-        count = int(best["rate"] * self.plan.arm_seconds)
+        count = min(int(best["rate"] * self.plan.arm_seconds), self.plan.max_arm_events)
         count = max(count - count % best["size"], 10 * best["size"])
         say(f"generating {count} events for the arms")
         return Pool.generate(count, PREFIX)
@@ -463,7 +464,8 @@ async def main() -> int:
     )
     print()
     print(table)
-    print(f"\nbench/results.md written ({run['seconds']} s)")
+    name = "results" if plan.mode == "full" else "results-quick"
+    print(f"\nbench/{name}.md written ({run['seconds']} s)")
     return 0 if all(f.passes for f in bench.figures) else 1
 
 

@@ -95,21 +95,20 @@ def index_of(prefix: str, event: dict[str, Any]) -> str:
 
 @dataclass
 class Pool:
-    """The same events as HQ request items (`wire`) and as `_bulk` action + document (`bulk`)."""
+    """The same events as HQ request items (`wire`) and, built from them when asked, as
+    `_bulk` action + document lines (the stored document is the event plus `space`)."""
 
     wire: list[bytes]
-    bulk: list[bytes]
+    actions: list[bytes]
 
     @classmethod
     def generate(cls, count: int, prefix: str, seed: int = 7) -> Pool:
-        wire, lines = [], []
+        wire, actions = [], []
         for event in make_events(count, seed):
             wire.append(orjson.dumps(event))
             action = {"create": {"_index": index_of(prefix, event), "_id": event["id"]}}
-            lines.append(
-                orjson.dumps(action) + b"\n" + orjson.dumps(event | {"space": SPACE}) + b"\n"
-            )
-        return cls(wire, lines)
+            actions.append(orjson.dumps(action))
+        return cls(wire, actions)
 
     def __len__(self) -> int:
         return len(self.wire)
@@ -123,4 +122,9 @@ class Pool:
 
     def bulk_bodies(self, count: int, size: int) -> list[bytes]:
         """NDJSON `_bulk` bodies of the same events, split the same way."""
-        return [b"".join(self.bulk[i : min(i + size, count)]) for i in range(0, count, size)]
+        space = b',"space":"' + SPACE.encode() + b'"}\n'
+        lines = [
+            action + b"\n" + event[:-1] + space
+            for action, event in zip(self.actions[:count], self.wire[:count], strict=True)
+        ]
+        return [b"".join(lines[i : i + size]) for i in range(0, count, size)]

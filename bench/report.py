@@ -168,14 +168,17 @@ def table(figures: list[Figure]) -> str:
 def write(run: dict[str, Any], figures: list[Figure], appendix: str, notes: str) -> str:
     """Write results.md (this run) and append the run to results.jsonl; returns the table."""
     record = {**run, "figures": {f.key: f.as_json() for f in figures}}
-    with (HERE / "results.jsonl").open("ab") as out:
+    # Quick (development) runs stay out of the committed history.
+    name = "results" if run["mode"] == "full" else "results-quick"
+    with (HERE / f"{name}.jsonl").open("ab") as out:
         out.write(orjson.dumps(record) + b"\n")
     m = run["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    target = "make bench" if run["mode"] == "full" else "make bench-quick"
     text = f"""# Benchmark results
 
-Written by `make bench` ({run["mode"]} mode) on {run["started"]} UTC, commit `{m["commit"]}`;
-every run also appends a line to `bench/results.jsonl`. How to run: `docs/development.md`.
+Written by `{target}` on {run["started"]} UTC, commit `{m["commit"]}`; every run also
+appends a line to `bench/{name}.jsonl`. How to run: `docs/development.md`.
 
 Every figure is a ratio against a reference measured in the same run (arms alternated ABBA)
 unless it has a unit. "worst pair" is the least favourable pair; pairs whose reference arm was
@@ -199,5 +202,5 @@ more than 15 % off the run's median reference are left out as disturbed (counted
 
 {notes}
 """
-    (HERE / "results.md").write_text(text)
+    (HERE / f"{name}.md").write_text(text)
     return table(figures)
