@@ -167,6 +167,8 @@ async def saturate(
     if time_limit is None:
         low, high = 0.1 * events, 0.9 * events
         window = [s for s in samples if low <= s.count <= high]
+        if len({s.count for s in window}) < 3:  # a short arm: too few refreshes in 10-90 %
+            window = [s for s in samples if 0 < s.count < events]
     else:
         window = [s for s in samples if 0.25 <= (s.at - started) / time_limit <= 1.0]
     if len(window) < 4:
@@ -174,7 +176,7 @@ async def saturate(
     first, last = window[0], window[-1]
     if last.count <= first.count:
         counts = [(round(s.at - started, 2), s.count) for s in samples]
-        raise LoadError(f"`_count` did not grow in the steady window: {counts}")
+        raise LoadError(f"`_count` did not grow in the steady window, make arms longer: {counts}")
     return Throughput(
         events=stored,
         seconds=elapsed,

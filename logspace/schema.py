@@ -65,7 +65,8 @@ def _optional(kind: Any) -> Any:
 
 
 def _properties(name: Any, value: Any) -> Any:
-    return dict[name, value] | UnsetType
+    # The original Java agents send every value as an array: `_unwrap_arrays` sorts them out.
+    return dict[name, value | list[value]] | UnsetType
 
 
 @functools.lru_cache(maxsize=8)
@@ -159,6 +160,8 @@ def accept(body: bytes, limits: Limits, newest: datetime) -> Accepted | None:
     try:
         _check_ids(events)
         _check_timestamps(events, limits.oldest_timestamp, newest)
+        if body.find(b"[", 1) != -1:  # an array besides the batch itself, maybe a property's
+            _unwrap_arrays(events)
         _normalise_dates(events)
         fields = _fields(events, limits.max_property_name_length, limits.max_properties)
     except (_Reject, BadValue, ValueError, msgspec.ValidationError):
@@ -190,6 +193,20 @@ def _check_timestamps(events: list[Any], oldest: datetime, newest: datetime) -> 
         if not oldest <= instant <= newest:
             raise _Reject
         event.timestamp = value
+
+
+def _unwrap_arrays(events: list[Any]) -> None:
+    """A single value in an array stands for the value; only string properties may hold
+    several; an empty array is no value at all (`decode.decode` says so)."""
+    for family, column in zip(FAMILY_FIELDS, _FAMILIES, strict=True):
+        several = family == "string-properties"
+        for properties in filter(None, map(column, events)):
+            for name, value in properties.items():
+                if type(value) is list:
+                    if len(value) == 1:
+                        properties[name] = value[0]
+                    elif not value or not several:
+                        raise _Reject
 
 
 def _normalise_dates(events: list[Any]) -> None:

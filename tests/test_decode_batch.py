@@ -48,6 +48,23 @@ def test_a_common_batch_takes_the_fast_path() -> None:
     assert schema.accept(body, Limits(), NOW) is not None
 
 
+def test_the_java_agents_arrays_take_the_fast_path_too() -> None:
+    """The original agents send every property value as an array."""
+    event = make_event(
+        timestamp="2026-06-01T10:00:00.000Z",
+        boolean_properties={"daemon": [True]},
+        date_properties={"started": ["2026-06-01T08:00:00+02:00"]},
+        double_properties={"load": [0.5]},
+        integer_properties={"cpus": [4]},
+        string_properties={"tags": ["blue", "green"], "host": ["a"]},
+    )
+    body = orjson.dumps([event])
+
+    assert schema.accept(body, DEFAULT_LIMITS, NOW) is not None
+    fast, thorough = both(body)
+    assert fast == thorough
+
+
 @pytest.mark.parametrize("case", ACCEPTED + REJECTED, ids=[c["name"] for c in ACCEPTED + REJECTED])
 def test_the_corpus_gets_the_same_result_either_way(case: dict[str, Any]) -> None:
     fast, thorough = both(case["body"].encode())
@@ -75,6 +92,12 @@ def test_the_corpus_gets_the_same_result_either_way(case: dict[str, Any]) -> Non
         {"string-properties": {"x" * 256: "x"}},
         {"string-properties": {"tags": ["a", "b"]}},
         {"integer-properties": {"n": [5]}},
+        {"integer-properties": {"n": [5, 6]}},
+        {"integer-properties": {"n": []}},
+        {"string-properties": {"s": []}},
+        {"date-properties": {"d": ["2026-06-01T10:00:00.000Z", "2026-06-01T10:00:00.000Z"]}},
+        {"string-properties": {"s": ["x" * 40_000]}},
+        {"string-properties": {"s": "[not an array]"}},
         {"integer-properties": {"n": 2**31}},
         {"long-properties": {"n": 2**63}},
         {"double-properties": {"n": 2**64 - 1}},
