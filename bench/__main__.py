@@ -45,6 +45,7 @@ class Plan:
     pairs: int = int(_env("BENCH_PAIRS", "5", "2"))
     arm_seconds: float = float(_env("BENCH_ARM_SECONDS", "10", "6"))
     max_arm_events: int = int(_env("BENCH_MAX_ARM_EVENTS", "800000", "400000"))
+    min_arm_events: int = int(_env("BENCH_MIN_ARM_EVENTS", "300000", "150000"))
     latency_seconds: float = float(_env("BENCH_LATENCY_SECONDS", "12", "6"))
     latency_bulk: int = int(_env("BENCH_LATENCY_BULK", "1000"))
     sweep: str = _env("BENCH_SWEEP", "500,1000,2000,5000:2,4,8", "1000,5000:2,4")
@@ -112,8 +113,9 @@ class Bench:
             if "b" in self.plan.figures:
                 self.in_process()
             if set("ace") & set(self.plan.figures):
-                best = await self.ceiling()
-                pool = self.pool_for(best)
+                say(f"generating {self.plan.max_arm_events} events")
+                pool = Pool.generate(self.plan.max_arm_events, PREFIX)
+                best = await self.ceiling(pool)
                 if "a" in self.plan.figures:
                     await self.end_to_end(pool, best)
                 if set("ce") & set(self.plan.figures):
@@ -128,12 +130,22 @@ class Bench:
 
     # -- (a) -------------------------------------------------------------------------------
 
-    async def ceiling(self) -> dict[str, Any]:
+    async def ceiling(self, pool: Pool) -> dict[str, Any]:
         """Direct `_bulk` over bulk size x concurrency; the best is the ceiling C_R."""
         grid = self.plan.sweep_grid()
-        biggest = max(size for size, _ in grid)
+        # A node that just started indexes slowly for a while (JIT, first segments).
+        warmup = max(15.0, 5 * self.plan.sweep_seconds)
+        say(f"warming Elasticsearch up ({warmup:.0f} s of direct _bulk, not counted)")
+        await saturate(
+            self.send("direct"),
+            pool.bulk_bodies(len(pool), 1000),
+            len(pool),
+            4,
+            self.es,
+            self.pids,
+            time_limit=warmup,
+        )
         say(f"ceiling sweep of direct _bulk: {grid}, {self.plan.sweep_seconds} s each")
-        pool = Pool.generate(max(200_000, 6 * biggest), PREFIX, seed=11)
         rows, best = [], None
         for size, concurrency in grid:
             result = await saturate(
@@ -160,15 +172,12 @@ class Bench:
         )
         return best
 
-    def pool_for(self, best: dict[str, Any]) -> Pool:
-        count = min(int(best["rate"] * self.plan.arm_seconds), self.plan.max_arm_events)
-        count = max(count - count % best["size"], 10 * best["size"])
-        say(f"generating {count} events for the arms")
-        return Pool.generate(count, PREFIX)
-
     async def end_to_end(self, pool: Pool, best: dict[str, Any]) -> None:
         size, concurrency = best["size"], best["concurrency"]
-        count = len(pool)
+        # At least `min_arm_events`, so that a low estimate still gives a steady window.
+        count = max(int(best["rate"] * self.plan.arm_seconds), self.plan.min_arm_events)
+        count = min(count, len(pool))
+        count -= count % size
         say(f"(a) {self.plan.pairs} ABBA pairs, {count} events, bulk {size} x {concurrency}")
         arms: dict[str, list[Throughput]] = {"direct": [], "hq": []}
         for pair in range(self.plan.pairs):

@@ -146,7 +146,12 @@ async def saturate(
 
     async def sample() -> None:
         while True:
-            count = await es.count()
+            try:
+                count = await es.count()
+            except (LoadError, aiohttp.ClientError):
+                # e.g. 503 while the new index's shard starts: that sample is simply missing
+                await asyncio.sleep(0.05)
+                continue
             samples.append(
                 Sample(time.monotonic(), count, {n: cpu_seconds(p) for n, p in pids.items()})
             )

@@ -1,11 +1,13 @@
 """The common event, checked in C: the fast path of `decode.decode_batch`.
 
-Most batches hold events like the ones agents send every second: every field a plain value of
-its family's type, timestamps in UTC. `accept` validates such a batch with msgspec (types,
-ranges, lengths, required and unknown fields, all while parsing) and a short Python pass for
-what msgspec cannot say (property names, the timestamp window, properties per event). It
-accepts a batch only when `decode.decode` would accept it with the same result; for anything
-else it returns None and `decode.decode` checks the batch again and names every problem.
+Most batches hold events like the ones agents send every second: every field a value of its
+family's type (or, from the original Java agents, an array of one), timestamps in UTC.
+`accept` validates such a batch with msgspec (types, ranges, lengths, required and unknown
+fields, all while parsing), then checks what msgspec cannot say (property names, the timestamp
+window, properties per event) on whole columns of the batch at once. It accepts a batch only
+when `decode.decode` would accept it with the same result (tests/test_decode_batch.py holds the
+two to that); for anything else it returns None, and `decode.decode` checks the batch again
+and names every problem.
 """
 
 from __future__ import annotations
@@ -57,7 +59,6 @@ FAMILY_FIELDS = (
     "long-properties",
     "string-properties",
 )
-_FIRST_FAMILY = 8  # after id, type, system, agent-id, timestamp, pid, gid, marker
 
 
 def _optional(kind: Any) -> Any:
