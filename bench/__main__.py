@@ -264,8 +264,8 @@ class Bench:
         }
         appendix = [
             "| load | pair | arm | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | requests | "
-            "late starts | HQ CPU-us/event |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "refused | late starts | HQ CPU-us/event |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for share in (0.5, 0.8):
             rate = share * best["rate"]
@@ -284,23 +284,23 @@ class Bench:
                         self.pids,
                     )
                     arms[arm].append(result)
-                    hq_us = 1e6 * result.cpu["hq"] / result.events
+                    hq_us = 1e6 * result.cpu["hq"] / max(result.events, 1)
                     say(
                         f"  pair {pair + 1} {arm:6}: p50 {result.p50:.1f} ms, p99 "
-                        f"{result.p99:.1f} ms, HQ {hq_us:.2f} us/event"
+                        f"{result.p99:.1f} ms, {result.refused} refused, HQ {hq_us:.2f} us/event"
                     )
                     appendix.append(
                         f"| {share:.0%} | {pair + 1} | {arm} | {result.p50:.1f} | "
                         f"{result.p90:.1f} | {result.p99:.1f} | {result.p999:.1f} | "
-                        f"{result.max:.1f} | {result.requests} | {result.late_starts} | "
-                        f"{hq_us:.2f} |"
+                        f"{result.max:.1f} | {result.requests} | {result.refused} | "
+                        f"{result.late_starts} | {hq_us:.2f} |"
                     )
             direct, hq = arms["direct"], arms["hq"]
             self.figures.append(
                 Figure(
                     f"c{share:.0%}",
                     f"p99 HQ / p99 direct at {share:.0%} of C_R",
-                    [h.p99 / d.p99 for d, h in zip(direct, hq, strict=True)],
+                    [h.p99 / max(d.p99, 0.001) for d, h in zip(direct, hq, strict=True)],
                     "<= 1.5",
                     "<= 1.2",
                 )
@@ -316,12 +316,22 @@ class Bench:
                     gated=False,
                 )
             )
+            self.figures.append(
+                Figure(
+                    f"c{share:.0%}-refused",
+                    f"requests refused (503/429) at {share:.0%} of C_R, both arms",
+                    [float(d.refused + h.refused) for d, h in zip(direct, hq, strict=True)],
+                    "<= 0",
+                    "<= 0",
+                    gated=False,
+                )
+            )
             if share == 0.8:
                 self.figures.append(
                     Figure(
                         "e",
                         "HQ CPU per event at 80 % of C_R",
-                        [1e6 * h.cpu["hq"] / h.events for h in hq],
+                        [1e6 * h.cpu["hq"] / max(h.events, 1) for h in hq],
                         "<= 5",
                         "<= 3",
                         unit="us",

@@ -150,6 +150,13 @@ def test_a_batch_over_two_months_goes_to_two_indices() -> None:
     assert action_b == {"create": {"_index": "p-space-2026.06", "_id": "b"}}
 
 
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_any_bytes_get_the_same_result_either_way(body: bytes) -> None:
+    fast, thorough = both(body)
+
+    assert fast == thorough
+
+
 @settings(max_examples=300)
 @given(st.lists(valid_events | near_events | json_values, max_size=6))
 def test_any_batch_gets_the_same_result_either_way(batch: list[Any]) -> None:
