@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test check format es-start es-stop es-status clean
+.PHONY: run test check format bench bench-quick es-start es-stop es-status clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -25,6 +25,19 @@ check: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## bench: the benchmark harness (about 12 minutes; never part of `make test`), see docs/development.md
+BENCH_INSTALLED := $(VENV)/.bench-installed
+$(BENCH_INSTALLED): $(INSTALLED) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	@touch $@
+
+bench: $(BENCH_INSTALLED)
+	$(BIN)/python -m bench
+
+## bench-quick: the same figures with fewer and shorter arms, for development (about 4 minutes)
+bench-quick: $(BENCH_INSTALLED)
+	BENCH_QUICK=1 $(BIN)/python -m bench
 
 format: $(INSTALLED)
 	$(BIN)/ruff format .

@@ -7,14 +7,18 @@ again lands on the same documents: Elasticsearch answers 409 and the event count
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import chain, repeat
+from operator import attrgetter
+from typing import Any, overload
 
+import msgspec
 import orjson
 
 __all__ = [
     "RESPONSE_FILTER",
+    "Bulk",
     "BulkResult",
     "Rejection",
     "WriteOutcome",
@@ -33,26 +37,93 @@ def index_name(prefix: str, space: str, timestamp: str) -> str:
     return f"{prefix}-{space}-{timestamp[:4]}.{timestamp[5:7]}"
 
 
-def encode(events: Sequence[dict[str, Any]], space: str, prefix: str) -> list[bytes]:
-    """One `create` action plus document per event, each as NDJSON lines."""
-    lines = []
-    for event in events:
-        event["space"] = space
-        index = index_name(prefix, space, event["timestamp"])
-        lines.append(
-            b"".join(
-                (
-                    b'{"create":{"_index":"',
-                    index.encode(),
-                    b'","_id":',
-                    orjson.dumps(event["id"]),
-                    b"}}\n",
-                    orjson.dumps(event),
-                    b"\n",
-                )
-            )
-        )
-    return lines
+class Bulk(Sequence[bytes]):
+    """A `_bulk` request body: per event, a `create` action line and a document line.
+
+    One bytes object, so a batch costs its size once while Elasticsearch works on it; as a
+    sequence, item `i` is event `i`'s two lines (sliced out when a retry needs them).
+    """
+
+    def __init__(self, body: bytes, count: int) -> None:
+        self.body = body
+        self._count = count
+        self._ends: list[int] | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        ends = self._line_ends()
+        start = ends[index - 1] if index > 0 else 0
+        return self.body[start : ends[index]]
+
+    def join(self, positions: Sequence[int]) -> bytes:
+        """The request body for the events at `positions`."""
+        if len(positions) == self._count and positions[-1] == self._count - 1:
+            return self.body  # positions are distinct and ascending: every event, in order
+        return b"".join([self[i] for i in positions])
+
+    def event_id(self, index: int) -> Any:
+        action = orjson.loads(self[index].partition(b"\n")[0])
+        return action["create"]["_id"]
+
+    def _line_ends(self) -> list[int]:
+        # Documents are single-line JSON (encoders escape newlines), so lines end at b"\n".
+        if self._ends is None:
+            ends, position = [], 0
+            for _ in range(self._count):
+                position = self.body.index(b"\n", self.body.index(b"\n", position) + 1) + 1
+                ends.append(position)
+            self._ends = ends
+        return self._ends
+
+
+_STRUCTS = msgspec.json.Encoder()
+_ID = attrgetter("id")
+_TIMESTAMP = attrgetter("timestamp")
+
+
+def encode(events: list[Any], space: str, prefix: str) -> Bulk:
+    """One `create` action plus document per event, for events of `space` from
+    `decode.decode` (dicts) or `decode.decode_batch` (structs). Sets their `space`."""
+    if not events:
+        return Bulk(b"", 0)
+    if type(events[0]) is dict:
+        for event in events:
+            event["space"] = space
+        ids = [event["id"] for event in events]
+        timestamps = [event["timestamp"] for event in events]
+    else:
+        for event in events:
+            event.space = space
+        ids = list(map(_ID, events))
+        timestamps = list(map(_TIMESTAMP, events))
+
+    def start(timestamp: str) -> bytes:
+        return b'{"create":{"_index":"%s","_id":' % index_name(prefix, space, timestamp).encode()
+
+    # A batch usually falls in one month, so in one index: one start for every action.
+    if timestamps[0][:7] == min(timestamps)[:7] == max(timestamps)[:7]:
+        starts: Iterable[bytes] = repeat(start(timestamps[0]))
+    else:
+        starts = map(start, timestamps)
+    actions = map(bytes.__add__, starts, map(orjson.dumps, ids))
+    if type(events[0]) is dict:
+        parts = zip(actions, repeat(b"}}\n"), map(orjson.dumps, events), repeat(b"\n"))
+        return Bulk(b"".join(chain.from_iterable(parts)), len(events))
+    # msgspec writes the whole body in one call: each action (as raw JSON) and document on a
+    # line of its own.
+    actions = map(msgspec.Raw, map(bytes.__add__, actions, repeat(b"}}")))
+    lines = list(chain.from_iterable(zip(actions, events, strict=True)))
+    return Bulk(_STRUCTS.encode_lines(lines), len(events))
 
 
 def chunks(lines: Sequence[bytes], positions: Sequence[int], max_bytes: int) -> Iterator[list[int]]:

@@ -8,13 +8,15 @@ raises `InvalidJson`, `InvalidBatch`, `TooManyEvents` or `InvalidEvents` listing
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
+from . import schema
+from .budget import Batch, Use, fields_of, uses_in
 from .errors import EventError, InvalidBatch, InvalidEvents, InvalidJson, TooManyEvents
 from .events import (
     FAMILIES,
@@ -31,7 +33,7 @@ from .events import (
     parse_instant,
 )
 
-__all__ = ["Limits", "decode"]
+__all__ = ["Decoded", "Limits", "decode", "decode_batch"]
 
 _KNOWN_FIELDS = (*REQUIRED_FIELDS, *OPTIONAL_FIELDS, *FAMILIES)
 _STRING_FAMILY = "string-properties"
@@ -82,6 +84,34 @@ def decode(
     if checker.errors:
         raise InvalidEvents(checker.errors, len(batch))
     return batch
+
+
+class Decoded:
+    """A batch `decode` checked: its events as dicts, and the property fields they use."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events: list[Any] = events
+        self._fields = fields_of(events)
+
+    @property
+    def fields(self) -> Collection[str]:
+        return self._fields
+
+    def uses(self, fields: Collection[str]) -> list[Use]:
+        return uses_in(self.events, fields)
+
+
+def decode_batch(
+    body: bytes, space: str, limits: Limits = DEFAULT_LIMITS, *, now: datetime | None = None
+) -> Batch:
+    """`decode`, faster, for events of `space`: common batches are checked by `schema.accept`
+    in C; anything it does not accept as is, `decode` checks, normalises and explains.
+    Either way the events go to `bulk.encode` (with the same `space`)."""
+    newest = (now or datetime.now(UTC)) + limits.max_future
+    accepted = schema.accept(body, limits, newest)
+    if accepted is not None:
+        return accepted
+    return Decoded(decode(body, limits, now=now))
 
 
 def _invalid_json(body: bytes, error: orjson.JSONDecodeError) -> InvalidJson:

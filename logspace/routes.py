@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from .body import Admission, Reservation, read_body
 from .budget import FieldBudget
-from .decode import Limits, decode
+from .decode import Limits, decode_batch
 from .metrics import Metrics
 from .readstore import ReadStore
 from .settings import Settings
@@ -49,12 +49,13 @@ async def put_events(request: Request) -> Response:
             body = await read_body(
                 request.stream(), request.headers, hq.settings.max_body_bytes, reservation
             )
-            events = decode(body, hq.limits)
+            batch = decode_batch(body, space, hq.limits)
             del body  # the events hold what is needed; free the bytes while Elasticsearch works
-            ingest.writing(len(events))
-            await hq.budget.check(space, events, hq.store.known_fields)
-            ingest.stored(await hq.store.write(events, space))
-            hq.budget.record(space, events)
+            ingest.writing(len(batch.events))
+            await hq.budget.check(space, batch, hq.store.known_fields)
+            # `write` empties batch.events once encoded.
+            ingest.stored(await hq.store.write(batch.events, space))
+            hq.budget.record(space, batch.fields)
         finally:
             reservation.release()
     return Response(status_code=202)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from elastic_transport import NdjsonSerializer
 from elasticsearch import ApiError, AsyncElasticsearch, OrjsonSerializer, TransportError
 from elasticsearch import NotFoundError as EsNotFound
 
@@ -38,6 +39,26 @@ _JSON = {"accept": "application/json", "content-type": "application/json"}
 _NDJSON = {"accept": "application/json", "content-type": "application/x-ndjson"}
 
 
+class _Serializer(OrjsonSerializer):
+    """orjson, but a `_bulk` response that reports no errors is not read any further: under
+    `bulk.RESPONSE_FILTER` it starts with `{"errors":false`, and its items (one per event)
+    would cost HQ more CPU to parse than the rest of the write."""
+
+    def loads(self, data: bytes) -> Any:
+        if data.startswith(b'{"errors":false'):
+            return {"errors": False}
+        return super().loads(data)
+
+
+class _BulkBodySerializer(NdjsonSerializer):
+    """`bulk.Bulk` bodies are NDJSON already: sent as they are, not copied twice over."""
+
+    def dumps(self, data: Any) -> bytes:
+        if isinstance(data, bytes) and data.endswith(b"\n"):
+            return data
+        return super().dumps(data)
+
+
 def _retryable(error: Exception) -> bool:
     if isinstance(error, ApiError):
         return error.status_code == 429 or error.status_code >= 500
@@ -55,7 +76,7 @@ class EventStore(Protocol):
 
     async def ensure_templates(self) -> None: ...
 
-    async def write(self, events: Sequence[dict[str, Any]], space: str) -> bulk.WriteOutcome: ...
+    async def write(self, events: list[Any], space: str) -> bulk.WriteOutcome: ...
 
     async def readiness(self) -> dict[str, str]: ...
 
@@ -68,6 +89,7 @@ class Store:
     def __init__(self, settings: Settings, client: AsyncElasticsearch | None = None) -> None:
         self._settings = settings
         self._client = client or _client(settings)
+        self._full_timeout_client = self._client.options(request_timeout=settings.es_timeout)
         self._templates = templates.load(settings.index_prefix)
         # When the templates were last found in place; None means "check before writing".
         self._templates_checked_at: float | None = None
@@ -156,12 +178,17 @@ class Store:
             if name.partition(".")[2] and "object" not in types
         }
 
-    async def write(self, events: Sequence[dict[str, Any]], space: str) -> bulk.WriteOutcome:
-        """Store every event, or raise `StoreUnavailable` / `EventsNotStored`."""
+    async def write(self, events: list[Any], space: str) -> bulk.WriteOutcome:
+        """Store every event, or raise `StoreUnavailable` / `EventsNotStored`.
+
+        `events` (dicts or `decode.decode_batch`'s structs) is emptied once encoded: the
+        objects take several times the bytes of the bulk body, and need not wait on
+        Elasticsearch with it."""
         if not events:
             return bulk.WriteOutcome()
         await self.ensure_templates()
         lines = bulk.encode(events, space, self._settings.index_prefix)
+        events.clear()
         loop = asyncio.get_running_loop()
         started = loop.time()
         # New attempts start only within the retry window; all of them end by the deadline, so
@@ -185,12 +212,12 @@ class Store:
                 raise self._unavailable(reason, len(pending))
             await asyncio.sleep(delay)
         if rejected:
-            raise _not_stored(rejected, events)
-        return bulk.WriteOutcome(len(events) - len(duplicates), len(duplicates), attempt)
+            raise _not_stored(rejected, lines)
+        return bulk.WriteOutcome(len(lines) - len(duplicates), len(duplicates), attempt)
 
     async def _send(
         self,
-        lines: list[bytes],
+        lines: bulk.Bulk,
         pending: list[int],
         rejected: list[bulk.Rejection],
         duplicates: list[int],
@@ -200,14 +227,18 @@ class Store:
         retry: list[int] = []
         reason = ""
         loop = asyncio.get_running_loop()
-        for run in bulk.chunks(lines, pending, MAX_BULK_BYTES):
+        if len(pending) == len(lines) and len(lines.body) <= MAX_BULK_BYTES:
+            runs: Iterable[list[int]] = [pending]  # the usual case: all of it, in one request
+        else:
+            runs = bulk.chunks(lines, pending, MAX_BULK_BYTES)
+        for run in runs:
             timeout = deadline - loop.time()
             if timeout <= 0:
                 retry.extend(run)
                 reason = reason or "Elasticsearch did not answer in time"
                 continue
             try:
-                response = await self._bulk(b"".join([lines[i] for i in run]), timeout)
+                response = await self._bulk(lines.join(run), seconds=timeout)
             except (ApiError, TransportError) as error:
                 reason = _describe(error)
                 self._noticed(error)
@@ -224,8 +255,14 @@ class Store:
                 reason = "Elasticsearch could not take some events now (429 or 5xx)"
         return retry, reason
 
-    async def _bulk(self, body: bytes, time_left: float) -> dict[str, Any]:
-        response = await self._client.options(request_timeout=time_left).perform_request(
+    async def _bulk(self, body: bytes, *, seconds: float) -> dict[str, Any]:
+        # `options()` builds a new client object; the first request of a write, which has
+        # (within microseconds) the whole `es_timeout`, reuses one.
+        if seconds >= self._settings.es_timeout - 0.001:
+            client = self._full_timeout_client
+        else:
+            client = self._client.options(request_timeout=seconds)
+        response = await client.perform_request(
             "POST",
             "/_bulk",
             params={"filter_path": bulk.RESPONSE_FILTER},
@@ -309,13 +346,11 @@ class Store:
         )
 
 
-def _not_stored(
-    rejected: list[bulk.Rejection], events: Sequence[dict[str, Any]]
-) -> EventsNotStored:
+def _not_stored(rejected: list[bulk.Rejection], lines: bulk.Bulk) -> EventsNotStored:
     failures = [
         {
             "index": r.position,
-            "id": events[r.position].get("id"),
+            "id": lines.event_id(r.position),
             "status": r.status,
             "error": r.type,
             "reason": r.reason,
@@ -323,7 +358,7 @@ def _not_stored(
         for r in rejected
     ]
     return EventsNotStored(
-        f"Elasticsearch refused {len(failures)} of {len(events)} events; the others are stored. "
+        f"Elasticsearch refused {len(failures)} of {len(lines)} events; the others are stored. "
         f"First: {failures[0]['error']}: {failures[0]['reason']}",
         {"errors": failures[:100], "error-count": len(failures)},
     )
@@ -339,7 +374,10 @@ def _client(settings: Settings) -> AsyncElasticsearch:
         options["ca_certs"] = settings.es_ca_certs
     return AsyncElasticsearch(
         settings.es_url,
-        serializer=OrjsonSerializer(),
+        serializers={
+            OrjsonSerializer.mimetype: _Serializer(),
+            NdjsonSerializer.mimetype: _BulkBodySerializer(),
+        },
         request_timeout=settings.es_timeout,
         # Store.write retries itself, only the events that need it, within its own deadline.
         max_retries=0,

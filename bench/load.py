@@ -1,0 +1,283 @@
+"""The load generator: asyncio + uvloop + aiohttp, for both arms.
+
+Arm R sends prebuilt NDJSON bodies straight to `_bulk` (`filter_path=errors`); arm S sends the
+same events as JSON array bodies to HQ's `PUT /events`. Closed loop (`saturate`) measures
+throughput as documents visible in `_count`; open loop (`offer`) sends at a fixed rate and
+measures latency from each request's intended start, so a slow server cannot hide its queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+from hdrh.histogram import HdrHistogram
+
+from .documents import SPACE, TOKEN
+from .procs import cpu_seconds
+
+Send = Callable[[bytes], Awaitable[None]]
+
+
+class LoadError(RuntimeError):
+    """A request of the benchmark failed: the arm's figures would mean nothing."""
+
+
+class Elasticsearch:
+    """The few Elasticsearch calls a benchmark makes, on its own connection pool."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, force_close=False),
+            timeout=aiohttp.ClientTimeout(total=300),
+        )
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        async with self.session.request(method, self.url + path, **kwargs) as response:
+            body = await response.read()
+            if response.status >= 300 and not (method == "DELETE" and response.status == 404):
+                raise LoadError(f"{method} {path}: {response.status} {body[:300]!r}")
+            return orjson.loads(body) if body else None
+
+    async def fresh_indices(self) -> None:
+        """Delete the benchmark's event indices; the next writes create them from the template."""
+        await self.call("DELETE", f"/{self.prefix}-{SPACE}-*", params={"expand_wildcards": "all"})
+
+    async def count(self) -> int:
+        body = await self.call(
+            "GET", f"/{self.prefix}-{SPACE}-*/_count", params={"allow_no_indices": "true"}
+        )
+        return int(body["count"])
+
+    async def refreshed_count(self) -> int:
+        await self.call(
+            "POST", f"/{self.prefix}-{SPACE}-*/_refresh", params={"allow_no_indices": "true"}
+        )
+        return await self.count()
+
+    async def version(self) -> str:
+        body = await self.call("GET", "/_nodes/_local/jvm")
+        (node,) = body["nodes"].values()
+        heap = node["jvm"]["mem"]["heap_max_in_bytes"] / 2**30
+        return f"{node['version']} (heap {heap:.1f} GiB, {node['jvm']['version']})"
+
+
+def sender(session: aiohttp.ClientSession, arm: str, es_url: str, hq_url: str) -> Send:
+    """How one arm sends one body; raises `LoadError` unless every event was stored."""
+    if arm == "direct":
+        url = es_url + "/_bulk?filter_path=errors"
+        headers = {"content-type": "application/x-ndjson"}
+
+        async def bulk(body: bytes) -> None:
+            async with session.post(url, data=body, headers=headers) as response:
+                answer = await response.read()
+                if response.status != 200 or b'"errors":false' not in answer:
+                    raise LoadError(f"_bulk answered {response.status}: {answer[:300]!r}")
+
+        return bulk
+
+    url = hq_url + "/events"
+    headers = {"content-type": "application/json", "logspace.space-token": TOKEN}
+
+    async def put(body: bytes) -> None:
+        async with session.put(url, data=body, headers=headers) as response:
+            answer = await response.read()
+            if response.status != 202:
+                raise LoadError(f"HQ answered {response.status}: {answer[:300]!r}")
+
+    return put
+
+
+@dataclass
+class Sample:
+    at: float
+    count: int
+    cpu: dict[str, float]
+
+
+@dataclass
+class Throughput:
+    """One closed-loop arm: steady-state events/s from `_count`, and CPU per process."""
+
+    events: int
+    seconds: float
+    rate: float
+    cpu: dict[str, float]  # CPU-seconds per process over the steady window
+    steady_docs: int
+    samples: list[Sample] = field(repr=False, default_factory=list)
+
+    def cpu_us_per_doc(self, name: str) -> float:
+        return 1e6 * self.cpu[name] / max(self.steady_docs, 1)
+
+
+async def saturate(
+    send: Send,
+    bodies: Sequence[bytes],
+    events: int,
+    concurrency: int,
+    es: Elasticsearch,
+    pids: dict[str, int | None],
+    time_limit: float | None = None,
+) -> Throughput:
+    """Send `bodies` with `concurrency` requests in flight; rate over the 10-90 % window of
+    the documents visible in `_count` (or, with a time limit, over its last three quarters)."""
+    await es.fresh_indices()
+    queue = iter(bodies)
+    samples: list[Sample] = []
+    started = time.monotonic()
+    stop = asyncio.Event()
+
+    async def worker() -> None:
+        for body in queue:
+            if stop.is_set():
+                return
+            await send(body)
+
+    async def sample() -> None:
+        while True:
+            try:
+                count = await es.count()
+            except (LoadError, aiohttp.ClientError):
+                # e.g. 503 while the new index's shard starts: that sample is simply missing
+                await asyncio.sleep(0.05)
+                continue
+            samples.append(
+                Sample(time.monotonic(), count, {n: cpu_seconds(p) for n, p in pids.items()})
+            )
+            await asyncio.sleep(0.25)
+
+    sampler = asyncio.create_task(sample())
+    workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    if time_limit is not None:
+        await asyncio.wait(workers, timeout=time_limit)
+        stop.set()
+    await asyncio.gather(*workers)
+    elapsed = time.monotonic() - started
+    await asyncio.sleep(1.2)  # one more refresh, so the last documents show in `_count`
+    sampler.cancel()
+    stored = await es.refreshed_count()
+    if time_limit is None and stored != events:
+        raise LoadError(f"_count is {stored} after sending {events} events")
+    if time_limit is None:
+        low, high = 0.1 * events, 0.9 * events
+        window = [s for s in samples if low <= s.count <= high]
+        if len({s.count for s in window}) < 3:  # a short arm: too few refreshes in 10-90 %
+            window = [s for s in samples if 0 < s.count < events]
+    else:
+        window = [s for s in samples if 0.25 <= (s.at - started) / time_limit <= 1.0]
+    if len(window) < 4:
+        raise LoadError(f"too few `_count` samples in the steady window ({len(window)})")
+    first, last = window[0], window[-1]
+    if last.count <= first.count:
+        counts = [(round(s.at - started, 2), s.count) for s in samples]
+        raise LoadError(f"`_count` did not grow in the steady window, make arms longer: {counts}")
+    return Throughput(
+        events=stored,
+        seconds=elapsed,
+        rate=_slope([s.at for s in window], [s.count for s in window]),
+        cpu={name: last.cpu[name] - first.cpu[name] for name in pids},
+        steady_docs=last.count - first.count,
+        samples=samples,
+    )
+
+
+def _slope(xs: list[float], ys: list[int]) -> float:
+    """Least squares: the refresh interval makes `_count` a staircase, a fit averages it out."""
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    num = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    den = sum((x - mx) ** 2 for x in xs)
+    return num / den
+
+
+@dataclass
+class Latency:
+    """One open-loop arm: latency percentiles (ms) from intended start, and CPU-s per process."""
+
+    p50: float
+    p90: float
+    p99: float
+    p999: float
+    max: float
+    requests: int
+    events: int
+    late_starts: int
+    refused: int  # requests answered with an error (HQ's 503 OVERLOADED, ES's 429)
+    cpu: dict[str, float]
+    histogram: HdrHistogram = field(repr=False)
+
+
+async def offer(
+    send: Send,
+    bodies: Sequence[bytes],
+    events_per_body: int,
+    rate: float,
+    seconds: float,
+    es: Elasticsearch,
+    pids: dict[str, int | None],
+    warmup: float = 2.0,
+) -> Latency:
+    """Start request k at t0 + k / (rate / events_per_body), whatever happened to the others."""
+    await es.fresh_indices()
+    interval = events_per_body / rate
+    total = min(len(bodies), int(seconds / interval))
+    histogram = HdrHistogram(1, 600_000_000, 3)  # microseconds
+    loop = asyncio.get_running_loop()
+    late = 0
+    cpu_before = {n: cpu_seconds(p) for n, p in pids.items()}
+
+    refused = 0
+
+    async def one(body: bytes, intended: float, record: bool) -> None:
+        nonlocal refused
+        try:
+            await send(body)
+        except LoadError:
+            # An overloaded server may refuse (HQ: 503 OVERLOADED); counted, not timed.
+            refused += 1
+            return
+        if record:
+            histogram.record_value(max(1, int((loop.time() - intended) * 1e6)))
+
+    t0 = loop.time() + 0.05
+    tasks = []
+    for k in range(total):
+        intended = t0 + k * interval
+        delay = intended - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        elif delay < -0.005:
+            late += 1
+        tasks.append(asyncio.create_task(one(bodies[k], intended, k * interval >= warmup)))
+    await asyncio.gather(*tasks)
+    cpu = {n: cpu_seconds(p) - cpu_before[n] for n, p in pids.items()}
+    stored = await es.refreshed_count()
+    if stored != (total - refused) * events_per_body:
+        raise LoadError(f"_count is {stored} after {total - refused} accepted requests")
+
+    def ms(q: float) -> float:
+        return float(histogram.get_value_at_percentile(q)) / 1000
+
+    return Latency(
+        p50=ms(50),
+        p90=ms(90),
+        p99=ms(99),
+        p999=ms(99.9),
+        max=histogram.get_max_value() / 1000,
+        requests=total,
+        events=(total - refused) * events_per_body,
+        late_starts=late,
+        refused=refused,
+        cpu=cpu,
+        histogram=histogram,
+    )

@@ -1,0 +1,100 @@
+"""(b) In-process: HQ's decode + validate + bulk-body encode against bare orjson on the same body.
+
+The reference is the least any Python service must do to turn the request into a `_bulk` body:
+`orjson.loads` the array, `orjson.dumps` each event after an action line. A second reference,
+`orjson.dumps(orjson.loads(body))` of the whole array, is reported beside it. Arms alternate
+ABBA in one process; each arm runs long enough (about 0.2 s) to swamp the timer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+
+from logspace import bulk
+from logspace.decode import decode_batch
+from logspace.errors import InvalidEvents
+
+from .documents import SPACE, make_events
+
+ACTION = b'{"create":{}}\n'
+PREFIX = "lsbench"
+
+
+def hq_pipeline(body: bytes) -> bytes:
+    """What HQ does between the request body and the `_bulk` request body."""
+    return bulk.encode(decode_batch(body, SPACE).events, SPACE, PREFIX).body
+
+
+def hq_pipeline_rejecting(body: bytes) -> bytes:
+    """The same for a batch with invalid events: HQ finds and describes every problem."""
+    try:
+        hq_pipeline(body)
+    except InvalidEvents as invalid:
+        return orjson.dumps(invalid.body())
+    raise AssertionError("the batch was meant to be invalid")
+
+
+def bulk_reference(body: bytes) -> bytes:
+    return b"".join([ACTION + orjson.dumps(event) + b"\n" for event in orjson.loads(body)])
+
+
+def array_reference(body: bytes) -> bytes:
+    return orjson.dumps(orjson.loads(body))
+
+
+@dataclass
+class Payload:
+    name: str
+    body: bytes
+    events: int
+    invalid: bool = False
+
+
+def payloads() -> list[Payload]:
+    result = [
+        Payload(f"{n} events", orjson.dumps(make_events(n, seed=n)), n) for n in (50, 500, 2000)
+    ]
+    result.append(
+        Payload("500 events, unicode", orjson.dumps(make_events(500, seed=5, unicode=True)), 500)
+    )
+    broken = make_events(500, seed=6)
+    for event in broken[::20]:  # 5 %: a wrong type, a missing field
+        event["integer-properties"]["status"] = "200"
+        del event["system"]
+    result.append(Payload("500 events, 5 % invalid", orjson.dumps(broken), 500, invalid=True))
+    return result
+
+
+def _seconds(function: Callable[[bytes], bytes], body: bytes, repeat: int) -> float:
+    started = time.perf_counter()
+    for _ in range(repeat):
+        function(body)
+    return (time.perf_counter() - started) / repeat
+
+
+def ratio_pairs(
+    payload: Payload, reference: Callable[[bytes], bytes], pairs: int, arm_seconds: float = 0.2
+) -> list[float]:
+    """Per pair: events/s of HQ's pipeline / events/s of the reference (ABBA order)."""
+    pipeline = hq_pipeline_rejecting if payload.invalid else hq_pipeline
+    once = max(_seconds(reference, payload.body, 3), _seconds(pipeline, payload.body, 3))
+    repeat = max(1, int(arm_seconds / once))
+    ratios = []
+    for pair in range(pairs):
+        if pair % 2 == 0:
+            ref = _seconds(reference, payload.body, repeat)
+            hq = _seconds(pipeline, payload.body, repeat)
+        else:
+            hq = _seconds(pipeline, payload.body, repeat)
+            ref = _seconds(reference, payload.body, repeat)
+        ratios.append(ref / hq)
+    return ratios
+
+
+def us_per_event(payload: Payload, repeat: int = 20) -> float:
+    pipeline = hq_pipeline_rejecting if payload.invalid else hq_pipeline
+    return 1e6 * min(_seconds(pipeline, payload.body, repeat) for _ in range(3)) / payload.events

@@ -1,0 +1,140 @@
+"""The processes a benchmark watches: CPU and memory from /proc, HQ as a real `logspace serve`,
+and the dedicated Elasticsearch node from `scripts/es`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """utime + stime of a process so far; 0 when there is no such process to watch."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # Fields 14 and 15 of stat(5); [2] after the command name is field 3.
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak RSS) of a process, in KiB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0])
+    return values
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()  # noqa: S310 - our own local URL
+            return
+        except OSError as error:
+            # Any HTTP answer (even 404) means the server is up.
+            if getattr(error, "code", None) is not None:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer within {seconds} s") from error
+            time.sleep(0.2)
+
+
+class HQProcess:
+    """`python -m logspace serve` (uvloop + httptools, one worker) on a port of its own."""
+
+    def __init__(self, es_url: str, prefix: str, log: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environ = {
+            **os.environ,
+            "LOGSPACE_ES_URL": es_url,
+            "LOGSPACE_INDEX_PREFIX": prefix,
+            "LOGSPACE_SPACE_TOKENS": "bench:bench-token",
+            **env,
+        }
+        self._log = log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "logspace", "serve", "--port", str(self.port)],
+            env=environ,
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.pid = self.process.pid
+        try:
+            wait_http(self.url + "/")
+        except RuntimeError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+class DedicatedNode:
+    """The benchmark's own Elasticsearch node, started with `scripts/es` unless one is given.
+
+    A node this object started is stopped again by `stop`; a given URL is left alone.
+    """
+
+    def __init__(self, port: int, heap: str) -> None:
+        self.port = port
+        self.heap = heap
+        self.started_here = False
+        self.url = os.environ.get("LOGSPACE_ES_URL", "").rstrip("/")
+
+    def start(self) -> str:
+        if self.url:
+            return self.url
+        env = {**os.environ, "LOGSPACE_ES_PORT": str(self.port), "LOGSPACE_ES_HEAP": self.heap}
+        script = str(ROOT / "scripts" / "es")
+        running = subprocess.run([script, "status"], env=env, capture_output=True, check=False)
+        started = subprocess.run(
+            [script, "start"], env=env, capture_output=True, text=True, check=True
+        )
+        self.started_here = running.returncode != 0
+        self.url = started.stdout.strip().splitlines()[-1]
+        return self.url
+
+    def stop(self) -> None:
+        if self.started_here:
+            env = {**os.environ, "LOGSPACE_ES_PORT": str(self.port)}
+            subprocess.run([str(ROOT / "scripts" / "es"), "stop"], env=env, check=False)
+
+    def pid(self) -> int | None:
+        """The node's pid from `scripts/es`'s pid file for the URL's port, or LOGSPACE_ES_PID."""
+        if os.environ.get("LOGSPACE_ES_PID"):
+            return int(os.environ["LOGSPACE_ES_PID"])
+        port = self.url.rpartition(":")[2]
+        base = Path(os.environ.get("LOGSPACE_ES_DIR", "/var/tmp/logspace-es"))  # noqa: S108 - scripts/es's
+        try:
+            return int((base / f"es-{port}.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
