@@ -22,7 +22,8 @@ from typing import Any, Final
 
 import orjson
 
-from .errors import InvalidCapabilities, InvalidControllerId, InvalidJson
+from .decode import load_json
+from .errors import InvalidCapabilities, InvalidControllerId
 from .orders import MAX_TEXT, TRIGGER_TYPES, is_controller_id, trigger_type
 from .problems import Problem, kind, show, unknown_fields
 
@@ -72,14 +73,7 @@ class Capabilities:
 def parse(body: bytes, path_id: str) -> Capabilities:
     """The capabilities a controller uploads to `PUT /capabilities/{path_id}`."""
     check_controller_id(path_id)
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise InvalidJson(
-            f"The request body is not valid JSON: {error.msg} at line {error.lineno} "
-            f"column {error.colno}.",
-            {"line": error.lineno, "column": error.colno},
-        ) from None
+    value = load_json(body)
     problems: list[Problem] = []
     if not isinstance(value, dict):
         _fail([Problem("$", f"expected an object, found {kind(value)}")])

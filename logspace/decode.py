@@ -33,7 +33,7 @@ from .events import (
     parse_instant,
 )
 
-__all__ = ["Decoded", "Limits", "decode", "decode_batch"]
+__all__ = ["Decoded", "Limits", "decode", "decode_batch", "load_json"]
 
 _KNOWN_FIELDS = (*REQUIRED_FIELDS, *OPTIONAL_FIELDS, *FAMILIES)
 _STRING_FAMILY = "string-properties"
@@ -63,10 +63,7 @@ def decode(
 
     `now` (default: the current time) bounds how far in the future timestamps may be.
     """
-    try:
-        batch = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise _invalid_json(body, error) from None
+    batch = load_json(body)
     if not isinstance(batch, list):
         raise InvalidBatch(
             f"The request body must be a JSON array of events, found {describe(batch)}.",
@@ -112,6 +109,14 @@ def decode_batch(
     if accepted is not None:
         return accepted
     return Decoded(decode(body, limits, now=now))
+
+
+def load_json(body: bytes) -> Any:
+    """Any request body as JSON; `InvalidJson` saying where and why it is not."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise _invalid_json(body, error) from None
 
 
 def _invalid_json(body: bytes, error: orjson.JSONDecodeError) -> InvalidJson:

@@ -18,7 +18,8 @@ from starlette.routing import Route
 
 from . import activity, export, openapi, search, suggestions, timeseries
 from .body import Reservation, read_body
-from .errors import InvalidJson, InvalidParameter, StoreUnavailable
+from .decode import load_json
+from .errors import InvalidParameter, StoreUnavailable
 from .params import Params
 from .readstore import ReadStore
 from .routes import HQ, put_events
@@ -56,14 +57,7 @@ async def _read(request: Request) -> tuple[HQ, str, ReadStore, Params]:
 
 
 def _json_body(body: bytes, path: str) -> Any:
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise InvalidJson(
-            f"The request body is not valid JSON: {error.msg} at line {error.lineno} "
-            f"column {error.colno}.",
-            {"line": error.lineno, "column": error.colno},
-        ) from None
+    value = load_json(body)
     if isinstance(value, list) and path.endswith("/events"):
         raise InvalidParameter(
             "body", "POST searches events and takes a JSON object; store events with PUT"
