@@ -72,7 +72,8 @@ async def read_body(
             {"content-encoding": encoding},
         )
     declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    # isascii: str.isdigit() also takes digits int() refuses, such as "²".
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     gunzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if encoding.endswith("gzip") else None
     parts: list[bytes] = []

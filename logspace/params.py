@@ -148,7 +148,7 @@ class Params:
             value = value.strip()
             if not value:
                 value = MISSING
-            elif value.lstrip("-").isdigit() and len(value) < 30:
+            elif value.lstrip("-").isascii() and value.lstrip("-").isdigit() and len(value) < 30:
                 value = int(value)
         if value is MISSING or value is None:
             if default is None:

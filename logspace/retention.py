@@ -122,7 +122,8 @@ def plan(
 
 def _number(value: Any) -> int | None:
     # Closed indices report no counts.
-    return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
+    text = str(value) if isinstance(value, int | str) else ""
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def batches(names: Sequence[str], max_chars: int = MAX_URL_NAMES_CHARS) -> Iterator[list[str]]:

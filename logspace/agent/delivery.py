@@ -49,7 +49,7 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
     if not value:
         return None
     seconds: float
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         seconds = float(value)
     else:
         try:

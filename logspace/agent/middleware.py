@@ -98,7 +98,12 @@ def _host_and_port(
     if host:
         name, colon, port = host.rpartition(":")
         # "[::1]:8000" and "example.com:8000" carry a port; "[::1]" and "example.com" do not.
-        if colon and port.isdigit() and (not name.startswith("[") or name.endswith("]")):
+        if (
+            colon
+            and port.isascii()
+            and port.isdigit()
+            and (not name.startswith("[") or name.endswith("]"))
+        ):
             return name, int(port)
         return host, default
     return (server[0] if server else None), default
@@ -219,7 +224,7 @@ def _wsgi_server(environ: dict[str, Any]) -> tuple[str, int | None] | None:
     if not name:
         return None
     port = str(environ.get("SERVER_PORT", ""))
-    return name, int(port) if port.isdigit() else None
+    return name, int(port) if port.isascii() and port.isdigit() else None
 
 
 def _wsgi_text(value: str) -> str:
