@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .test_cli import free_port
+from .processes import free_port
 
 
 class HQProcess:

@@ -2,60 +2,33 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from .processes import hq_environ, start_hq
 
 SEED_REQUEST = Path(__file__).parent / "data" / "seed-request.json"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def environ(es_url: str, prefix: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGSPACE_")}
-    env.update(
+    return hq_environ(
         LOGSPACE_ES_URL=es_url,
         LOGSPACE_SPACE_TOKENS="development:development",
         LOGSPACE_INDEX_PREFIX=prefix,
     )
-    return env
 
 
 @pytest.fixture
 def server(environ: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "logspace", "serve", "--port", str(port)],
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.TransportError:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            time.sleep(0.1)
+    url, process = start_hq(environ)
     yield url, process
     if process.poll() is None:
         process.kill()

@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,8 +19,8 @@ import pytest
 
 from logspace.testing import make_event
 
+from .processes import hq_environ, start_hq
 from .proxy import Proxy, proxy_to
-from .test_cli import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -119,23 +118,14 @@ async def test_the_property_budget_counts_what_elasticsearch_already_holds(
 
 def test_sigterm_lets_the_request_in_flight_finish(proxy: Proxy, prefix: str, stored: Any) -> None:
     """HQ stops accepting, answers the request Elasticsearch is still working on, then exits."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGSPACE_")}
-    env |= {
-        "LOGSPACE_ES_URL": proxy.url,
-        "LOGSPACE_SPACE_TOKENS": "development:development",
-        "LOGSPACE_INDEX_PREFIX": prefix,
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "logspace", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    env = hq_environ(
+        LOGSPACE_ES_URL=proxy.url,
+        LOGSPACE_SPACE_TOKENS="development:development",
+        LOGSPACE_INDEX_PREFIX=prefix,
     )
-    url = f"http://127.0.0.1:{port}/events"
+    base, server = start_hq(env)
+    url = f"{base}/events"
     try:
-        wait_until_listening(url, server)
         proxy.delay = 2
         result: dict[str, httpx.Response] = {}
         event = make_event()
@@ -163,18 +153,6 @@ def test_sigterm_lets_the_request_in_flight_finish(proxy: Proxy, prefix: str, st
     assert [e["id"] for e in stored()] == [event["id"]]
     with pytest.raises(httpx.ConnectError):
         httpx.put(url, content=b"[]", timeout=2)
-
-
-def wait_until_listening(url: str, server: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert server.poll() is None, server.stdout.read() if server.stdout else ""
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("HQ did not start listening")
 
 
 # -- Elasticsearch stopped and restarted under load -------------------------------------

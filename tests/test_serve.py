@@ -3,12 +3,8 @@ summed over several workers."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,15 +13,10 @@ import httpx
 import orjson
 import pytest
 
+from .processes import hq_environ, start_hq
+
 SEED_REQUEST = (Path(__file__).parent / "data" / "seed-request.json").read_bytes()
 TOKENS = "development:first-secret-token,ops:second-secret-token:write"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Server:
@@ -45,34 +36,16 @@ def serve(es_url: str, prefix: str) -> Iterator[Any]:
     started: list[Server] = []
 
     def start(*args: str, **variables: str) -> Server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LOGSPACE_")}
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        env.update(
+        env = hq_environ(
             LOGSPACE_ES_URL=es_url,
             LOGSPACE_SPACE_TOKENS=TOKENS,
             LOGSPACE_INDEX_PREFIX=prefix,
             **variables,
         )
-        port = free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "logspace", "serve", "--port", str(port), *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        server = Server(process, f"http://127.0.0.1:{port}")
+        url, process = start_hq(env, *args, ready_path="/health/ready")
+        server = Server(process, url)
         started.append(server)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{server.url}/health/ready", timeout=2).status_code == 200:
-                    return server
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            time.sleep(0.2)
-        raise AssertionError("HQ did not become ready")
+        return server
 
     yield start
     for server in started:
