@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Protocol
 
+from .bulk import Bulk
 from .errors import EventError, InvalidEvents
 from .events import FAMILIES, member_path
 
@@ -23,7 +24,9 @@ Use = tuple[int, Any, str, str]  # (position in the batch, event id, family, pro
 class Batch(Protocol):
     """A decoded batch, as the budget sees it (see `decode.decode_batch`)."""
 
-    events: list[Any]
+    # Dicts, msgspec structs, or already `_bulk` lines (see `Store.write`).
+    @property
+    def events(self) -> list[Any] | Bulk: ...
 
     @property
     def fields(self) -> Collection[str]:

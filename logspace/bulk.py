@@ -22,8 +22,10 @@ __all__ = [
     "BulkResult",
     "Rejection",
     "WriteOutcome",
+    "action_start",
     "chunks",
     "classify",
+    "document_end",
     "encode",
     "index_name",
 ]
@@ -35,6 +37,16 @@ RESPONSE_FILTER = "errors,items.*.status,items.*.error.type,items.*.error.reason
 def index_name(prefix: str, space: str, timestamp: str) -> str:
     """`timestamp` is normalised (`YYYY-MM-DDT...Z`), so the month is at fixed positions."""
     return f"{prefix}-{space}-{timestamp[:4]}.{timestamp[5:7]}"
+
+
+def action_start(prefix: str, space: str) -> bytes:
+    """An action line up to the month of its index name (prefix and space need no escaping)."""
+    return b'{"create":{"_index":"%s-%s-' % (prefix.encode(), space.encode())
+
+
+def document_end(space: str) -> bytes:
+    """What follows an event's own members in its document line."""
+    return b',"space":%s}\n' % orjson.dumps(space)
 
 
 class Bulk(Sequence[bytes]):
@@ -107,8 +119,10 @@ def encode(events: list[Any], space: str, prefix: str) -> Bulk:
         ids = list(map(_ID, events))
         timestamps = list(map(_TIMESTAMP, events))
 
+    head = action_start(prefix, space)
+
     def start(timestamp: str) -> bytes:
-        return b'{"create":{"_index":"%s","_id":' % index_name(prefix, space, timestamp).encode()
+        return b'%s%s.%s","_id":' % (head, timestamp[:4].encode(), timestamp[5:7].encode())
 
     # A batch usually falls in one month, so in one index: one start for every action.
     if timestamps[0][:7] == min(timestamps)[:7] == max(timestamps)[:7]:

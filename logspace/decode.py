@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from . import schema
+from . import schema, transcoder
 from .budget import Batch, Use, fields_of, uses_in
 from .errors import EventError, InvalidBatch, InvalidEvents, InvalidJson, TooManyEvents
 from .events import (
@@ -99,12 +99,21 @@ class Decoded:
 
 
 def decode_batch(
-    body: bytes, space: str, limits: Limits = DEFAULT_LIMITS, *, now: datetime | None = None
+    body: bytes,
+    space: str,
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    prefix: str,
+    now: datetime | None = None,
 ) -> Batch:
-    """`decode`, faster, for events of `space`: common batches are checked by `schema.accept`
-    in C; anything it does not accept as is, `decode` checks, normalises and explains.
-    Either way the events go to `bulk.encode` (with the same `space`)."""
+    """`decode`, faster, for events of `space` in indices under `prefix`. A common batch is
+    written as its `_bulk` lines in C (`transcoder`), or else checked with msgspec
+    (`schema.accept`); anything neither accepts as is, `decode` checks, normalises and
+    explains. Either way the batch's `events` go to `Store.write` (with the same `space`)."""
     newest = (now or datetime.now(UTC)) + limits.max_future
+    transcoded = transcoder.transcode(body, space, prefix, limits, newest)
+    if transcoded is not None:
+        return transcoded
     accepted = schema.accept(body, limits, newest)
     if accepted is not None:
         return accepted

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import orjson
@@ -25,6 +25,7 @@ __all__ = [
     "check_property_name",
     "describe",
     "format_instant",
+    "instant_bound",
     "member_path",
     "normalise_instant",
     "parse_instant",
@@ -78,6 +79,15 @@ def format_instant(instant: datetime) -> str:
     """UTC with milliseconds, or microseconds where there are any."""
     spec = "microseconds" if instant.microsecond % 1000 else "milliseconds"
     return instant.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def instant_bound(instant: datetime, *, up: bool = False) -> str:
+    """The canonical instant nearest `instant` on its inner side (rounded to milliseconds,
+    `up` for a lower bound): canonical instants then compare with it as strings do."""
+    instant = instant.astimezone(UTC)
+    if up and instant.microsecond % 1000:
+        instant += timedelta(microseconds=1000 - instant.microsecond % 1000)
+    return instant.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_instant(value: Any) -> datetime:

@@ -49,11 +49,11 @@ async def put_events(request: Request) -> Response:
             body = await read_body(
                 request.stream(), request.headers, hq.settings.max_body_bytes, reservation
             )
-            batch = decode_batch(body, space, hq.limits)
+            batch = decode_batch(body, space, hq.limits, prefix=hq.settings.index_prefix)
             del body  # the events hold what is needed; free the bytes while Elasticsearch works
             ingest.writing(len(batch.events))
             await hq.budget.check(space, batch, hq.store.known_fields)
-            # `write` empties batch.events once encoded.
+            # `write` empties a list of events once encoded.
             ingest.stored(await hq.store.write(batch.events, space))
             hq.budget.record(space, batch.fields)
         finally:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from itertools import chain
 from operator import attrgetter
 from typing import TYPE_CHECKING, Annotated, Any
@@ -33,6 +33,7 @@ from .events import (
     MAX_TEXT_FIELD_LENGTH,
     BadValue,
     check_property_name,
+    instant_bound,
     normalise_instant,
 )
 
@@ -152,7 +153,9 @@ def accept(body: bytes, limits: Limits, newest: datetime) -> Accepted | None:
     """
     try:
         events: list[Any] = _decoder(limits.max_string_length).decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        # msgspec reads field names as UTF-8 before it checks them: a bad byte in one is
+        # a UnicodeDecodeError, which `decode.decode` explains like any invalid JSON.
         return None
     if len(events) > limits.max_events or set(map(_SPACE, events)) - {UNSET}:
         return None
@@ -182,7 +185,8 @@ def _check_timestamps(events: list[Any], oldest: datetime, newest: datetime) -> 
     if _all_canonical(timestamps):
         # Canonical instants sort as strings do; the bounds are rounded inwards to milliseconds.
         if timestamps and (
-            min(timestamps) < _millis(oldest, up=True) or max(timestamps) > _millis(newest)
+            min(timestamps) < instant_bound(oldest, up=True)
+            or max(timestamps) > instant_bound(newest)
         ):
             raise _Reject
         return
@@ -225,13 +229,6 @@ def _all_canonical(instants: list[str]) -> bool:
     # Month 13, 30 February, 24:00, year 0: ValidationError; decode.decode names the problem.
     msgspec.convert(instants, list[datetime])
     return True
-
-
-def _millis(instant: datetime, *, up: bool = False) -> str:
-    instant = instant.astimezone(UTC)
-    if up and instant.microsecond % 1000:
-        instant += timedelta(microseconds=1000 - instant.microsecond % 1000)
-    return instant.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _fields(events: list[Any], max_name: int, max_properties: int) -> set[str]:

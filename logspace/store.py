@@ -76,7 +76,7 @@ class EventStore(Protocol):
 
     async def ensure_templates(self) -> None: ...
 
-    async def write(self, events: list[Any], space: str) -> bulk.WriteOutcome: ...
+    async def write(self, events: list[Any] | bulk.Bulk, space: str) -> bulk.WriteOutcome: ...
 
     async def readiness(self) -> dict[str, str]: ...
 
@@ -178,17 +178,20 @@ class Store:
             if name.partition(".")[2] and "object" not in types
         }
 
-    async def write(self, events: list[Any], space: str) -> bulk.WriteOutcome:
+    async def write(self, events: list[Any] | bulk.Bulk, space: str) -> bulk.WriteOutcome:
         """Store every event, or raise `StoreUnavailable` / `EventsNotStored`.
 
-        `events` (dicts or `decode.decode_batch`'s structs) is emptied once encoded: the
-        objects take several times the bytes of the bulk body, and need not wait on
-        Elasticsearch with it."""
+        `events` are dicts or `decode.decode_batch`'s structs, or its `_bulk` lines already.
+        A list is emptied once encoded: the objects take several times the bytes of the bulk
+        body, and need not wait on Elasticsearch with it."""
         if not events:
             return bulk.WriteOutcome()
         await self.ensure_templates()
-        lines = bulk.encode(events, space, self._settings.index_prefix)
-        events.clear()
+        if isinstance(events, bulk.Bulk):
+            lines = events
+        else:
+            lines = bulk.encode(events, space, self._settings.index_prefix)
+            events.clear()
         loop = asyncio.get_running_loop()
         started = loop.time()
         # New attempts start only within the retry window; all of them end by the deadline, so

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import orjson
 
 from .budget import fields_of
 from .bulk import WriteOutcome
@@ -31,7 +32,11 @@ def make_event(**fields: Any) -> dict[str, Any]:
 
 
 def _wire(event: Any) -> dict[str, Any]:
-    document: dict[str, Any] = msgspec.to_builtins(event)
+    document: dict[str, Any]
+    if isinstance(event, bytes):  # a `_bulk` action and document from the C path
+        document = orjson.loads(event.partition(b"\n")[2])
+    else:
+        document = msgspec.to_builtins(event)
     document.pop("space", None)
     return document
 
@@ -51,7 +56,7 @@ class MemoryStore:
         if not events:
             return WriteOutcome()
         self._check_available()
-        # HQ's fast path decodes to msgspec structs; keep the wire form, as dicts.
+        # HQ's fast paths give msgspec structs or `_bulk` lines; keep the wire form, as dicts.
         self.events.setdefault(space, []).extend(
             event if isinstance(event, dict) else _wire(event) for event in events
         )

@@ -1,0 +1,82 @@
+"""The common batch, checked and written as its `_bulk` body in one pass of C: the fastest of
+the three paths of `decode.decode_batch`.
+
+Agents mostly send events whose every value already has its stored form: canonical UTC
+timestamps, plain values (no Java-style arrays), no nulls. For such a batch `_transcode.c`
+checks every rule of `decode.decode` while it copies each event's members, compacted, into the
+document line (plus `space`) and writes the action line beside it, creating no Python object
+per event or value. That matters because HQ shares its CPU with Elasticsearch: see
+bench/results.md. Whatever it does not accept as is (a rule broken, or just an unusual form
+such as a `\\u` escape in a property name) goes on to `schema.accept`, then `decode.decode`,
+which normalise or explain it; tests/test_transcoder.py holds the three paths to one result.
+
+The stored documents are the events' own JSON, so their keys keep the sender's order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import orjson
+
+from . import bulk
+from .budget import Use, uses_in
+from .events import instant_bound
+
+if TYPE_CHECKING:
+    from .decode import Limits
+
+__all__ = ["AVAILABLE", "Transcoded", "transcode"]
+
+_transcode: Callable[..., tuple[bytes, int, set[str]] | None] | None
+try:
+    from ._transcode import transcode as _compiled
+
+    _transcode = _compiled
+except ImportError:  # pragma: no cover - built without a C compiler: schema.accept does it all
+    _transcode = None
+
+# False only where the package was installed without a C compiler (see setup.py).
+AVAILABLE = _transcode is not None
+
+
+class Transcoded:
+    """A batch accepted in C: as `events`, its `_bulk` lines; the property fields it uses."""
+
+    def __init__(self, lines: bulk.Bulk, fields: set[str]) -> None:
+        self.events = lines
+        self.fields = fields
+
+    def uses(self, fields: Collection[str]) -> list[Use]:
+        """In batch order, read back from the documents (only error answers need this)."""
+        documents = [orjson.loads(self.events[i].partition(b"\n")[2]) for i in range(len(self))]
+        return uses_in(documents, fields)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+def transcode(
+    body: bytes, space: str, prefix: str, limits: Limits, newest: datetime
+) -> Transcoded | None:
+    """The batch as `_bulk` lines for `<prefix>-<space>-<month>`, or None when one of the
+    slower paths must look at it."""
+    if _transcode is None:  # pragma: no cover - see AVAILABLE
+        return None
+    result = _transcode(
+        body,
+        bulk.action_start(prefix, space),
+        bulk.document_end(space),
+        limits.max_events,
+        limits.max_properties,
+        limits.max_property_name_length,
+        limits.max_string_length,
+        instant_bound(limits.oldest_timestamp, up=True).encode(),
+        instant_bound(newest).encode(),
+    )
+    if result is None:
+        return None
+    lines, count, fields = result
+    return Transcoded(bulk.Bulk(lines, count), fields)

@@ -1,0 +1,15 @@
+"""The one C extension, `logspace._transcode` (the ingest fast path); everything else is in
+pyproject.toml. Without a C compiler the build goes on and HQ takes the msgspec path."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "logspace._transcode",
+            ["logspace/_transcode.c"],
+            optional=True,
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        )
+    ]
+)
