@@ -173,6 +173,7 @@ LEFT_TO_THE_SLOWER_PATHS = {
     "a number for a boolean": _with({"boolean-properties": {"b": 1}}),
     "a lone surrogate": _with({"string-properties": {"s": "x"}}).replace(b'"x"', b'"\\ud800"'),
     "invalid UTF-8": _with({"string-properties": {"s": "x"}}).replace(b'"x"', b'"\xc3\x28"'),
+    "invalid UTF-8 in a field name": orjson.dumps([event()]).replace(b'"system"', b'"sys\xfftem"'),
     "an overlong UTF-8 form": _with({"string-properties": {"s": "x"}}).replace(
         b'"x"', b'"\xc0\xaf"'
     ),
