@@ -79,13 +79,16 @@ typedef struct {
 } FieldSet;
 
 static size_t field_hash(int family, const char *name, Py_ssize_t length) {
-    /* FNV-1a */
-    size_t hash = 1469598103934665603ULL ^ (size_t)family;
-    for (Py_ssize_t i = 0; i < length; i++) {
-        hash ^= (unsigned char)name[i];
-        hash *= 1099511628211ULL;
-    }
-    return hash;
+    /* The length and the first and last 8 bytes: names differ there, and a collision only
+     * costs a comparison. */
+    uint64_t head = 0, tail = 0;
+    size_t n = (size_t)length < 8 ? (size_t)length : 8;
+    memcpy(&head, name, n);
+    memcpy(&tail, name + length - n, n);
+    uint64_t hash = ((uint64_t)length << 8 | (uint64_t)family) * 0x9E3779B97F4A7C15ULL;
+    hash ^= head * 0xC2B2AE3D27D4EB4FULL;
+    hash ^= (tail ^ (hash >> 29)) * 0x165667B19E3779F9ULL;
+    return (size_t)(hash ^ (hash >> 32));
 }
 
 static int fieldset_grow(FieldSet *set) {
@@ -218,6 +221,35 @@ static void init_plain(void) {
         PLAIN[c] = c != '"' && c != '\\';
 }
 
+/* The bytes of a word (8 bytes of memory, little-endian) that are not PLAIN: non-ASCII, a
+ * control character, `"` or `\\`, as their high bits. A borrow can flag a byte above a
+ * flagged one, never below, so the lowest flag is exact (see "Bit Twiddling Hacks", hasless
+ * and haszero). */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+static inline uint64_t special_bytes(uint64_t x) {
+    uint64_t quote = x ^ (ONES * '"'), backslash = x ^ (ONES * '\\');
+    uint64_t control = (x - ONES * 0x20) & ~x;
+    return (x | control | ((quote - ONES) & ~quote) | ((backslash - ONES) & ~backslash)) & HIGHS;
+}
+
+/* The first byte at or after p that is not PLAIN, or end. */
+static inline const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end) {
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (end - p >= 8) {
+        uint64_t word;
+        memcpy(&word, p, 8);
+        uint64_t special = special_bytes(word);
+        if (special)
+            return p + (__builtin_ctzll(special) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < end && PLAIN[*p])
+        p++;
+    return p;
+}
+
 /* A string token at r->p (which is at its opening quote): valid UTF-8, no raw control
  * characters, valid escapes and no lone surrogates. Sets *start and *stop to the whole token
  * (quotes included) and *chars to the code points of its value. Escapes only if allowed. */
@@ -233,8 +265,7 @@ static int read_string(Reader *r, int escapes, const char **start, const char **
     for (;;) {
         /* Plain ASCII runs are the usual case. */
         const unsigned char *run = p;
-        while (p < end && PLAIN[*p])
-            p++;
+        p = skip_plain(p, end);
         count += p - run;
         if (p >= end)
             return NOT_COMMON;
