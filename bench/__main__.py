@@ -248,6 +248,15 @@ class Bench:
             "ES CPU-us/doc HQ | HQ CPU-us/event | loader CPU-us/doc direct | "
             "loader CPU-us/event HQ |\n|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
         )
+        # The sweep's best is the largest of a dozen short, noisy arms, so it overstates what
+        # the direct loader sustains (by up to 20 % here). The (a) pairs measure that
+        # configuration again, five times and longer: their median is the ceiling (c) uses.
+        best["sustained"] = statistics.median(references)
+        self.appendix.append(
+            f"Sustained ceiling: {best['sustained']:.0f} events/s, the median direct rate of "
+            f"these pairs (the sweep's short arm gave {best['rate']:.0f}). The loads of (c) are "
+            "shares of it."
+        )
         self.data["end_to_end"] = {
             "direct": [d.rate for d in direct],
             "hq": [h.rate for h in hq],
@@ -267,8 +276,10 @@ class Bench:
             "refused | late starts | HQ CPU-us/event |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
+        ceiling = best.get("sustained", best["rate"])
+        self.data["latency_ceiling"] = ceiling
         for share in (0.5, 0.8):
-            rate = share * best["rate"]
+            rate = share * ceiling
             say(f"(c) {share:.0%} of C_R = {rate:.0f} events/s, bulk {size}, open loop")
             arms: dict[str, list[Latency]] = {"direct": [], "hq": []}
             for pair in range(self.plan.pairs):

@@ -39,7 +39,7 @@ def both(body: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[Any, Any]:
             if fast:
                 results.append(outcome(decode_batch(body, "space", limits, prefix="p", now=NOW)))
             else:
-                results.append(outcome(Decoded(decode(body, limits, now=NOW))))
+                results.append(outcome(Decoded(decode(body, limits, now=NOW, screen=False))))
         except LogspaceError as error:
             results.append(error.body())
     return results[0], results[1]

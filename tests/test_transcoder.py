@@ -297,3 +297,22 @@ def test_every_event_of_a_big_batch_is_in_its_body() -> None:
         "4999",
     ]
     assert isinstance(batch.events, bulk.Bulk)
+
+
+def test_a_batch_with_a_few_bad_events_is_checked_in_python_only_where_needed() -> None:
+    """`decode` leaves the events the C path vouches for alone, and names the same problems."""
+    events = [event(id=str(i), long_properties={"n": i}) for i in range(20)]
+    events[3]["integer-properties"] = {"n": "x"}
+    del events[7]["system"]
+    events[9]["timestamp"] = "2026-06-01T12:00:00+02:00"  # valid, but normalised by `decode`
+    body = orjson.dumps(events)
+
+    plain = transcoder.plain_events(body, DEFAULT_LIMITS, NOW + DEFAULT_LIMITS.max_future)
+
+    assert plain == [i not in (3, 7, 9) for i in range(20)]
+    fast, thorough = both(body)
+    assert fast == thorough
+    assert [error["path"] for error in fast["parameters"]["errors"]] == [
+        "$[3].integer-properties.n",
+        "$[7].system",
+    ]
