@@ -13,22 +13,28 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
+# The C extension (setup.py, logspace/_transcode.c), built again when its source changes.
+EXTENSION := $(VENV)/.extension-built
+$(EXTENSION): $(INSTALLED) setup.py logspace/_transcode.c logspace/_fieldset.h logspace/_jsontokens.h
+	$(BIN)/pip install --quiet --no-deps -e .
+	@touch $@
+
 ## run: HQ on 127.0.0.1:4567 (token `development`), with a local Elasticsearch unless LOGSPACE_ES_URL is set
-run: $(INSTALLED)
+run: $(EXTENSION)
 	scripts/run
 
 ## test: lint, types, then the whole suite against a real Elasticsearch node
 test: check
 	$(BIN)/pytest
 
-check: $(INSTALLED)
+check: $(EXTENSION)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 ## bench: the benchmark harness (about 12 minutes; never part of `make test`), see docs/development.md
 BENCH_INSTALLED := $(VENV)/.bench-installed
-$(BENCH_INSTALLED): $(INSTALLED) pyproject.toml
+$(BENCH_INSTALLED): $(EXTENSION) pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	@touch $@
 

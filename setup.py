@@ -8,6 +8,7 @@ setup(
         Extension(
             "logspace._transcode",
             ["logspace/_transcode.c"],
+            depends=["logspace/_fieldset.h", "logspace/_jsontokens.h"],
             optional=True,
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )
