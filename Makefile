@@ -32,7 +32,7 @@ check: $(EXTENSION)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## bench: the benchmark harness (about 12 minutes; never part of `make test`), see docs/development.md
+## bench: the benchmark harness (about 20 minutes; never part of `make test`), see docs/development.md
 BENCH_INSTALLED := $(VENV)/.bench-installed
 $(BENCH_INSTALLED): $(EXTENSION) pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,bench]'

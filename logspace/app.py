@@ -44,6 +44,9 @@ def error_response(error: LogspaceError) -> Response:
 
 def _answer(request: Request, error: LogspaceError) -> Response:
     request.state.error = error.type  # for the access log
+    if error.status >= 500:
+        # A client reads its own 4xx; why HQ or Elasticsearch failed is the operator's to know.
+        log.warning("%s %s: %s", error.status, error.type, error.message)
     return error_response(error)
 
 

@@ -108,7 +108,9 @@ async def test_the_token_is_checked_before_the_body_is_read(app_and_store: Any) 
     assert response.json()["type"] == "INVALID_SPACE_TOKEN"
 
 
-async def test_an_unavailable_store_answers_503_with_retry_after(app_and_store: Any) -> None:
+async def test_an_unavailable_store_answers_503_with_retry_after(
+    app_and_store: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     app, store = app_and_store
     store.unavailable = True
     async with client(app) as hq:
@@ -121,6 +123,10 @@ async def test_an_unavailable_store_answers_503_with_retry_after(app_and_store: 
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.json()["type"] == "STORE_UNAVAILABLE"
+    # The operator learns why from the log, not only that it happened.
+    assert [r.getMessage() for r in caplog.records if r.name == "logspace.app"] == [
+        "503 STORE_UNAVAILABLE: The memory store is set to be unavailable."
+    ]
 
 
 @pytest.mark.parametrize(
