@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,17 +46,21 @@ def _instant(moment: datetime) -> str:
 
 def make_events(count: int, seed: int = 7, unicode: bool = False) -> list[dict[str, Any]]:
     """`count` valid events with timestamps spread over the ten minutes before now."""
+    return list(iter_events(count, seed, unicode))
+
+
+def iter_events(count: int, seed: int = 7, unicode: bool = False) -> Iterator[dict[str, Any]]:
+    """`make_events`, one at a time: a pool of millions never holds them all as dicts."""
     rng = random.Random(seed)
     start = datetime.now(UTC) - timedelta(minutes=10)
     step = 600.0 / max(count, 1)
-    events = []
     for i in range(count):
         system = rng.choice(_SYSTEMS)
         moment = start + timedelta(seconds=i * step)
         words = " ".join(rng.choice(_WORDS) for _ in range(4))
         if unicode:
             words = "Zürich 東京 Ελλάδα " + words + " ✓"
-        events.append(
+        yield (
             {
                 "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                 "type": rng.choice(_TYPES),
@@ -85,7 +90,6 @@ def make_events(count: int, seed: int = 7, unicode: bool = False) -> list[dict[s
                 },
             }
         )
-    return events
 
 
 def index_of(prefix: str, event: dict[str, Any]) -> str:
@@ -104,7 +108,7 @@ class Pool:
     @classmethod
     def generate(cls, count: int, prefix: str, seed: int = 7) -> Pool:
         wire, actions = [], []
-        for event in make_events(count, seed):
+        for event in iter_events(count, seed):
             wire.append(orjson.dumps(event))
             action = {"create": {"_index": index_of(prefix, event), "_id": event["id"]}}
             actions.append(orjson.dumps(action))
