@@ -88,6 +88,14 @@ static inline int add(Reader *r, Buffer *b, const char *bytes, size_t n) {
     return 0;
 }
 
+/* After a member: `,` (another follows) or `}` (the object ends); else NOT_COMMON. */
+static inline int member_end(Reader *r) {
+    skip_space(r);
+    if (r->p >= r->end || (*r->p != ',' && *r->p != '}'))
+        return NOT_COMMON;
+    return *r->p++;
+}
+
 static size_t FIELD_LENGTHS[F_COUNT];
 
 static void init_field_lengths(void) {
@@ -194,14 +202,13 @@ static int read_family(Reader *r, int family, Py_ssize_t event, Py_ssize_t *prop
         if (expect(r, ':') < 0 || add(r, &r->doc, name - 1, (size_t)length + 2) < 0 ||
             add(r, &r->doc, ":", 1) < 0 || read_property(r, family) < 0)
             return NOT_COMMON;
-        skip_space(r);
-        if (r->p >= r->end)
+        int end = member_end(r);
+        if (end == NOT_COMMON)
             return NOT_COMMON;
-        char c = *r->p++;
-        if (c == '}')
-            return add(r, &r->doc, "}", 1);
-        if (c != ',' || add(r, &r->doc, ",", 1) < 0)
+        if (add(r, &r->doc, end == '}' ? "}" : ",", 1) < 0)
             return NOT_COMMON;
+        if (end == '}')
+            return 0;
     }
 }
 
@@ -260,14 +267,11 @@ static int read_members(Reader *r, Py_ssize_t event, const char **id, Py_ssize_t
             if (add(r, &r->doc, start, (size_t)(stop - start)) < 0)
                 return NOT_COMMON;
         }
-        skip_space(r);
-        if (r->p >= r->end)
+        int end = member_end(r);
+        if (end == NOT_COMMON)
             return NOT_COMMON;
-        char c = *r->p++;
-        if (c == '}')
+        if (end == '}')
             break;
-        if (c != ',')
-            return NOT_COMMON;
     }
     return (seen & REQUIRED) == REQUIRED ? 0 : NOT_COMMON;
 }

@@ -67,15 +67,7 @@ def transcode(
     if _transcode is None:  # pragma: no cover - see AVAILABLE
         return None
     result = _transcode(
-        body,
-        bulk.action_start(prefix, space),
-        bulk.document_end(space),
-        limits.max_events,
-        limits.max_properties,
-        limits.max_property_name_length,
-        limits.max_string_length,
-        instant_bound(limits.oldest_timestamp, up=True).encode(),
-        instant_bound(newest).encode(),
+        body, bulk.action_start(prefix, space), bulk.document_end(space), *_rules(limits, newest)
     )
     if result is None:
         return None
@@ -97,9 +89,16 @@ def plain_events(body: bytes, limits: Limits, newest: datetime) -> list[bool] | 
         raws = _RAW_ARRAY.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         return None
-    arguments = (
-        b"",  # the lines written are not wanted, only the verdict
-        b"",
+    # The lines written are not wanted, only the verdict.
+    arguments = (b"", b"", *_rules(limits, newest))
+    transcode_ = _transcode
+    return [transcode_(b"[%s]" % raw, *arguments) is not None for raw in raws]
+
+
+def _rules(limits: Limits, newest: datetime) -> tuple[int, int, int, int, bytes, bytes]:
+    """The limits as `_transcode.transcode` takes them, the timestamp window as canonical
+    instants (which compare as strings do)."""
+    return (
         limits.max_events,
         limits.max_properties,
         limits.max_property_name_length,
@@ -107,5 +106,3 @@ def plain_events(body: bytes, limits: Limits, newest: datetime) -> list[bool] | 
         instant_bound(limits.oldest_timestamp, up=True).encode(),
         instant_bound(newest).encode(),
     )
-    transcode_ = _transcode
-    return [transcode_(b"[%s]" % raw, *arguments) is not None for raw in raws]
