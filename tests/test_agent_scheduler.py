@@ -198,3 +198,18 @@ def test_a_cron_schedule_that_never_fires_again_is_listed_but_never_runs(
     assert scheduler.run_pending() is None
     assert scheduler.intervals == {"past": Cron.parse("0 0 0 1 1 ? 2014")}
     assert "agent past: the schedule '0 0 0 1 1 ? 2014' never fires again" in caplog.text
+
+
+def test_sigterm_during_a_collection_is_not_taken_for_the_agents_failure() -> None:
+    """`logspace agent` turns SIGTERM into an exception wherever the main thread is; inside a
+    collection the scheduler must let it through, or the agent logs it and runs on."""
+    from logspace.agent.cli import _Terminated
+
+    class Interrupted:
+        agent_id = "interrupted"
+
+        def collect(self) -> Iterable[Event]:
+            raise _Terminated
+
+    with pytest.raises(_Terminated):
+        Scheduler(MemorySink()).collect(Interrupted())

@@ -24,8 +24,9 @@ from .sender import Sender
 __all__ = ["main"]
 
 
-class _Terminated(Exception):
-    """SIGTERM, turned into an exception like SIGINT's KeyboardInterrupt."""
+class _Terminated(BaseException):
+    """SIGTERM, turned into an exception like SIGINT's KeyboardInterrupt. Not an `Exception`:
+    it may arrive inside an agent's collection, whose failures the scheduler logs and survives."""
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
