@@ -36,6 +36,7 @@ SORTS: Final = (
     "agent-id:asc",
     "agent-id:desc",
 )
+DEFAULT_SORT: Final = SORTS[0]
 # Agents counted per composite page, and at most in all (beyond, `complete` is false).
 AGENTS_PER_PAGE: Final = 1000
 MAX_AGENTS: Final = 50_000
@@ -71,7 +72,7 @@ def read_activity(params: Params, now: int) -> Activity:
     )
     steps = params.integer("steps", default=DEFAULT_STEPS, minimum=1, maximum=MAX_STEPS)
     end = params.instant("end")
-    sort = params.choice("sort", SORTS, default="count:desc")
+    sort = params.choice("sort", SORTS, default=DEFAULT_SORT)
     offset = params.integer("offset", default=0, minimum=0, maximum=MAX_OFFSET)
     size = params.integer("size", default=DEFAULT_SIZE, minimum=1, maximum=MAX_SIZE)
     params.finish()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import activity
 from . import control
 from .parts import MANY as _MANY
 from .parts import TIME as _TIME
@@ -52,38 +53,48 @@ _SUGGEST_PARAMETERS = [
     query("system", "Look only at these systems' events.", _MANY, explode=True),
     query("size", "Entries per list.", {"type": "integer", "minimum": 1, "maximum": 1000}),
 ]
+# The bounds are activity.py's own, so the document cannot drift from what HQ checks.
 _ACTIVITY_PARAMETERS = [
     query(
         "duration",
         "Seconds before `end`.",
-        {"type": "integer", "minimum": 60, "maximum": 2592000, "default": 900},
+        {
+            "type": "integer",
+            "minimum": activity.MIN_DURATION,
+            "maximum": activity.MAX_DURATION,
+            "default": activity.DEFAULT_DURATION,
+        },
     ),
     query(
         "steps",
         "Histogram buckets.",
-        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": activity.MAX_STEPS,
+            "default": activity.DEFAULT_STEPS,
+        },
     ),
     query("end", "End of the window; default now.", _TIME),
     query(
         "sort",
         "Order of the agents.",
-        {
-            "enum": [
-                "count:desc",
-                "count:asc",
-                "system:asc",
-                "system:desc",
-                "agent-id:asc",
-                "agent-id:desc",
-            ],
-            "default": "count:desc",
-        },
+        {"enum": list(activity.SORTS), "default": activity.DEFAULT_SORT},
     ),
-    query("offset", "Agents to skip.", {"type": "integer", "minimum": 0, "default": 0}),
+    query(
+        "offset",
+        "Agents to skip.",
+        {"type": "integer", "minimum": 0, "maximum": activity.MAX_OFFSET, "default": 0},
+    ),
     query(
         "size",
         "Agents per page.",
-        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 25},
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": activity.MAX_SIZE,
+            "default": activity.DEFAULT_SIZE,
+        },
     ),
 ]
 
