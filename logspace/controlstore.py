@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -35,7 +35,7 @@ CHECK_SECONDS: Final = 60.0
 _JSON: Final = {"accept": "application/json", "content-type": "application/json"}
 
 
-def index_body(path: Path = CONTROL_INDEX_FILE) -> tuple[int, dict[str, Any]]:
+def index_body(path: Traversable = CONTROL_INDEX_FILE) -> tuple[int, dict[str, Any]]:
     """The version of the control index definition, and the body that creates the index."""
     definition = orjson.loads(path.read_bytes())
     version = int(definition["version"])

@@ -1,4 +1,5 @@
-"""Kibana: the saved objects in `kibana/` and their import into a Kibana.
+"""Kibana: the saved objects in `kibana/` (shipped as the package data `logspace.saved_objects`)
+and their import into a Kibana.
 
 `kibana/saved-objects.ndjson` holds a data view over the event indices, with `timestamp` as
 its time field, the Lens visualisations of the overview dashboard and the dashboard itself,
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import httpx
@@ -21,7 +23,7 @@ from .settings import Settings
 
 __all__ = ["SAVED_OBJECTS", "KibanaError", "import_objects", "load", "ndjson"]
 
-SAVED_OBJECTS = Path(__file__).resolve().parent.parent / "kibana" / "saved-objects.ndjson"
+SAVED_OBJECTS: Traversable = files("logspace.saved_objects") / "saved-objects.ndjson"
 _RETRY_SECONDS = 2.0
 
 
@@ -29,7 +31,7 @@ class KibanaError(Exception):
     """Kibana could not be reached, or refused the import; the message says which."""
 
 
-def load(prefix: str, path: Path = SAVED_OBJECTS) -> list[dict[str, Any]]:
+def load(prefix: str, path: Traversable = SAVED_OBJECTS) -> list[dict[str, Any]]:
     """The saved objects, with the data view over `<prefix>-*`."""
     objects = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
     for entry in objects:

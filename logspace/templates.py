@@ -1,4 +1,5 @@
-"""Index templates: the JSON files in `index_templates/`, named for a prefix, and their install.
+"""Index templates: the JSON files in `index_templates/` (shipped as the package data
+`logspace.index_templates`), named for a prefix, and their install.
 
 Each file is one Elasticsearch resource with a `version`. `component-<name>.json` becomes
 the component template `<prefix>-<name>`; `index-<name>.json` becomes the composable index
@@ -9,7 +10,8 @@ Installing is idempotent: a resource whose installed version equals ours is left
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TEMPLATES_DIR", "Template", "install", "load", "outdated"]
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "index_templates"
+TEMPLATES_DIR: Traversable = files("logspace.index_templates")
 
 Kind = Literal["component", "index"]
 
@@ -35,18 +37,18 @@ class Template:
         return int(self.body["version"])
 
 
-def load(prefix: str, directory: Path = TEMPLATES_DIR) -> list[Template]:
+def load(prefix: str, directory: Traversable = TEMPLATES_DIR) -> list[Template]:
     """The templates for one index prefix, component templates first (the order to install)."""
     components = [
         Template(
             "component",
-            f"{prefix}-{path.stem.removeprefix('component-')}",
+            f"{prefix}-{path.name.removeprefix('component-').removesuffix('.json')}",
             orjson.loads(path.read_bytes()),
         )
-        for path in sorted(directory.glob("component-*.json"))
+        for path in _named(directory, "component-")
     ]
     indices = []
-    for path in sorted(directory.glob("index-*.json")):
+    for path in _named(directory, "index-"):
         body = orjson.loads(path.read_bytes())
         body["index_patterns"] = [f"{prefix}-*"]
         body["composed_of"] = [c.name for c in components]
@@ -54,6 +56,13 @@ def load(prefix: str, directory: Path = TEMPLATES_DIR) -> list[Template]:
     if len(indices) != 1:
         raise ValueError(f"{directory} must hold exactly one index-*.json, found {len(indices)}")
     return [*components, *indices]
+
+
+def _named(directory: Traversable, start: str) -> list[Traversable]:
+    return sorted(
+        (p for p in directory.iterdir() if p.name.startswith(start) and p.name.endswith(".json")),
+        key=lambda p: p.name,
+    )
 
 
 async def install(store: Store, templates: list[Template]) -> list[str]:

@@ -178,6 +178,17 @@ def _docker_engine() -> str | None:
     return docker if probe.returncode == 0 else None
 
 
+def test_the_image_installs_hq_from_its_wheel() -> None:
+    """Checked statically (no engine here): the image installs the wheel, never a checkout, so
+    it relies on the package data that tests/test_package.py checks for real."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "pip wheel" in dockerfile
+    assert "pip install /wheel/" in dockerfile
+    assert "pip install -e" not in dockerfile
+    final_stage = dockerfile.rsplit("\nFROM ", 1)[1]
+    assert "COPY logspace/" not in final_stage
+
+
 def test_the_image_builds_and_finds_its_templates_and_kibana_objects() -> None:
     docker = _docker_engine()
     if docker is None:
