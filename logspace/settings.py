@@ -197,7 +197,7 @@ SETTINGS: tuple[Setting, ...] = (
         "LOGSPACE_MAX_STRING_LENGTH",
         "max_string_length",
         _positive_int,
-        "32768",
+        "10485760",
         "Longest string property value, in characters. Values over 8191 characters are "
         "stored but not searchable.",
     ),
@@ -312,7 +312,7 @@ class Settings:
     max_events: int = 10_000
     max_properties: int = 200
     max_property_name_length: int = 255
-    max_string_length: int = 32_768
+    max_string_length: int = 10_485_760
     oldest_timestamp: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     max_future_seconds: int = 86_400
     max_fields_per_space: int = 1000
