@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,8 @@ def test_the_corpus_is_the_java_serializers_output() -> None:
     assert b'"type"' not in BODIES["no-type"]
     assert len(json.loads(BODIES["long-string"])[0]["string-properties"]["message"][0]) > 40_000
     for body in BODIES.values():
-        assert b": " not in body
-        assert b"\n" not in body
+        outside_strings = re.sub(rb'"(?:[^"\\]|\\.)*"', b'""', body)
+        assert not re.search(rb"\s", outside_strings)
 
 
 @pytest.mark.parametrize("name", BODIES)
