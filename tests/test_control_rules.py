@@ -304,3 +304,11 @@ def test_invalid_control_settings_name_the_setting(environ: dict[str, str], mess
         Settings.from_env({**TOKENS, **environ})
 
     assert str(raised.value).startswith(message)
+
+
+def test_capabilities_of_a_controller_without_agents_leave_the_list_out() -> None:
+    """As the original's serializer writes them when no agent is registered."""
+    uploaded = capabilities.parse(b'{"id":"monitor","system":"host1"}', "monitor")
+
+    assert uploaded.agents == ()
+    assert uploaded.to_json("development")["agent-capabilities"] == []
