@@ -223,11 +223,10 @@ static int is_canonical_instant(const char *s, Py_ssize_t length) {
  * non-finite doubles), or 0. What follows it is the caller's to check. */
 static Py_ssize_t non_finite_token(const char *p, const char *end) {
     static const char *const tokens[] = {"NaN", "Infinity", "-Infinity"};
-    for (int i = 0; i < 3; i++) {
-        Py_ssize_t length = (Py_ssize_t)strlen(tokens[i]);
-        if (end - p >= length && memcmp(p, tokens[i], (size_t)length) == 0)
-            return length;
-    }
+    static const Py_ssize_t lengths[] = {3, 8, 9};
+    for (int i = 0; i < 3; i++)
+        if (end - p >= lengths[i] && memcmp(p, tokens[i], (size_t)lengths[i]) == 0)
+            return lengths[i];
     return 0;
 }
 

@@ -166,8 +166,11 @@ static int read_property(Reader *r, int family) {
             r->long_strings++;
         break;
     default: {
-        int floating = family == F_DOUBLE || family == F_FLOAT;
-        if (floating) {
+        char first = *r->p;
+        /* Numbers start with a digit or `-` and a digit: only then is nothing else to try. */
+        if ((family == F_DOUBLE || family == F_FLOAT) &&
+            (first == '"' || first == 'N' || first == 'I' ||
+             (first == '-' && r->end - r->p > 1 && r->p[1] == 'I'))) {
             /* NaN and Infinity: quoted, as stored, or bare, as the Java agents write them. */
             int quoted = *r->p == '"';
             const char *token = r->p + quoted;
