@@ -219,6 +219,17 @@ static int is_canonical_instant(const char *s, Py_ssize_t length) {
     return day <= last;
 }
 
+/* The length of the bare token NaN, Infinity or -Infinity at p (as Java's Jackson writes
+ * non-finite doubles), or 0. What follows it is the caller's to check. */
+static Py_ssize_t non_finite_token(const char *p, const char *end) {
+    static const char *const tokens[] = {"NaN", "Infinity", "-Infinity"};
+    static const Py_ssize_t lengths[] = {3, 8, 9};
+    for (int i = 0; i < 3; i++)
+        if (end - p >= lengths[i] && memcmp(p, tokens[i], (size_t)lengths[i]) == 0)
+            return lengths[i];
+    return 0;
+}
+
 enum { KIND_INTEGER, KIND_FRACTION, KIND_BAD };
 
 /* A JSON number token at *cursor; *value holds an integer's value when it fits int64. */

@@ -15,9 +15,9 @@
 #include "_fieldset.h"
 #include "_jsontokens.h"
 
-#define MAX_TEXT_CHARS 1024 /* events.MAX_TEXT_FIELD_LENGTH */
-#define MAX_ID_BYTES 512    /* events.MAX_ID_BYTES */
-#define FLOAT32_MAX_VALUE 3.4028234663852886e38
+#define MAX_TEXT_BYTES 32766      /* events.MAX_TEXT_FIELD_BYTES */
+#define MAX_ID_BYTES 512          /* events.MAX_ID_BYTES */
+#define INDEXED_STRING_CHARS 8191 /* events.INDEXED_STRING_LENGTH */
 
 /* The event's fields; the families are in the order of schema.FAMILY_FIELDS. */
 enum {
@@ -25,7 +25,8 @@ enum {
     F_BOOLEAN, F_DATE, F_DOUBLE, F_FLOAT, F_INTEGER, F_LONG, F_STRING, F_COUNT
 };
 #define FIRST_FAMILY F_BOOLEAN
-#define REQUIRED ((1u << F_ID) | (1u << F_TYPE) | (1u << F_SYSTEM) | (1u << F_AGENT_ID) | (1u << F_TIMESTAMP))
+/* `type` is optional, as in the original Logspace. */
+#define REQUIRED ((1u << F_ID) | (1u << F_SYSTEM) | (1u << F_AGENT_ID) | (1u << F_TIMESTAMP))
 
 static const char *const FIELD_NAMES[F_COUNT] = {
     "id", "type", "system", "agent-id", "timestamp", "pid", "gid", "marker",
@@ -46,8 +47,14 @@ typedef struct {
     Buffer doc;
     FieldSet fields;
     int no_memory;
-    int spaced;  /* whitespace was skipped within the current event */
-    int writing; /* the current event's members go to `doc` (see read_event) */
+    int spaced;    /* whitespace was skipped within the current event */
+    int normalise; /* the current event's document is not its own bytes (see read_event) */
+    int writing;   /* the current event's members go to `doc` (see read_event) */
+    /* Counted in the first pass over each event: values Elasticsearch stores but does not
+     * index (events.unindexed), and events whose document is normalised. */
+    Py_ssize_t non_finite;
+    Py_ssize_t long_strings;
+    Py_ssize_t normalised;
 } Reader;
 
 /* Every function below returns 0 when it read what it expects, -1 when the batch is not
@@ -155,8 +162,32 @@ static int read_property(Reader *r, int family) {
     case F_STRING:
         if (read_string(r, 1, &start, &stop, &chars) < 0 || chars > r->max_string)
             return NOT_COMMON;
+        if (chars > INDEXED_STRING_CHARS && !r->writing)
+            r->long_strings++;
         break;
     default: {
+        char first = *r->p;
+        /* Numbers start with a digit or `-` and a digit: only then is nothing else to try. */
+        if ((family == F_DOUBLE || family == F_FLOAT) &&
+            (first == '"' || first == 'N' || first == 'I' ||
+             (first == '-' && r->end - r->p > 1 && r->p[1] == 'I'))) {
+            /* NaN and Infinity: quoted, as stored, or bare, as the Java agents write them. */
+            int quoted = *r->p == '"';
+            const char *token = r->p + quoted;
+            Py_ssize_t length = non_finite_token(token, r->end);
+            if (length > 0 && (!quoted || (r->end - token > length && token[length] == '"'))) {
+                r->p = token + length + quoted;
+                if (!r->writing)
+                    r->non_finite++;
+                if (quoted)
+                    break;
+                r->normalise = 1;
+                return add(r, &r->doc, "\"", 1) < 0 || add(r, &r->doc, token, (size_t)length) < 0 ||
+                               add(r, &r->doc, "\"", 1) < 0
+                           ? NOT_COMMON
+                           : 0;
+            }
+        }
         int kind;
         int64_t value = 0;
         double real = 0.0;
@@ -166,13 +197,52 @@ static int read_property(Reader *r, int family) {
             return NOT_COMMON;
         if (family == F_LONG && kind != KIND_INTEGER)
             return NOT_COMMON;
-        if (family == F_FLOAT && kind == KIND_FRACTION &&
-            (real > FLOAT32_MAX_VALUE || real < -FLOAT32_MAX_VALUE))
-            return NOT_COMMON;
+        /* Stored as sent, but a float field cannot hold it (events.float32_overflows). */
+        if (family == F_FLOAT && kind == KIND_FRACTION && isinf((float)real) && !r->writing)
+            r->non_finite++;
         break;
     }
     }
     return add(r, &r->doc, start, (size_t)(r->p - start));
+}
+
+/* A property's value, or (as the Java agents send every value) an array of values: one
+ * value stands for itself, several are allowed only for strings, none is left to `decode`
+ * (which leaves the property out). */
+static int read_value(Reader *r, int family) {
+    skip_space(r);
+    if (r->p >= r->end || *r->p != '[')
+        return read_property(r, family);
+    r->p++;
+    r->normalise = 1;
+    size_t open = r->doc.length;
+    if (add(r, &r->doc, "[", 1) < 0)
+        return NOT_COMMON;
+    Py_ssize_t values = 0;
+    for (;;) {
+        skip_space(r);
+        if (r->p < r->end && *r->p == ']' && values == 0)
+            return NOT_COMMON;
+        if (read_property(r, family) < 0)
+            return NOT_COMMON;
+        values++;
+        skip_space(r);
+        if (r->p >= r->end)
+            return NOT_COMMON;
+        char c = *r->p++;
+        if (c == ']')
+            break;
+        if (c != ',' || family != F_STRING || add(r, &r->doc, ",", 1) < 0)
+            return NOT_COMMON;
+    }
+    if (!r->writing)
+        return 0;
+    if (values > 1)
+        return add(r, &r->doc, "]", 1);
+    /* One value: without its brackets. */
+    memmove(r->doc.data + open, r->doc.data + open + 1, r->doc.length - open - 1);
+    r->doc.length--;
+    return 0;
 }
 
 /* A property family's object, copied to the document; adds to the event's property count. */
@@ -200,7 +270,7 @@ static int read_family(Reader *r, int family, Py_ssize_t event, Py_ssize_t *prop
                 return NOT_COMMON;
         }
         if (expect(r, ':') < 0 || add(r, &r->doc, name - 1, (size_t)length + 2) < 0 ||
-            add(r, &r->doc, ":", 1) < 0 || read_property(r, family) < 0)
+            add(r, &r->doc, ":", 1) < 0 || read_value(r, family) < 0)
             return NOT_COMMON;
         int end = member_end(r);
         if (end == NOT_COMMON)
@@ -221,9 +291,19 @@ static int field_of(const char *key, Py_ssize_t length) {
 }
 
 /* The members of an event (r->p is past its `{`) up to its `}`; to r->doc if r->writing. */
+/* The start of a member in the document: a comma unless it is the first, its name, a colon. */
+static inline int begin_member(Reader *r, int *written, const char *name, const char *name_end) {
+    if ((*written)++ && add(r, &r->doc, ",", 1) < 0)
+        return NOT_COMMON;
+    if (add(r, &r->doc, name, (size_t)(name_end - name)) < 0 || add(r, &r->doc, ":", 1) < 0)
+        return NOT_COMMON;
+    return 0;
+}
+
 static int read_members(Reader *r, Py_ssize_t event, const char **id, Py_ssize_t *id_length,
                         const char **timestamp) {
     unsigned seen = 0;
+    int written = 0;
     Py_ssize_t properties = 0;
     for (;;) {
         skip_space(r);
@@ -237,16 +317,15 @@ static int read_members(Reader *r, Py_ssize_t event, const char **id, Py_ssize_t
         seen |= 1u << field;
         if (expect(r, ':') < 0)
             return NOT_COMMON;
-        if (seen != (1u << field) && add(r, &r->doc, ",", 1) < 0)
-            return NOT_COMMON;
-        if (add(r, &r->doc, start, (size_t)(stop - start)) < 0 || add(r, &r->doc, ":", 1) < 0)
-            return NOT_COMMON;
+        const char *name = start, *name_end = stop;
         skip_space(r);
         if (field >= FIRST_FAMILY) {
-            if (read_family(r, field, event, &properties) < 0)
+            if (begin_member(r, &written, name, name_end) < 0 ||
+                read_family(r, field, event, &properties) < 0)
                 return NOT_COMMON;
         } else {
-            /* Text without escapes; the timestamp in canonical form. */
+            /* Text without escapes (so its bytes are its UTF-8); the timestamp in canonical
+             * form. */
             if (read_string(r, 0, &start, &stop, &chars) < 0)
                 return NOT_COMMON;
             Py_ssize_t bytes = stop - start - 2;
@@ -256,17 +335,23 @@ static int read_members(Reader *r, Py_ssize_t event, const char **id, Py_ssize_t
                     memcmp(start + 1, r->newest, INSTANT_LENGTH) > 0)
                     return NOT_COMMON;
                 *timestamp = start + 1;
-            } else if (chars < 1 || chars > MAX_TEXT_CHARS) {
+            } else if (chars < 1) {
+                /* An empty optional text is stored as none; an empty required one is wrong. */
+                if (field == F_ID || field == F_SYSTEM || field == F_AGENT_ID)
+                    return NOT_COMMON;
+                r->normalise = 1;
+                goto next;
+            } else if (bytes > (field == F_ID ? MAX_ID_BYTES : MAX_TEXT_BYTES)) {
                 return NOT_COMMON;
             } else if (field == F_ID) {
-                if (bytes > MAX_ID_BYTES)
-                    return NOT_COMMON;
                 *id = start;
                 *id_length = stop - start;
             }
-            if (add(r, &r->doc, start, (size_t)(stop - start)) < 0)
+            if (begin_member(r, &written, name, name_end) < 0 ||
+                add(r, &r->doc, start, (size_t)(stop - start)) < 0)
                 return NOT_COMMON;
         }
+    next:;
         int end = member_end(r);
         if (end == NOT_COMMON)
             return NOT_COMMON;
@@ -277,8 +362,9 @@ static int read_members(Reader *r, Py_ssize_t event, const char **id, Py_ssize_t
 }
 
 /* One event: its action and document to r->out. The first pass only checks. Most events
- * hold no whitespace, so their document is their own bytes; otherwise a second pass writes
- * the members compacted to r->doc. */
+ * hold no whitespace and need no normalising, so their document is their own bytes;
+ * otherwise a second pass writes the members to r->doc: compacted, one-value arrays
+ * unwrapped, bare NaN and Infinity quoted, empty optional texts left out. */
 static int read_event(Reader *r, Py_ssize_t event, const char *action, Py_ssize_t action_length,
                       const char *tail, Py_ssize_t tail_length) {
     if (expect(r, '{') < 0)
@@ -287,12 +373,14 @@ static int read_event(Reader *r, Py_ssize_t event, const char *action, Py_ssize_
     const char *id = NULL, *timestamp = NULL;
     Py_ssize_t id_length = 0;
     r->spaced = 0;
+    r->normalise = 0;
     r->writing = 0;
     if (read_members(r, event, &id, &id_length, &timestamp) < 0)
         return NOT_COMMON;
     const char *document = begin;
     size_t document_length = (size_t)(r->p - 1 - begin); /* without the closing brace */
-    if (r->spaced) {
+    r->normalised += r->normalise;
+    if (r->spaced || r->normalise) {
         const char *after = r->p;
         r->p = begin + 1;
         r->writing = 1;
@@ -351,7 +439,8 @@ failed:
 PyDoc_STRVAR(transcode_doc,
 "transcode(body, action, tail, max_events, max_properties, max_name, max_string, oldest, newest)\n"
 "--\n\n"
-"(bulk body, event count, property fields) for a common batch, else None.\n\n"
+"(bulk body, event count, property fields, non-finite values, long strings, normalised\n"
+"events) for a common batch, else None.\n\n"
 "action: the start of each action line up to the month, b'{\"create\":{\"_index\":\"p-s-';\n"
 "tail: what ends each document, b',\"space\":\"s\"}\\n'; oldest, newest: canonical instants.");
 
@@ -414,7 +503,8 @@ static PyObject *transcode(PyObject *module, PyObject *args) {
     PyObject *bytes = PyBytes_FromStringAndSize(r.out.data, (Py_ssize_t)r.out.length);
     PyObject *fields = bytes ? field_names(&r) : NULL;
     if (fields != NULL)
-        result = Py_BuildValue("(NnN)", bytes, events, fields);
+        result = Py_BuildValue("(NnNnnn)", bytes, events, fields, r.non_finite, r.long_strings,
+                               r.normalised);
     else
         Py_XDECREF(bytes);
 done:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from .bulk import Bulk
 from .errors import EventError, InvalidEvents
-from .events import FAMILIES, member_path
+from .events import FAMILIES, Unindexed, member_path
 
 __all__ = ["Batch", "FieldBudget", "Use", "fields_of", "uses_in"]
 
@@ -31,6 +31,10 @@ class Batch(Protocol):
     @property
     def fields(self) -> Collection[str]:
         """Every property field (`family.name`) the batch uses."""
+
+    @property
+    def unindexed(self) -> Unindexed:
+        """The values Elasticsearch will store but not index (for the metrics)."""
 
     def uses(self, fields: Collection[str]) -> list[Use]:
         """Every use of these fields, in batch order (only error answers need it)."""

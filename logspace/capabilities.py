@@ -91,7 +91,8 @@ def parse(body: bytes, path_id: str) -> Capabilities:
         problems.append(Problem("$.system", f"expected a text of 1 to {MAX_TEXT} characters"))
     if value.get("space") is not None and not isinstance(value.get("space"), str):
         problems.append(Problem("$.space", "expected a text (HQ sets it from the token)"))
-    agents = _agents(value.get("agent-capabilities"), problems)
+    # The original's controllers leave the list out when they have no agent.
+    agents = _agents(value.get("agent-capabilities", []), problems)
     if problems:
         _fail(problems)
     return Capabilities(path_id, system, agents)

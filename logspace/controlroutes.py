@@ -52,7 +52,9 @@ class Control:
 @contextlib.asynccontextmanager
 async def serving(app: Starlette, settings: Settings, store: EventStore) -> AsyncIterator[Control]:
     """Load the orders, watch their files while HQ runs, and reach the control index."""
-    orders = OrderBook(settings.orders_dir, settings.orders_reload_seconds)
+    orders = OrderBook(
+        settings.orders_dir, settings.orders_reload_seconds, settings.orders_default_commit_seconds
+    )
     control = Control(orders, store.control() if isinstance(store, Store) else None)
     app.state.control = control
     watcher = asyncio.create_task(orders.watch()) if orders.directory is not None else None

@@ -8,6 +8,8 @@ raises `InvalidJson`, `InvalidBatch`, `TooManyEvents` or `InvalidEvents` listing
 from __future__ import annotations
 
 import difflib
+import json
+import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,10 +21,11 @@ from . import schema, transcoder
 from .budget import Batch, Use, fields_of, uses_in
 from .errors import EventError, InvalidBatch, InvalidEvents, InvalidJson, TooManyEvents
 from .events import (
+    EVENT_FAMILIES,
     FAMILIES,
     MAX_ID_BYTES,
     MAX_PROPERTY_NAME_LENGTH,
-    MAX_TEXT_FIELD_LENGTH,
+    MAX_TEXT_FIELD_BYTES,
     OPTIONAL_FIELDS,
     REQUIRED_FIELDS,
     BadValue,
@@ -31,6 +34,7 @@ from .events import (
     format_instant,
     member_path,
     parse_instant,
+    unindexed,
 )
 
 __all__ = ["Decoded", "Limits", "decode", "decode_batch", "load_json"]
@@ -48,7 +52,8 @@ class Limits:
     max_events: int = 10_000
     max_properties: int = 200
     max_property_name_length: int = MAX_PROPERTY_NAME_LENGTH
-    max_string_length: int = 32_768
+    # Far above what agents send (a stack trace); a value cannot be longer than a body anyway.
+    max_string_length: int = 10_485_760
     oldest_timestamp: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     max_future: timedelta = timedelta(days=1)
 
@@ -69,7 +74,7 @@ def decode(
     With `screen`, events the C path vouches for (`transcoder.plain_events`) are not
     checked again in Python; tests turn it off to compare the two.
     """
-    batch = load_json(body)
+    batch = load_json(body, non_finite=True)
     if not isinstance(batch, list):
         raise InvalidBatch(
             f"The request body must be a JSON array of events, found {describe(batch)}.",
@@ -100,6 +105,7 @@ class Decoded:
     def __init__(self, events: list[dict[str, Any]]) -> None:
         self.events: list[Any] = events
         self._fields = fields_of(events)
+        self.unindexed = unindexed(events)
 
     @property
     def fields(self) -> Collection[str]:
@@ -131,12 +137,46 @@ def decode_batch(
     return Decoded(decode(body, limits, now=now))
 
 
-def load_json(body: bytes) -> Any:
-    """Any request body as JSON; `InvalidJson` saying where and why it is not."""
+def load_json(body: bytes, *, non_finite: bool = False) -> Any:
+    """Any request body as JSON; `InvalidJson` saying where and why it is not.
+
+    With `non_finite`, the bare tokens `NaN`, `Infinity` and `-Infinity` are read as floats,
+    as the original Logspace read them (its Java agents write them for non-finite doubles)."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
+        if not non_finite or (b"NaN" not in body and b"Infinity" not in body):
+            raise _invalid_json(body, error) from None
+    return _load_with_non_finite(body)
+
+
+# A JSON string (skipped whole, so text inside strings is never touched), or a bare token.
+_NON_FINITE_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|-?Infinity|NaN')
+_STAND_INS = {b"NaN": b"0.0", b"Infinity": b"0.000000", b"-Infinity": b"-0.000000"}
+_CONSTANTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
+def _load_with_non_finite(body: bytes) -> Any:
+    """orjson checks the body with each bare token replaced by a number of the same length, so
+    every other problem is found, at the same place, as without tokens; then the standard
+    library (which knows the tokens, but not orjson's limits) reads it."""
+    stand_in = _NON_FINITE_TOKEN.sub(lambda m: _STAND_INS.get(m[0], m[0]), body)
+    try:
+        orjson.loads(stand_in)
+    except orjson.JSONDecodeError as error:
         raise _invalid_json(body, error) from None
+    try:
+        return json.loads(body, parse_constant=_CONSTANTS.__getitem__)
+    except json.JSONDecodeError as error:  # a token glued to another, such as `1NaN`
+        raise InvalidJson(
+            f"The request body is not valid JSON: {error.msg} at line {error.lineno} "
+            f"column {error.colno}.",
+            {"line": error.lineno, "column": error.colno},
+        ) from None
+    except RecursionError:  # orjson allows 1024 levels, the standard library a few less
+        raise InvalidJson(
+            "The request body is not valid JSON: it nests too deeply.", {"line": 1, "column": 1}
+        ) from None
 
 
 def _invalid_json(body: bytes, error: orjson.JSONDecodeError) -> InvalidJson:
@@ -146,9 +186,12 @@ def _invalid_json(body: bytes, error: orjson.JSONDecodeError) -> InvalidJson:
             {"line": 1, "column": 1},
         )
     reason = error.msg
-    rest = body[error.pos : error.pos + 9].lstrip(b"-")
-    if rest.startswith((b"NaN", b"Infinity")):
-        reason = "NaN and Infinity are not JSON numbers; leave the property out instead"
+    rest = body[error.pos : error.pos + 9].lstrip(b"-+")
+    if rest.startswith((b"NaN", b"Infinity", b"INF")):
+        reason = (
+            "NaN and Infinity are not JSON numbers; only the events of PUT /events may hold "
+            "them, written NaN, Infinity or -Infinity"
+        )
     return InvalidJson(
         f"The request body is not valid JSON: {reason} at line {error.lineno} "
         f"column {error.colno}.",
@@ -208,7 +251,7 @@ class _Checker:
             elif key in REQUIRED_FIELDS:
                 _check_text(key, value, at, problem)
             elif key in OPTIONAL_FIELDS:
-                if value is None:
+                if value is None or value == "":
                     dropped.append(key)
                 else:
                     _check_text(key, value, at, problem)
@@ -251,12 +294,16 @@ class _Checker:
         if not isinstance(values, dict):
             problem(at, f"expected an object of properties, found {describe(values)}")
             return 0
-        check, multi = FAMILIES[family]
+        check, multi = EVENT_FAMILIES[family]
         max_name = self.limits.max_property_name_length
         max_string = self.limits.max_string_length if family == _STRING_FAMILY else None
-        for name, value in values.items():
+        for name, value in list(values.items()):
             try:
                 check_property_name(name, max_name)
+                if value == []:
+                    # No value: the original Logspace stored no property for it.
+                    del values[name]
+                    continue
                 values[name] = _check_property(check, multi, value)
                 if max_string is not None:
                     _check_string_length(values[name], max_string)
@@ -268,12 +315,15 @@ class _Checker:
 def _check_text(name: str, value: Any, at: str, problem: Problem) -> None:
     if type(value) is not str or not value:
         problem(at, f"expected a non-empty string, found {describe(value)}")
-    elif len(value) > MAX_TEXT_FIELD_LENGTH:
+    elif name == "id":
+        if len(value) * 4 > MAX_ID_BYTES and len(value.encode()) > MAX_ID_BYTES:
+            problem(at, f"'id' must be at most {MAX_ID_BYTES} bytes in UTF-8")
+    elif len(value) * 4 > MAX_TEXT_FIELD_BYTES and len(value.encode()) > MAX_TEXT_FIELD_BYTES:
         problem(
-            at, f"'{name}' must be at most {MAX_TEXT_FIELD_LENGTH} characters, found {len(value)}"
+            at,
+            f"'{name}' must be at most {MAX_TEXT_FIELD_BYTES} bytes in UTF-8, "
+            f"found {len(value.encode())}",
         )
-    elif name == "id" and len(value.encode()) > MAX_ID_BYTES:
-        problem(at, f"'id' must be at most {MAX_ID_BYTES} bytes in UTF-8")
 
 
 def _unknown_field_message(key: str) -> str:
@@ -298,8 +348,6 @@ def _check_property(check: Callable[[Any], Any], multi: bool, value: Any) -> Any
     if type(value) is not list:
         return check(value)
     # The original Java agents send every property value as an array.
-    if not value:
-        raise BadValue("expected a value, found an empty array")
     if len(value) == 1:
         return check(value[0])
     if not multi:

@@ -29,6 +29,7 @@ from starlette.responses import Response
 
 from .bulk import WriteOutcome
 from .errors import EventsNotStored, InvalidEvents, LogspaceError, StoreUnavailable
+from .events import Unindexed
 
 __all__ = ["MULTIPROCESS_VARIABLE", "Ingest", "Metrics", "get_metrics"]
 
@@ -65,6 +66,14 @@ class Metrics:
             "Events of decoded batches, by space and outcome: accepted (stored now), duplicate "
             "(already stored), rejected (with a reason: invalid, refused, unavailable).",
             ["space", "outcome", "reason"],
+            registry=self.registry,
+        )
+        self.unindexed = Counter(
+            "logspace_unindexed_values",
+            "Property values of stored batches that Elasticsearch keeps in _source but does "
+            "not index, by space and reason: non-finite (NaN, Infinity, -Infinity, or a "
+            "float property beyond float32), long-string (over 8191 characters).",
+            ["space", "reason"],
             registry=self.registry,
         )
         self.write_seconds = Histogram(
@@ -138,10 +147,14 @@ class Ingest:
         self._started = time.perf_counter()
         self._metrics.events_in_flight.inc(events)
 
-    def stored(self, outcome: WriteOutcome) -> None:
+    def stored(self, outcome: WriteOutcome, unindexed: Unindexed) -> None:
         events = self._metrics.events
         events.labels(self.space, "accepted", "").inc(outcome.created)
         events.labels(self.space, "duplicate", "").inc(outcome.duplicate)
+        if unindexed.non_finite:
+            self._metrics.unindexed.labels(self.space, "non-finite").inc(unindexed.non_finite)
+        if unindexed.long_strings:
+            self._metrics.unindexed.labels(self.space, "long-string").inc(unindexed.long_strings)
         if outcome.retries:
             self._metrics.es_errors.labels("write", "retried").inc(outcome.retries)
 

@@ -54,7 +54,7 @@ async def put_events(request: Request) -> Response:
             ingest.writing(len(batch.events))
             await hq.budget.check(space, batch, hq.store.known_fields)
             # `write` empties a list of events once encoded.
-            ingest.stored(await hq.store.write(batch.events, space))
+            ingest.stored(await hq.store.write(batch.events, space), batch.unindexed)
             hq.budget.record(space, batch.fields)
         finally:
             reservation.release()

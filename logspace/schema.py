@@ -25,13 +25,15 @@ from msgspec import UNSET, Meta, UnsetType
 from .budget import Use
 from .events import (
     FLOAT32_MAX,
+    INDEXED_STRING_LENGTH,
     INT32_MAX,
     INT32_MIN,
     INT64_MAX,
     INT64_MIN,
     MAX_ID_BYTES,
-    MAX_TEXT_FIELD_LENGTH,
+    MAX_TEXT_FIELD_BYTES,
     BadValue,
+    Unindexed,
     check_property_name,
     instant_bound,
     normalise_instant,
@@ -46,7 +48,9 @@ __all__ = ["FAMILY_FIELDS", "Accepted", "accept"]
 # msgspec reads integers of any size, orjson (in `decode.decode`) those of 64 bits; the few
 # between 2**63 and 2**64 are left to `decode.decode`.
 _JSON_INT = Annotated[int, Meta(ge=INT64_MIN, le=INT64_MAX)]
-_TEXT = Annotated[str, Meta(min_length=1, max_length=MAX_TEXT_FIELD_LENGTH)]
+# Texts of up to this many characters are within the byte limit whatever they hold; longer
+# ones, and empty ones (which `decode.decode` leaves out), are left to `decode.decode`.
+_TEXT = Annotated[str, Meta(min_length=1, max_length=MAX_TEXT_FIELD_BYTES // 4)]
 _DOUBLE_MAX = 1.7976931348623157e308
 
 
@@ -74,7 +78,12 @@ def _properties(name: Any, value: Any) -> Any:
 @functools.lru_cache(maxsize=8)
 def _decoder(max_string: int) -> msgspec.json.Decoder[Any]:
     """A decoder of event arrays with these limits; its events encode to the stored documents
-    (absent fields stay absent, `space` comes last once set)."""
+    (absent fields stay absent, `space` comes last once set).
+
+    What Elasticsearch stores without indexing (NaN and Infinity, which msgspec does not read
+    anyway, numbers beyond float32, strings longer than INDEXED_STRING_LENGTH) and what
+    `decode.decode` leaves out (a missing or empty `type`, empty texts, empty arrays) are
+    left to `decode.decode`, which counts or normalises them."""
     # Property names are checked once per batch in `_fields`; a constraint here would cost
     # a check per property (and msgspec's cache of repeated keys).
     name = str
@@ -82,7 +91,7 @@ def _decoder(max_string: int) -> msgspec.json.Decoder[Any]:
     float32 = Annotated[float, Meta(ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
     int32 = Annotated[int, Meta(ge=INT32_MIN, le=INT32_MAX)]
     int64 = Annotated[int, Meta(ge=INT64_MIN, le=INT64_MAX)]
-    string = Annotated[str, Meta(max_length=max_string)]
+    string = Annotated[str, Meta(max_length=min(max_string, INDEXED_STRING_LENGTH))]
     event = msgspec.defstruct(
         "WireEvent",
         [
@@ -132,6 +141,8 @@ class Accepted:
     def __init__(self, events: list[Any], fields: set[str]) -> None:
         self.events = events
         self.fields = fields
+        # Every value of an accepted batch is one Elasticsearch indexes (see `_decoder`).
+        self.unindexed = Unindexed()
 
     def uses(self, fields: Collection[str]) -> list[Use]:
         """In batch order (only error answers need this, so it may be slow)."""

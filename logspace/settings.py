@@ -15,6 +15,7 @@ from typing import Any
 from .auth import Grant, parse_space_tokens
 from .decode import Limits
 from .events import BadValue, parse_instant
+from .orders import MAX_COMMIT_SECONDS, ORIGINAL_COMMIT_SECONDS
 from .retention import parse_keep
 from .textvalues import boolean as _boolean
 from .textvalues import optional_text as _optional_text
@@ -85,6 +86,15 @@ def _retention_days(name: str, value: str) -> int | None:
         return parse_keep(value)
     except ValueError as error:
         raise SettingsError(f"{name}={error}") from None
+
+
+def _commit_seconds(name: str, value: str) -> int:
+    if not (value.strip().isascii() and value.strip().isdigit()):
+        raise SettingsError(f"{name}={value!r} is not a whole number of seconds")
+    number = int(value)
+    if number > MAX_COMMIT_SECONDS:
+        raise SettingsError(f"{name}={value!r} must be at most {MAX_COMMIT_SECONDS}")
+    return number
 
 
 def _log_format(name: str, value: str) -> str:
@@ -197,7 +207,7 @@ SETTINGS: tuple[Setting, ...] = (
         "LOGSPACE_MAX_STRING_LENGTH",
         "max_string_length",
         _positive_int,
-        "32768",
+        "10485760",
         "Longest string property value, in characters. Values over 8191 characters are "
         "stored but not searchable.",
     ),
@@ -289,6 +299,14 @@ SETTINGS: tuple[Setting, ...] = (
         "5",
         "How often HQ checks `LOGSPACE_ORDERS_DIR` for changed order files.",
     ),
+    Setting(
+        "LOGSPACE_ORDERS_DEFAULT_COMMIT_SECONDS",
+        "orders_default_commit_seconds",
+        _commit_seconds,
+        str(ORIGINAL_COMMIT_SECONDS),
+        "The `commit-max-seconds` HQ serves for an order file without one (the original Java "
+        "agents cannot read an order without it).",
+    ),
 )
 
 CONFIG_FILE_VARIABLE = "LOGSPACE_CONFIG"
@@ -312,7 +330,7 @@ class Settings:
     max_events: int = 10_000
     max_properties: int = 200
     max_property_name_length: int = 255
-    max_string_length: int = 32_768
+    max_string_length: int = 10_485_760
     oldest_timestamp: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     max_future_seconds: int = 86_400
     max_fields_per_space: int = 1000
@@ -325,6 +343,7 @@ class Settings:
     control_index: str = "logspace-control"
     orders_dir: str | None = None
     orders_reload_seconds: float = 5.0
+    orders_default_commit_seconds: int = ORIGINAL_COMMIT_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

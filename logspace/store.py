@@ -94,6 +94,8 @@ class Store:
         # When the templates were last found in place; None means "check before writing".
         self._templates_checked_at: float | None = None
         self._templates_lock = asyncio.Lock()
+        # Whether this process has brought the event indices up to our mappings.
+        self._indices_current = False
 
     async def close(self) -> None:
         await self._client.close()
@@ -109,7 +111,8 @@ class Store:
     # -- templates ---------------------------------------------------------------
 
     async def install_templates(self) -> list[str]:
-        """Install or update our index templates; one report line per template."""
+        """Install or update our index templates, then bring existing event indices of older
+        mappings up to date; one report line per template and per index updated."""
         try:
             report = await templates.install(self, self._templates)
         except (ApiError, TransportError) as error:
@@ -119,6 +122,44 @@ class Store:
                 retry_after=self._retry_after,
             ) from error
         self._templates_checked_at = asyncio.get_running_loop().time()
+        if not self._indices_current or any(not r.endswith(": unchanged") for r in report):
+            report.extend(await self.upgrade_indices())
+        return report
+
+    async def upgrade_indices(self) -> list[str]:
+        """Bring every open event index whose mappings are older than ours up to date
+        (`templates.mapping_update`); one report line per index. An index that cannot be
+        updated is reported and left as it is."""
+        version = templates.mappings_version(self._templates)
+        pattern = f"/{self._settings.index_prefix}-*/_mapping"
+        try:
+            response = await self._client.perform_request(
+                "GET",
+                pattern,
+                # `dynamic` is in every event index: each one is listed, with _meta or not.
+                params={"filter_path": "*.mappings._meta,*.mappings.dynamic"},
+                headers=_JSON,
+            )
+        except (ApiError, TransportError) as error:
+            return [f"event indices: could not check their mappings ({_describe(error)})"]
+        report = []
+        for index, entry in sorted(dict(response.body or {}).items()):
+            old = templates.index_version(entry.get("mappings") or {})
+            if old >= version:
+                continue
+            try:
+                current = await self._client.perform_request(
+                    "GET", f"/{index}/_mapping", headers=_JSON
+                )
+                update = templates.mapping_update(self._templates, current.body[index]["mappings"])
+                await self._client.perform_request(
+                    "PUT", f"/{index}/_mapping", headers=_JSON, body=update
+                )
+            except (ApiError, TransportError) as error:
+                report.append(f"index {index}: mappings not updated from {old}: {_describe(error)}")
+            else:
+                report.append(f"index {index}: mappings updated {old} -> {version}")
+        self._indices_current = True
         return report
 
     async def ensure_templates(self) -> None:

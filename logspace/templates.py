@@ -5,6 +5,12 @@ Each file is one Elasticsearch resource with a `version`. `component-<name>.json
 the component template `<prefix>-<name>`; `index-<name>.json` becomes the composable index
 template `<prefix>` matching `<prefix>-*`, composed of all the component templates.
 Installing is idempotent: a resource whose installed version equals ours is left alone.
+
+A template only shapes indices created after it. The event mappings carry their version in
+`_meta.version`; an index of an older version is brought up to date in place
+(`mapping_update`): the dynamic templates, and each existing property field mapped anew as
+its family's template now maps it (e.g. `ignore_malformed`, which lets an index created
+before version 2 take NaN), so the month's index need not wait for the next month.
 """
 
 from __future__ import annotations
@@ -19,7 +25,16 @@ import orjson
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["TEMPLATES_DIR", "Template", "install", "load", "outdated"]
+__all__ = [
+    "TEMPLATES_DIR",
+    "Template",
+    "index_version",
+    "install",
+    "load",
+    "mapping_update",
+    "mappings_version",
+    "outdated",
+]
 
 TEMPLATES_DIR: Traversable = files("logspace.index_templates")
 
@@ -95,3 +110,48 @@ def outdated(templates: list[Template], installed: list[int | None]) -> list[str
                 f"HQ needs {template.version}"
             )
     return problems
+
+
+def _mappings(templates: list[Template]) -> dict[str, Any]:
+    (mappings,) = [
+        t.body["template"]["mappings"]
+        for t in templates
+        if t.kind == "component" and "mappings" in t.body["template"]
+    ]
+    return dict(mappings)
+
+
+def mappings_version(templates: list[Template]) -> int:
+    """The version of the event mappings, as each index created from them records it."""
+    return int(_mappings(templates)["_meta"]["version"])
+
+
+def index_version(mapping: dict[str, Any]) -> int:
+    """The version of an index's mappings; indices of version 1 recorded none."""
+    return int((mapping.get("_meta") or {}).get("version", 1))
+
+
+def mapping_update(templates: list[Template], mapping: dict[str, Any]) -> dict[str, Any]:
+    """The `PUT _mapping` body that brings an index with `mapping` (as `GET _mapping` gives
+    it) up to our event mappings: their version and dynamic templates, and every existing
+    property field whose mapping differs from what its family's template gives now."""
+    ours = _mappings(templates)
+    by_family = {
+        entry["path_match"].removesuffix(".*"): entry["mapping"]
+        for template in ours["dynamic_templates"]
+        for entry in template.values()
+    }
+    properties: dict[str, Any] = {}
+    existing = mapping.get("properties") or {}
+    for family, field_mapping in by_family.items():
+        fields = (existing.get(family) or {}).get("properties") or {}
+        changed = {name: field_mapping for name, now in fields.items() if now != field_mapping}
+        if changed:
+            properties[family] = {**ours["properties"][family], "properties": changed}
+    update: dict[str, Any] = {
+        "_meta": ours["_meta"],
+        "dynamic_templates": ours["dynamic_templates"],
+    }
+    if properties:
+        update["properties"] = properties
+    return update

@@ -1,14 +1,16 @@
 """The common batch, checked and written as its `_bulk` body in one pass of C: the fastest of
 the three paths of `decode.decode_batch`.
 
-Agents mostly send events whose every value already has its stored form: canonical UTC
-timestamps, plain values (no Java-style arrays), no nulls. For such a batch `_transcode.c`
-checks every rule of `decode.decode` while it copies each event's members, compacted, into the
-document line (plus `space`) and writes the action line beside it, creating no Python object
-per event or value. That matters because HQ shares its CPU with Elasticsearch: see
-bench/results.md. Whatever it does not accept as is (a rule broken, or just an unusual form
-such as a `\\u` escape in a property name) goes on to `schema.accept`, then `decode.decode`,
-which normalise or explain it; tests/test_transcoder.py holds the three paths to one result.
+Agents mostly send events whose every value already has its stored form, or one a single
+pass can write: canonical UTC timestamps, no nulls; the original Java agents' arrays of one
+value (unwrapped), their bare NaN and Infinity (quoted), their empty marker (left out). For
+such a batch `_transcode.c` checks every rule of `decode.decode` while it copies each event's
+members, compacted and so normalised, into the document line (plus `space`) and writes the
+action line beside it, creating no Python object per event or value. That matters because HQ
+shares its CPU with Elasticsearch: see bench/results.md. Whatever it does not accept (a rule
+broken, or just an unusual form such as a `\\u` escape in a property name) goes on to
+`schema.accept`, then `decode.decode`, which normalise or explain it; tests/test_transcoder.py
+holds the three paths to one result.
 
 The stored documents are the events' own JSON, so their keys keep the sender's order.
 """
@@ -24,14 +26,14 @@ import orjson
 
 from . import bulk
 from .budget import Use, uses_in
-from .events import instant_bound
+from .events import Unindexed, instant_bound
 
 if TYPE_CHECKING:
     from .decode import Limits
 
 __all__ = ["AVAILABLE", "Transcoded", "plain_events", "transcode"]
 
-_transcode: Callable[..., tuple[bytes, int, set[str]] | None] | None
+_transcode: Callable[..., tuple[bytes, int, set[str], int, int, int] | None] | None
 try:
     from ._transcode import transcode as _compiled
 
@@ -46,9 +48,10 @@ AVAILABLE = _transcode is not None
 class Transcoded:
     """A batch accepted in C: as `events`, its `_bulk` lines; the property fields it uses."""
 
-    def __init__(self, lines: bulk.Bulk, fields: set[str]) -> None:
+    def __init__(self, lines: bulk.Bulk, fields: set[str], unindexed: Unindexed) -> None:
         self.events = lines
         self.fields = fields
+        self.unindexed = unindexed
 
     def uses(self, fields: Collection[str]) -> list[Use]:
         """In batch order, read back from the documents (only error answers need this)."""
@@ -71,8 +74,8 @@ def transcode(
     )
     if result is None:
         return None
-    lines, count, fields = result
-    return Transcoded(bulk.Bulk(lines, count), fields)
+    lines, count, fields, non_finite, long_strings, _ = result
+    return Transcoded(bulk.Bulk(lines, count), fields, Unindexed(non_finite, long_strings))
 
 
 _RAW_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
@@ -80,8 +83,9 @@ _RAW_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
 
 def plain_events(body: bytes, limits: Limits, newest: datetime) -> list[bool] | None:
     """For each event of a batch the C path did not take as a whole, whether it would take
-    that event alone: then the event breaks no rule and needs no normalising, so `decode`
-    need not check it in Python. A batch with a few bad events is then about as cheap as a
+    that event alone as it is (no array to unwrap, no NaN to quote, no empty text to leave
+    out): then the event breaks no rule and needs no normalising, so `decode` need not check
+    it in Python. A batch with a few bad events is then about as cheap as a
     good one. None when the body is no JSON array (or the extension is missing)."""
     if _transcode is None:  # pragma: no cover - see AVAILABLE
         return None
@@ -92,7 +96,11 @@ def plain_events(body: bytes, limits: Limits, newest: datetime) -> list[bool] | 
     # The lines written are not wanted, only the verdict.
     arguments = (b"", b"", *_rules(limits, newest))
     transcode_ = _transcode
-    return [transcode_(b"[%s]" % raw, *arguments) is not None for raw in raws]
+    return [_as_it_is(transcode_(b"[%s]" % raw, *arguments)) for raw in raws]
+
+
+def _as_it_is(result: tuple[bytes, int, set[str], int, int, int] | None) -> bool:
+    return result is not None and result[5] == 0
 
 
 def _rules(limits: Limits, newest: datetime) -> tuple[int, int, int, int, bytes, bytes]:

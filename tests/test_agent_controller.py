@@ -378,7 +378,8 @@ def test_a_library_controller_follows_order_files_on_a_real_hq(
         write_order(orders_dir, order(("os/cpu", "Off", None)))
         poll_until(control, "applied")
         assert control.scheduler.intervals == {}
-        assert sender.config.batch_max_age == config.batch_max_age
+        # The file has no commit-max-seconds: HQ serves the original agents' default.
+        assert sender.config.batch_max_age == 300.0
 
         (orders_dir / "development" / "monitor.json").unlink()
         poll_until(control, "no order")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,9 @@ ORDER = {
     ],
     "commit-max-seconds": 10,
 }
-# 2015-11-17 13:05:55 UTC, whole seconds, as order files' times in these tests.
+# 2015-11-17 13:05:55 UTC, whole seconds, as order files' times in these tests: long before
+# HQ starts, so `Last-Modified` is when HQ started (whole seconds).
 MTIME = 1447765555
-LAST_MODIFIED = "Tue, 17 Nov 2015 13:05:55 GMT"
 
 
 def token(value: str) -> dict[str, str]:
@@ -301,13 +302,15 @@ async def test_an_order_is_served_in_the_original_format_with_last_modified(
         "commit-max-seconds": 10,
     }
     write_order(orders_dir, "b", "monitor", lower_case)
+    before = datetime.now(UTC).replace(microsecond=0)
     async with make_hq(orders_dir=str(orders_dir)) as hq:
         for path in ("/orders/monitor", "/api/orders/monitor"):
             response = await hq.get(path, headers=token("second-of-b"))  # write-only
 
             assert response.status_code == 200
             assert response.headers["content-type"] == "application/json"
-            assert response.headers["last-modified"] == LAST_MODIFIED
+            last_modified = parsedate_to_datetime(response.headers["last-modified"])
+            assert before <= last_modified <= datetime.now(UTC)
             assert response.content == orjson.dumps(ORDER)  # `Scheduler` spelt as the original
 
 
@@ -323,12 +326,17 @@ async def test_if_modified_since_not_older_than_the_order_gets_304(
             )
             return response.status_code
 
-        assert await status(LAST_MODIFIED) == 304
-        assert await status("Tue, 17 Nov 2015 13:05:56 GMT") == 304  # the original said 200
-        assert await status("Tuesday, 17-Nov-15 13:05:55 GMT") == 304  # RFC 850
-        assert await status("Tue Nov 17 13:05:55 2015") == 304  # asctime
-        assert await status("Tue, 17 Nov 2015 13:05:54 GMT") == 200
+        first = await hq.get("/orders/monitor", headers=token("token-of-b"))
+        moment = parsedate_to_datetime(first.headers["last-modified"])
+        assert await status(first.headers["last-modified"]) == 304
+        later = moment + timedelta(seconds=1)
+        assert await status(format_datetime(later, usegmt=True)) == 304  # the original said 200
+        assert await status(moment.strftime("%A, %d-%b-%y %H:%M:%S GMT")) == 304  # RFC 850
+        assert await status(moment.strftime("%a %b %d %H:%M:%S %Y")) == 304  # asctime
+        earlier = moment - timedelta(seconds=1)
+        assert await status(format_datetime(earlier, usegmt=True)) == 200
         assert await status("yesterday") == 200  # unparsable: ignored
+        assert await status("") == 200  # the original agents' first poll
 
 
 async def test_a_matching_etag_gets_304_with_the_same_headers_and_no_body(
@@ -346,14 +354,14 @@ async def test_a_matching_etag_gets_304_with_the_same_headers_and_no_body(
             headers={
                 **token("token-of-b"),
                 "If-None-Match": '"other"',
-                "If-Modified-Since": LAST_MODIFIED,
+                "If-Modified-Since": first.headers["last-modified"],
             },
         )
 
     assert again.status_code == 304
     assert again.content == b""
     assert again.headers["etag"] == first.headers["etag"]
-    assert again.headers["last-modified"] == LAST_MODIFIED
+    assert again.headers["last-modified"] == first.headers["last-modified"]
     assert other.status_code == 200  # If-None-Match decides when both are sent
 
 
@@ -383,12 +391,13 @@ async def test_orders_of_one_space_are_invisible_to_another(make_hq: Any, orders
 
     assert own.status_code == 200
     assert other.status_code == 404
+    last_modified = parsedate_to_datetime(own.headers["last-modified"])
     assert listed_own == {
         "orders": [
             {
                 "controller-id": "monitor",
                 "file": "development/monitor.json",
-                "last-modified": "2015-11-17T13:05:55Z",
+                "last-modified": last_modified.isoformat().replace("+00:00", "Z"),
                 "order": ORDER,
             }
         ],
@@ -422,7 +431,7 @@ async def test_order_files_are_reloaded_when_they_appear_change_and_go(
         assert await served() == 404
         write_order(orders_dir, "development", "monitor", ORDER)
         await eventually(lambda: served_is(served, ORDER))
-        off = {"agent-orders": [{"id": "os/cpu", "trigger-type": "Off"}]}
+        off = {"agent-orders": [{"id": "os/cpu", "trigger-type": "Off"}], "commit-max-seconds": 0}
         write_order(orders_dir, "development", "monitor", off, mtime=MTIME + 60)
         await eventually(lambda: served_is(served, off))
         (orders_dir / "development" / "monitor.json").unlink()

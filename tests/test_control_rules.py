@@ -80,10 +80,11 @@ def scheduled(parameter: Any) -> dict[str, Any]:
     ("order", "expected"),
     [
         ([], [("$", "expected an object, found a list")]),
-        ({}, [("$.agent-orders", "missing (a list, possibly empty)")]),
+        ({"agent-orders": None}, [("$.agent-orders", "expected a list, found null")]),
         ({"agent-orders": {}}, [("$.agent-orders", "expected a list, found an object")]),
         (agents(**{"commit-max-second": 5}),
-         [("$.commit-max-second", "unknown field; known: agent-orders, commit-max-seconds")]),
+         [("$.commit-max-second",
+           "unknown field; known: agent-orders, commit-max-seconds, commit-max-count")]),
         ({"agent-orders": [7]}, [("$.agent-orders[0]", "expected an object, found a number")]),
         (agents({"trigger-type": "Off"}),
          [("$.agent-orders[0].id", "expected the agent id, a text of 1 to 255 characters")]),
@@ -109,6 +110,8 @@ def scheduled(parameter: Any) -> dict[str, Any]:
         (agents(**{"commit-max-seconds": True}),
          [("$.commit-max-seconds", f"{WHOLE_SECONDS} true")]),
         (agents(**{"commit-max-seconds": 2.5}), [("$.commit-max-seconds", f"{WHOLE_SECONDS} 2.5")]),
+        (agents(**{"commit-max-count": "1000"}),
+         [("$.commit-max-count", 'expected a whole number, found "1000"')]),
         (agents(**{"commit-max-seconds": 86401}),
          [("$.commit-max-seconds", f"{WHOLE_SECONDS} 86401")]),
         (agents({"id": " ", "trigger-type": "Never"}, **{"commit-max-seconds": -1}),
@@ -301,3 +304,11 @@ def test_invalid_control_settings_name_the_setting(environ: dict[str, str], mess
         Settings.from_env({**TOKENS, **environ})
 
     assert str(raised.value).startswith(message)
+
+
+def test_capabilities_of_a_controller_without_agents_leave_the_list_out() -> None:
+    """As the original's serializer writes them when no agent is registered."""
+    uploaded = capabilities.parse(b'{"id":"monitor","system":"host1"}', "monitor")
+
+    assert uploaded.agents == ()
+    assert uploaded.to_json("development")["agent-capabilities"] == []

@@ -23,12 +23,13 @@ NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
 
 def outcome(decoded: Any) -> Any:
-    """What reaches Elasticsearch: each event's action and document, as JSON values."""
+    """What reaches Elasticsearch: each event's action and document, as JSON values; the
+    fields used, and the values stored but not indexed."""
     if isinstance(decoded.events, bulk.Bulk):
         lines = decoded.events.body.splitlines()
     else:
         lines = bulk.encode(decoded.events, "space", "p").body.splitlines()
-    return [orjson.loads(line) for line in lines], sorted(decoded.fields)
+    return [orjson.loads(line) for line in lines], sorted(decoded.fields), decoded.unindexed
 
 
 def both(body: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[Any, Any]:
@@ -147,7 +148,7 @@ def test_a_batch_over_two_months_goes_to_two_indices() -> None:
         ]
     )
 
-    (action_a, _, action_b, _), _ = outcome(decode_batch(body, "space", prefix="p", now=NOW))
+    (action_a, _, action_b, _), _, _ = outcome(decode_batch(body, "space", prefix="p", now=NOW))
 
     assert action_a == {"create": {"_index": "p-space-2026.05", "_id": "a"}}
     assert action_b == {"create": {"_index": "p-space-2026.06", "_id": "b"}}

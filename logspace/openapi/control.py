@@ -27,7 +27,9 @@ _HEADER: Final = {"schema": {"type": "string"}}
 SCHEMAS: Final[dict[str, Any]] = {
     "Order": {
         "type": "object",
-        "required": ["agent-orders"],
+        "description": "As HQ serves it: always in this shape, which the original Java agents' "
+        "parser reads (an order file without commit-max-seconds gets HQ's default).",
+        "required": ["agent-orders", "commit-max-seconds"],
         "additionalProperties": False,
         "properties": {
             "agent-orders": {
@@ -52,7 +54,7 @@ SCHEMAS: Final[dict[str, Any]] = {
     },
     "Capabilities": {
         "type": "object",
-        "required": ["id", "agent-capabilities"],
+        "required": ["id"],
         "additionalProperties": False,
         "properties": {
             "id": {"type": "string"},
@@ -116,6 +118,16 @@ SCHEMAS: Final[dict[str, Any]] = {
                         "file": {"type": "string"},
                         "last-modified": _TIME,
                         "order": ref("Order"),
+                        "filled-in": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "Fields HQ added to the file's order.",
+                        },
+                        "ignored": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "Fields of the file HQ does not serve.",
+                        },
                     },
                 },
             },

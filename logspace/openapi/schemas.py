@@ -10,6 +10,9 @@ from .parts import ref
 
 __all__ = ["SCHEMAS"]
 
+# A number, or a non-finite one: sent bare (NaN) by the Java agents, stored as a string.
+_FLOATING: Final = {"oneOf": [{"type": "number"}, {"enum": ["NaN", "Infinity", "-Infinity"]}]}
+
 SCHEMAS: Final[dict[str, Any]] = {
     "Error": {
         "type": "object",
@@ -22,7 +25,7 @@ SCHEMAS: Final[dict[str, Any]] = {
     },
     "Event": {
         "type": "object",
-        "required": ["id", "type", "system", "agent-id", "timestamp"],
+        "required": ["id", "system", "agent-id", "timestamp"],
         "properties": {
             "id": {"type": "string"},
             "type": {"type": "string"},
@@ -34,8 +37,8 @@ SCHEMAS: Final[dict[str, Any]] = {
             "marker": {"type": "string"},
             "boolean-properties": {"type": "object", "additionalProperties": {"type": "boolean"}},
             "date-properties": {"type": "object", "additionalProperties": _TIME},
-            "double-properties": {"type": "object", "additionalProperties": {"type": "number"}},
-            "float-properties": {"type": "object", "additionalProperties": {"type": "number"}},
+            "double-properties": {"type": "object", "additionalProperties": _FLOATING},
+            "float-properties": {"type": "object", "additionalProperties": _FLOATING},
             "integer-properties": {
                 "type": "object",
                 "additionalProperties": {"type": "integer"},
