@@ -47,6 +47,9 @@ class Limits:
 
     max_events: int = 10_000
     max_properties: int = 200
+    # A batch with more distinct properties than a space may have is refused by the budget
+    # whatever the space holds; the C path stops counting there (`budget.FieldBudget`).
+    max_fields: int = 1000
     max_property_name_length: int = MAX_PROPERTY_NAME_LENGTH
     max_string_length: int = 32_768
     oldest_timestamp: datetime = datetime(2000, 1, 1, tzinfo=UTC)

@@ -368,6 +368,7 @@ class Settings:
         return Limits(
             max_events=self.max_events,
             max_properties=self.max_properties,
+            max_fields=self.max_fields_per_space,
             max_property_name_length=self.max_property_name_length,
             max_string_length=self.max_string_length,
             oldest_timestamp=self.oldest_timestamp,

@@ -95,12 +95,13 @@ def plain_events(body: bytes, limits: Limits, newest: datetime) -> list[bool] | 
     return [transcode_(b"[%s]" % raw, *arguments) is not None for raw in raws]
 
 
-def _rules(limits: Limits, newest: datetime) -> tuple[int, int, int, int, bytes, bytes]:
+def _rules(limits: Limits, newest: datetime) -> tuple[int, int, int, int, int, bytes, bytes]:
     """The limits as `_transcode.transcode` takes them, the timestamp window as canonical
     instants (which compare as strings do)."""
     return (
         limits.max_events,
         limits.max_properties,
+        limits.max_fields,
         limits.max_property_name_length,
         limits.max_string_length,
         instant_bound(limits.oldest_timestamp, up=True).encode(),
