@@ -20,6 +20,7 @@ from starlette.routing import Route
 from . import controlroutes, readroutes, retention
 from .errors import InternalError, LogspaceError, MethodNotAllowed, NotFound, StoreUnavailable
 from .health import get_live, get_ready
+from .lingering import LingeringClose
 from .logs import REQUEST_ID, REQUEST_ID_HEADER, RequestLog
 from .metrics import Metrics, get_metrics
 from .readstore import ReadStore
@@ -140,7 +141,14 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestLog)],
+        middleware=[
+            Middleware(
+                LingeringClose,
+                max_bytes=settings.linger_max_bytes,
+                seconds=settings.linger_seconds,
+            ),
+            Middleware(RequestLog),
+        ],
         lifespan=lifespan,
         exception_handlers={
             LogspaceError: _logspace_error,

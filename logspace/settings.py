@@ -233,6 +233,22 @@ SETTINGS: tuple[Setting, ...] = (
         "OVERLOADED with `Retry-After` at once instead of queueing.",
     ),
     Setting(
+        "LOGSPACE_LINGER_MAX_BYTES",
+        "linger_max_bytes",
+        _positive_int,
+        "67108864",
+        "After answering before a request body was read (413, 503 OVERLOADED, 403), HQ reads "
+        "and discards up to this many more bytes of it before closing, so that clients that "
+        "send the whole body before reading see the answer.",
+    ),
+    Setting(
+        "LOGSPACE_LINGER_SECONDS",
+        "linger_seconds",
+        _positive_float,
+        "30",
+        "How long HQ goes on discarding such a body (see `LOGSPACE_LINGER_MAX_BYTES`).",
+    ),
+    Setting(
         "LOGSPACE_SPACE_TOKENS_FILE",
         "space_tokens_file",
         _optional_text,
@@ -317,6 +333,8 @@ class Settings:
     max_future_seconds: int = 86_400
     max_fields_per_space: int = 1000
     max_inflight_bytes: int = 64 * 1024 * 1024
+    linger_max_bytes: int = 64 * 1024 * 1024
+    linger_seconds: float = 30.0
     space_tokens_file: str | None = None
     tokens_reload_seconds: float = 5.0
     retention_keep_days: int | None = None
