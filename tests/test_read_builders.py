@@ -265,6 +265,41 @@ async def test_csv_has_a_header_with_the_property_columns_and_quotes_only_when_n
     assert text.endswith("\r\n")
 
 
+FORMULAS = ['=HYPERLINK("http://x")', "+1+2", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+
+
+async def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_escaped() -> None:
+    """OWASP's advice: such text cells start with `'`; numbers (even negative) stay numbers."""
+    fetch = Pages(
+        [
+            hit(
+                n, marker=text, **{"string-properties": {"s": [text]}, "long-properties": {"n": -5}}
+            )
+            for n, text in enumerate(FORMULAS)
+        ]
+        + [hit(9, marker="a=b", **{"double-properties": {"d": -0.5}})]
+    )
+    columns = ["double-properties.d", "long-properties.n", "string-properties.s"]
+
+    text = (await run(read({"format": "csv"}), fetch, columns)).decode()
+
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert [row[7] for row in rows[1:]] == [*(f"'{f}" for f in FORMULAS), "a=b"]
+    assert [row[10] for row in rows[1:]] == [*(f"'{f}" for f in FORMULAS), ""]
+    assert [row[9] for row in rows[1:]] == ["-5"] * len(FORMULAS) + [""]
+    assert rows[-1][8] == "-0.5"
+
+
+async def test_csv_formulas_are_kept_as_they_are_when_asked_for() -> None:
+    fetch = Pages([hit(1, marker="=1+2")])
+
+    text = (await run(read({"format": "csv", "formulas": "keep"}), fetch)).decode()
+
+    assert list(csv.reader(io.StringIO(text, newline="")))[1][7] == "=1+2"
+    with pytest.raises(InvalidParameter, match="expected one of escape, keep"):
+        read({"format": "csv", "formulas": "no"})
+
+
 async def test_exports_are_fetched_page_by_page_until_the_limit() -> None:
     fetch = Pages([hit(n) for n in range(2500)])
 

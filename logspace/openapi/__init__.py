@@ -46,6 +46,11 @@ _EXPORT_PARAMETERS = [
         {"enum": ["comma", "semicolon", "tab"], "default": "comma"},
     ),
     query("limit", "Export at most this many events.", {"type": "integer", "minimum": 1}),
+    query(
+        "formulas",
+        "CSV only: `escape` puts `'` before text a spreadsheet would run as a formula.",
+        {"enum": ["escape", "keep"], "default": "escape"},
+    ),
 ]
 _SUGGEST_PARAMETERS = [
     query("text", "Case-insensitive prefix of a name or of a word in it.", {"type": "string"}),

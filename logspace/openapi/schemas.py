@@ -141,6 +141,7 @@ SCHEMAS: Final[dict[str, Any]] = {
                     "format": {"enum": ["json", "ndjson", "csv"]},
                     "delimiter": {"enum": ["comma", "semicolon", "tab"]},
                     "limit": {"type": "integer", "minimum": 1},
+                    "formulas": {"enum": ["escape", "keep"]},
                 },
             },
         ]
