@@ -298,15 +298,20 @@ class Store:
         if seconds <= patience:
             return await request
         task = asyncio.ensure_future(request)
+        probe: asyncio.Future[str | None] | None = None
         try:
             done, _ = await asyncio.wait({task}, timeout=patience)
             if not done:
-                explanation = await self._unallocatable(lines.indices(run))
-                if explanation:
-                    raise _Stuck(explanation)
+                # Side by side, so the write still ends by its deadline whatever the probe does.
+                probe = asyncio.ensure_future(self._unallocatable(lines.indices(run)))
+                await asyncio.wait({task, probe}, return_when=asyncio.FIRST_COMPLETED)
+                if probe.done() and probe.result():
+                    raise _Stuck(probe.result())
             return await task
         finally:
-            task.cancel()  # nothing, once it is done
+            task.cancel()  # nothing, once they are done
+            if probe is not None:
+                probe.cancel()
 
     async def _unallocatable(self, indices: Sequence[str]) -> str | None:
         """Why the first of `indices` whose primary shard cannot be allocated cannot be, or
