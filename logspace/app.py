@@ -98,11 +98,12 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_store = store is None
         event_store = store or Store(settings)
+        metrics = Metrics()
         if reader is None and isinstance(event_store, Store):
-            searched: ReadStore | None = event_store.reader()
+            searched: ReadStore | None = event_store.reader(metrics.read_failed)
         else:
             searched = reader
-        hq = HQ(settings, tokens, event_store, Metrics(), searched)
+        hq = HQ(settings, tokens, event_store, metrics, searched)
         app.state.hq = hq
         try:
             await hq.store.ensure_templates()

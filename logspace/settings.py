@@ -87,6 +87,13 @@ def _retention_days(name: str, value: str) -> int | None:
         raise SettingsError(f"{name}={error}") from None
 
 
+def _metrics_token(name: str, value: str) -> str | None:
+    token = value.strip()
+    if token and not (token.isascii() and token.isprintable() and " " not in token):
+        raise SettingsError(f"{name} must be printable ASCII without spaces")
+    return token or None
+
+
 def _log_format(name: str, value: str) -> str:
     lowered = value.strip().lower()
     if lowered not in ("text", "json"):
@@ -285,6 +292,14 @@ SETTINGS: tuple[Setting, ...] = (
         "`text`, or `json` for one JSON object per log line.",
     ),
     Setting(
+        "LOGSPACE_METRICS_TOKEN",
+        "metrics_token",
+        _metrics_token,
+        "",
+        "When set, `GET /metrics` answers only requests with `Authorization: Bearer <token>`: "
+        "the metrics name every space. Empty: anyone who reaches HQ may read them.",
+    ),
+    Setting(
         "LOGSPACE_CONTROL_INDEX",
         "control_index",
         _index_prefix,
@@ -340,6 +355,7 @@ class Settings:
     retention_keep_days: int | None = None
     retention_interval: float = 3600.0
     log_format: str = "text"
+    metrics_token: str | None = field(default=None, repr=False)
     control_index: str = "logspace-control"
     orders_dir: str | None = None
     orders_reload_seconds: float = 5.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from elastic_transport import ConnectionTimeout, NdjsonSerializer
@@ -109,9 +109,9 @@ class Store:
     async def close(self) -> None:
         await self._client.close()
 
-    def reader(self) -> ReadStore:
-        """The read side of this store, on the same client."""
-        return ReadStore(self._client, self._settings.index_prefix, self._retry_after)
+    def reader(self, failed: Callable[[str], None] | None = None) -> ReadStore:
+        """The read side of this store, on the same client; `failed` hears of its failures."""
+        return ReadStore(self._client, self._settings.index_prefix, self._retry_after, failed)
 
     def control(self) -> ControlStore:
         """The control side of this store (capabilities of agent controllers), same client."""
