@@ -190,7 +190,7 @@ def document() -> dict[str, Any]:
                 "post": {
                     "operationId": "suggestWithBody",
                     "summary": "The same, with its parameters as a JSON body.",
-                    "requestBody": body({"type": "object"}),
+                    "requestBody": body(ref("SuggestRequest")),
                     "responses": {"200": json_content(ref("Suggestions")), **_READ_ERRORS},
                 },
             },
