@@ -132,6 +132,8 @@ async def export_events(request: Request) -> Response:
 async def time_series(request: Request) -> Response:
     _, space, reader, params = await _read(request)
     series = timeseries.read_time_series(params)
+    if any(definition.property for definition in series.definitions):
+        timeseries.check_properties(series, space, await reader.property_names(space))
     responses = await reader.msearch(space, timeseries.bodies(series))
     return _json(timeseries.answer(series, responses))
 

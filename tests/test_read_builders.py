@@ -356,15 +356,20 @@ def test_bad_activity_parameters_get_a_400(items: list[tuple[str, str]], paramet
 
 
 def test_agents_sort_by_count_or_name_with_ties_in_name_order() -> None:
-    a, b, c = (
+    """Ties are in order of system, then agent id, whichever way the sort goes (docs/api.md)."""
+    a, b, c, d = (
         activity.Agent("h1", "os/cpu", 5),
         activity.Agent("h2", "os/cpu", 5),
         activity.Agent("h1", "jvm", 9),
+        activity.Agent("h2", "jvm", 5),
     )
-    assert activity.ordered([a, b, c], "count:desc") == [c, a, b]
-    assert activity.ordered([a, b, c], "count:asc") == [a, b, c]
-    assert activity.ordered([a, b, c], "system:asc") == [c, a, b]
-    assert activity.ordered([a, b, c], "agent-id:desc") == [b, a, c]
+    agents = [b, d, a, c]
+    assert activity.ordered(agents, "count:desc") == [c, a, d, b]
+    assert activity.ordered(agents, "count:asc") == [a, d, b, c]
+    assert activity.ordered(agents, "system:asc") == [c, a, d, b]
+    assert activity.ordered(agents, "system:desc") == [d, b, c, a]
+    assert activity.ordered(agents, "agent-id:asc") == [c, d, a, b]
+    assert activity.ordered(agents, "agent-id:desc") == [a, b, c, d]
 
 
 def test_histograms_are_split_so_no_search_has_too_many_buckets() -> None:
