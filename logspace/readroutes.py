@@ -1,6 +1,6 @@
 """Thin endpoints of the read API: authenticate, read the parameters, ask the store, answer.
 
-Every endpoint here reads with `hq.tokens.space_for(headers, "read")` and sees that one space.
+Every endpoint here needs a token with read access (`_read`) and sees that token's one space.
 Parameters come from the query string (GET) or a JSON body (POST), parsed by the pure query
 modules; each route is mounted at `/x` and `/api/x`, like `PUT /events`. Each read is
 counted and timed per endpoint (`metrics.Metrics.read`).
