@@ -22,17 +22,16 @@ typedef struct {
     size_t used;
 } FieldSet;
 
+/* CPython's own seeded hash of bytes (SipHash, keyed per process like str's hash), of the
+ * whole name: a body whose names were chosen to collide would otherwise cost quadratic time. */
+#if PY_VERSION_HEX >= 0x030E0000
+#define hash_bytes Py_HashBuffer
+#else
+#define hash_bytes _Py_HashBytes
+#endif
+
 static size_t field_hash(int family, const char *name, Py_ssize_t length) {
-    /* The length and the first and last 8 bytes: names differ there, and a collision only
-     * costs a comparison. */
-    uint64_t head = 0, tail = 0;
-    size_t n = (size_t)length < 8 ? (size_t)length : 8;
-    memcpy(&head, name, n);
-    memcpy(&tail, name + length - n, n);
-    uint64_t hash = ((uint64_t)length << 8 | (uint64_t)family) * 0x9E3779B97F4A7C15ULL;
-    hash ^= head * 0xC2B2AE3D27D4EB4FULL;
-    hash ^= (tail ^ (hash >> 29)) * 0x165667B19E3779F9ULL;
-    return (size_t)(hash ^ (hash >> 32));
+    return (size_t)hash_bytes(name, length) ^ ((size_t)family * (size_t)0x9E3779B97F4A7C15ULL);
 }
 
 static int fieldset_grow(FieldSet *set) {

@@ -39,6 +39,7 @@ typedef struct {
     const char *end;
     Py_ssize_t max_events;
     Py_ssize_t max_properties;
+    Py_ssize_t max_fields; /* distinct (family, name) pairs: the space's property budget */
     Py_ssize_t max_name;
     Py_ssize_t max_string;
     const char *oldest; /* canonical instants, INSTANT_LENGTH bytes each */
@@ -266,7 +267,10 @@ static int read_family(Reader *r, int family, Py_ssize_t event, Py_ssize_t *prop
                 r->no_memory = 1;
                 return NOT_COMMON;
             }
-            if (used == 0 || ++*properties > r->max_properties)
+            /* Past max_fields the batch can never be stored (the budget refuses it), so the
+             * set stops growing there and the slower path names what is over. */
+            if (used == 0 || ++*properties > r->max_properties ||
+                r->fields.used > (size_t)r->max_fields)
                 return NOT_COMMON;
         }
         if (expect(r, ':') < 0 || add(r, &r->doc, name - 1, (size_t)length + 2) < 0 ||
@@ -437,7 +441,8 @@ failed:
 }
 
 PyDoc_STRVAR(transcode_doc,
-"transcode(body, action, tail, max_events, max_properties, max_name, max_string, oldest, newest)\n"
+"transcode(body, action, tail, max_events, max_properties, max_fields, max_name, max_string,\n"
+"          oldest, newest)\n"
 "--\n\n"
 "(bulk body, event count, property fields, non-finite values, long strings, normalised\n"
 "events) for a common batch, else None.\n\n"
@@ -446,9 +451,9 @@ PyDoc_STRVAR(transcode_doc,
 
 static PyObject *transcode(PyObject *module, PyObject *args) {
     Py_buffer body, action, tail, oldest, newest;
-    Py_ssize_t max_events, max_properties, max_name, max_string;
-    if (!PyArg_ParseTuple(args, "y*y*y*nnnny*y*", &body, &action, &tail, &max_events,
-                          &max_properties, &max_name, &max_string, &oldest, &newest))
+    Py_ssize_t max_events, max_properties, max_fields, max_name, max_string;
+    if (!PyArg_ParseTuple(args, "y*y*y*nnnnny*y*", &body, &action, &tail, &max_events,
+                          &max_properties, &max_fields, &max_name, &max_string, &oldest, &newest))
         return NULL;
     PyObject *result = NULL;
     Reader r = {0};
@@ -460,6 +465,7 @@ static PyObject *transcode(PyObject *module, PyObject *args) {
     r.end = (const char *)body.buf + body.len;
     r.max_events = max_events;
     r.max_properties = max_properties;
+    r.max_fields = max_fields;
     r.max_name = max_name;
     r.max_string = max_string;
     r.oldest = oldest.buf;

@@ -5,6 +5,7 @@ def transcode(
     tail: bytes,
     max_events: int,
     max_properties: int,
+    max_fields: int,
     max_name: int,
     max_string: int,
     oldest: bytes,

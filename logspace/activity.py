@@ -125,16 +125,16 @@ def read_counts(response: dict[str, Any]) -> tuple[list[Agent], dict[str, Any] |
 
 
 def ordered(agents: Sequence[Agent], sort: str) -> list[Agent]:
+    """By the sort's field either way; ties always by system, then agent id, ascending."""
     field, _, direction = sort.partition(":")
-    keys: dict[str, Callable[[Agent], tuple[Any, ...]]] = {
-        "count": lambda a: (a.event_count, a.system, a.agent_id),
-        "system": lambda a: (a.system, a.agent_id),
-        "agent-id": lambda a: (a.agent_id, a.system),
+    keys: dict[str, Callable[[Agent], Any]] = {
+        "count": lambda a: a.event_count,
+        "system": lambda a: a.system,
+        "agent-id": lambda a: a.agent_id,
     }
-    if field == "count" and direction == "desc":
-        # Most events first; agents with equal counts stay in name order.
-        return sorted(agents, key=lambda a: (-a.event_count, a.system, a.agent_id))
-    return sorted(agents, key=keys[field], reverse=direction == "desc")
+    # Sorting is stable, `reverse` included: the second sort keeps the first's order of ties.
+    by_name = sorted(agents, key=lambda a: (a.system, a.agent_id))
+    return sorted(by_name, key=keys[field], reverse=direction == "desc")
 
 
 def history_bodies(activity: Activity, agents: Sequence[Agent]) -> list[dict[str, Any]]:

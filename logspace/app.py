@@ -20,6 +20,7 @@ from starlette.routing import Route
 from . import controlroutes, readroutes, retention
 from .errors import InternalError, LogspaceError, MethodNotAllowed, NotFound, StoreUnavailable
 from .health import get_live, get_ready
+from .lingering import LingeringClose
 from .logs import REQUEST_ID, REQUEST_ID_HEADER, RequestLog
 from .metrics import Metrics, get_metrics
 from .readstore import ReadStore
@@ -97,11 +98,12 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_store = store is None
         event_store = store or Store(settings)
+        metrics = Metrics()
         if reader is None and isinstance(event_store, Store):
-            searched: ReadStore | None = event_store.reader()
+            searched: ReadStore | None = event_store.reader(metrics.read_failed)
         else:
             searched = reader
-        hq = HQ(settings, tokens, event_store, Metrics(), searched)
+        hq = HQ(settings, tokens, event_store, metrics, searched)
         app.state.hq = hq
         try:
             await hq.store.ensure_templates()
@@ -140,7 +142,14 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestLog)],
+        middleware=[
+            Middleware(
+                LingeringClose,
+                max_bytes=settings.linger_max_bytes,
+                seconds=settings.linger_seconds,
+            ),
+            Middleware(RequestLog),
+        ],
         lifespan=lifespan,
         exception_handlers={
             LogspaceError: _logspace_error,

@@ -50,6 +50,15 @@ class Grant:
     def allows(self, access: Access) -> bool:
         return self.read if access == "read" else self.write
 
+    def require(self, access: Access) -> str:
+        """The space, if this grant allows `access`; else a 403 `AccessDenied`."""
+        if not self.allows(access):
+            raise AccessDenied(
+                f"This space-token may not {access} events of space '{self.space}'.",
+                {"space": self.space, "access": access},
+            )
+        return self.space
+
 
 def parse_space_tokens(name: str, value: str) -> dict[str, Grant]:
     """`space:token[:access],...` -> {token: grant}; access is `read-write` (the default),
@@ -130,10 +139,4 @@ class SpaceTokens:
 
     def space_for(self, headers: Mapping[str, str], access: Access) -> str:
         """The space a request may use for `access`, from its headers; raises a 403 error."""
-        grant = self.grant_for(token_from_headers(headers))
-        if not grant.allows(access):
-            raise AccessDenied(
-                f"This space-token may not {access} events of space '{grant.space}'.",
-                {"space": grant.space, "access": access},
-            )
-        return grant.space
+        return self.grant_for(token_from_headers(headers)).require(access)

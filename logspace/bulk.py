@@ -27,6 +27,7 @@ __all__ = [
     "classify",
     "document_end",
     "encode",
+    "error_text",
     "index_name",
 ]
 
@@ -84,8 +85,15 @@ class Bulk(Sequence[bytes]):
         return b"".join([self[i] for i in positions])
 
     def event_id(self, index: int) -> Any:
-        action = orjson.loads(self[index].partition(b"\n")[0])
-        return action["create"]["_id"]
+        return self._action(index)["_id"]
+
+    def indices(self, positions: Sequence[int]) -> list[str]:
+        """The indices the events at `positions` go to, each once, in order."""
+        return list(dict.fromkeys(str(self._action(i)["_index"]) for i in positions))
+
+    def _action(self, index: int) -> dict[str, Any]:
+        action: dict[str, Any] = orjson.loads(self[index].partition(b"\n")[0])["create"]
+        return action
 
     def _line_ends(self) -> list[int]:
         # Documents are single-line JSON (encoders escape newlines), so lines end at b"\n".
@@ -170,6 +178,11 @@ class BulkResult:
     retry: list[int] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     duplicates: list[int] = field(default_factory=list)
+    # Elasticsearch's own words for the first event to retry, e.g. `429 cluster_block_exception:
+    # index [...] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark...`
+    retry_reason: str = ""
+    # A cluster or index block (read-only, flood-stage disk): retrying at once will not help.
+    blocked: bool = False
 
 
 @dataclass(frozen=True)
@@ -201,6 +214,10 @@ def classify(response: dict[str, Any], positions: Sequence[int]) -> BulkResult:
             result.duplicates.append(position)
         elif status == 429 or status >= 500:
             result.retry.append(position)
+            error = outcome.get("error") or {}
+            if not result.retry_reason:
+                result.retry_reason = f"{status} {error_text(error)}"
+            result.blocked |= error.get("type") == "cluster_block_exception"
         else:
             error = outcome.get("error") or {}
             result.rejected.append(
@@ -209,3 +226,17 @@ def classify(response: dict[str, Any], positions: Sequence[int]) -> BulkResult:
                 )
             )
     return result
+
+
+# An item's reason may end with the request, event source and all: that is left out.
+_REQUEST_IN_REASON = ", request: ["
+MAX_REASON_LENGTH = 300
+
+
+def error_text(error: dict[str, Any]) -> str:
+    """`type: reason` of an Elasticsearch error, without any event's content, at most
+    `MAX_REASON_LENGTH` characters of reason."""
+    reason = str(error.get("reason", "")).partition(_REQUEST_IN_REASON)[0]
+    if len(reason) > MAX_REASON_LENGTH:
+        reason = reason[: MAX_REASON_LENGTH - 1] + "…"
+    return f"{error.get('type', 'error')}: {reason}" if reason else str(error.get("type", "error"))

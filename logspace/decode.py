@@ -51,6 +51,9 @@ class Limits:
 
     max_events: int = 10_000
     max_properties: int = 200
+    # A batch with more distinct properties than a space may have is refused by the budget
+    # whatever the space holds; the C path stops counting there (`budget.FieldBudget`).
+    max_fields: int = 1000
     max_property_name_length: int = MAX_PROPERTY_NAME_LENGTH
     # Far above what agents send (a stack trace); a value cannot be longer than a body anyway.
     max_string_length: int = 10_485_760

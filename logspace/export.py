@@ -8,6 +8,9 @@ CSV follows RFC 4180: a header row, `\\r\\n` after every row, and a cell in doub
 (with its quotes doubled) only when it holds the delimiter, a quote or a line break.
 Numbers are written as JSON writes them (`0.5`, `16490561536`, `1e+20`), never with a
 locale's grouping; a string property with several values is written as a JSON array.
+Text that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a
+carriage return) gets a leading `'`, as OWASP advises, unless `formulas=keep` is asked for:
+anyone with a write token could otherwise plant formulas for whoever opens an export.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ __all__ = [
     "cell",
     "columns",
     "columns_body",
+    "defused",
     "read_export",
     "stream",
 ]
@@ -42,6 +46,8 @@ MEDIA_TYPES: Final = {
 }
 FORMATS: Final = tuple(MEDIA_TYPES)
 DELIMITERS: Final = {"comma": ",", "semicolon": ";", "tab": "\t"}
+FORMULAS: Final = ("escape", "keep")
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 CORE_COLUMNS: Final = ("id", "type", "system", "agent-id", "timestamp", "pid", "gid", "marker")
 PAGE_SIZE: Final = 1000
 MAX_LIMIT: Final = 2**31 - 1
@@ -56,6 +62,7 @@ class Export:
     format: str
     delimiter: str
     limit: int | None
+    escape_formulas: bool = True
 
     @property
     def media_type(self) -> str:
@@ -79,6 +86,7 @@ def read_export(params: Params) -> Export:
     export_format = params.choice("format", FORMATS, default="json")
     delimiter = params.choice("delimiter", tuple(DELIMITERS), default="comma")
     limit = params.integer("limit", default=MAX_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    formulas = params.choice("formulas", FORMULAS, default="escape")
     params.finish()
     return Export(
         event_filter,
@@ -86,6 +94,7 @@ def read_export(params: Params) -> Export:
         export_format,
         DELIMITERS[delimiter],
         None if limit == MAX_LIMIT else limit,
+        escape_formulas=formulas == "escape",
     )
 
 
@@ -115,8 +124,19 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+def defused(value: Any) -> str:
+    """`cell(value)`, with a `'` before text a spreadsheet would take for a formula."""
+    text = cell(value)
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, str) and text.startswith(_FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
 class _Csv:
-    def __init__(self, properties: Sequence[str], delimiter: str) -> None:
+    def __init__(self, properties: Sequence[str], delimiter: str, escape_formulas: bool) -> None:
+        self._cell = defused if escape_formulas else cell
         self._properties = [name.split(".", 1) for name in properties]
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, delimiter=delimiter, lineterminator="\r\n")
@@ -132,8 +152,8 @@ class _Csv:
     def page(self, events: list[dict[str, Any]]) -> bytes:
         return self._rows(
             [
-                [cell(event.get(name)) for name in CORE_COLUMNS]
-                + [cell(event.get(family, {}).get(name)) for family, name in self._properties]
+                [self._cell(event.get(name)) for name in CORE_COLUMNS]
+                + [self._cell(event.get(family, {}).get(name)) for family, name in self._properties]
                 for event in events
             ]
         )
@@ -143,7 +163,11 @@ async def stream(
     export: Export, first: dict[str, Any], fetch: Fetch, properties: Sequence[str] = ()
 ) -> AsyncIterator[bytes]:
     """The export's bytes; `first` is the answer to `export.page_body(0, None)`."""
-    table = _Csv(properties, export.delimiter) if export.format == "csv" else None
+    table = (
+        _Csv(properties, export.delimiter, export.escape_formulas)
+        if export.format == "csv"
+        else None
+    )
     if table is not None:
         yield table.header
     elif export.format == "json":

@@ -5,6 +5,11 @@ else a new one), answers with it in `X-Request-Id`, and writes one access line p
 method, path, status, duration, space and error type. No token is ever logged: the access
 line names the space, not the token, and the messages of answered errors, which may quote an
 unknown token, are not logged at all, only their `type`.
+
+No logged value can forge a line or a field. In text, control characters and the Unicode line
+breaks that `str.splitlines` splits on are written as `\\xHH` or `\\uHHHH` and a backslash
+as `\\\\`; a field value with a space, `"` or `=` is quoted; a traceback's lines are indented. In
+JSON they are JSON escapes.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ __all__ = [
     "RequestLog",
     "TextFormatter",
     "configure",
+    "escape",
     "logging_config",
 ]
 
@@ -59,26 +65,58 @@ class JsonFormatter(logging.Formatter):
         entry.update((k, v) for k, v in getattr(record, "fields", {}).items() if v != "")
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        # orjson escapes the C0 controls; DEL, C1 and the Unicode line separators it leaves.
+        return _UNESCAPED_IN_JSON.sub(_json_escape, orjson.dumps(entry, default=str).decode())
 
 
 class TextFormatter(logging.Formatter):
-    """`LEVEL logger: message key=value ...`, with the request id among the keys."""
-
-    def __init__(self) -> None:
-        super().__init__("%(levelname)s %(name)s: %(message)s")
+    """`LEVEL logger: message key=value ...`, with the request id among the keys; a traceback
+    follows on lines of its own, indented."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        line = f"{record.levelname} {record.name}: {escape(record.getMessage())}"
         fields = dict(getattr(record, "fields", {}))
         request_id = REQUEST_ID.get()
         if request_id:
             fields["request_id"] = request_id
-        if not fields:
-            return line
-        head, newline, rest = line.partition("\n")
-        pairs = " ".join(f"{key}={value}" for key, value in fields.items() if value != "")
-        return f"{head} {pairs}{newline}{rest}"
+        pairs = " ".join(f"{key}={_value(value)}" for key, value in fields.items() if value != "")
+        if pairs:
+            line = f"{line} {pairs}"
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        for text in (record.exc_text, record.stack_info and self.formatStack(record.stack_info)):
+            if text:
+                line += "".join(f"\n    {escape(part)}" for part in text.split("\n"))
+        return line
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\\\\]")
+_UNESCAPED_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029]")
+_NEEDS_QUOTES = re.compile(r'[\s"=]')
+
+
+def _control_escape(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    if match[0] == "\\":
+        return "\\\\"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match[0]):04x}"
+
+
+def escape(text: str) -> str:
+    """`text` on one line, unambiguously: control characters and Unicode line breaks escaped
+    as in a Python string literal, and so is the backslash."""
+    return _CONTROL.sub(_control_escape, text)
+
+
+def _value(value: Any) -> str:
+    text = escape(str(value))
+    if not text or _NEEDS_QUOTES.search(text):
+        return '"' + text.replace('"', '\\"') + '"'
+    return text
 
 
 def logging_config(log_format: str) -> dict[str, Any]:

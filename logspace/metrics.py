@@ -1,4 +1,5 @@
-"""Prometheus metrics: what HQ took in, what became of it, how long storing took.
+"""Prometheus metrics: what HQ took in, what became of it, how long storing took; what the
+read API answered and how long that took.
 
 Every metric lives in the `Metrics` of one app, so tests and several apps in one process do
 not share counters. With several worker processes each worker counts for itself; when
@@ -9,6 +10,8 @@ all workers, whichever worker a scrape reaches.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import time
 from collections.abc import Iterator
@@ -28,16 +31,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .bulk import WriteOutcome
-from .errors import EventsNotStored, InvalidEvents, LogspaceError, StoreUnavailable
+from .errors import (
+    EventsNotStored,
+    InvalidEvents,
+    LogspaceError,
+    MetricsTokenRequired,
+    StoreUnavailable,
+)
 from .events import Unindexed
 
-__all__ = ["MULTIPROCESS_VARIABLE", "Ingest", "Metrics", "get_metrics"]
+__all__ = ["MULTIPROCESS_VARIABLE", "Ingest", "Metrics", "Read", "get_metrics"]
 
 MULTIPROCESS_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
 
 # Storing a batch takes milliseconds when Elasticsearch keeps up, and up to
 # LOGSPACE_ES_RETRY_SECONDS (plus a request timeout) when it does not.
 _WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# A read takes one or a few searches: milliseconds, up to LOGSPACE_ES_TIMEOUT each.
+_READ_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 # Errors that leave events unstored: the reason label, and the parameter counting those
 # events (all events of the batch when it is absent).
@@ -96,9 +107,24 @@ class Metrics:
         )
         self.es_errors = Counter(
             "logspace_elasticsearch_errors",
-            "Problems with Elasticsearch, by operation (write, readiness, retention) and reason "
-            "(retried: a write pass had to re-send events; unavailable; refused).",
+            "Problems with Elasticsearch, by operation (write, read, readiness, retention) and "
+            "reason (retried: a write pass had to re-send events; unavailable; refused).",
             ["operation", "reason"],
+            registry=self.registry,
+        )
+        self.reads = Counter(
+            "logspace_read_requests",
+            "Requests to the read API, by endpoint (search, export, time-series, suggestions, "
+            "agent-activity), space (empty when the token was missing or unknown) and outcome "
+            "(`ok` or the error type in lower case).",
+            ["endpoint", "space", "outcome"],
+            registry=self.registry,
+        )
+        self.read_seconds = Histogram(
+            "logspace_read_seconds",
+            "Time to answer a read request, by endpoint; for an export, until its first page.",
+            ["endpoint"],
+            buckets=_READ_BUCKETS,
             registry=self.registry,
         )
         self.deleted_indices = Counter(
@@ -122,6 +148,26 @@ class Metrics:
             self.requests_in_flight.dec()
         self.requests.labels(ingest.space, "accepted").inc()
 
+    @contextmanager
+    def read(self, endpoint: str) -> Iterator[Read]:
+        """Measure one request to a read endpoint: its outcome, by error type if it raises."""
+        read = Read()
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            yield read
+        except Exception as error:
+            kind = error.type if isinstance(error, LogspaceError) else "INTERNAL_ERROR"
+            outcome = kind.lower()
+            raise
+        finally:
+            self.reads.labels(endpoint, read.space, outcome).inc()
+            self.read_seconds.labels(endpoint).observe(time.perf_counter() - started)
+
+    def read_failed(self, reason: str) -> None:
+        """Elasticsearch failed a read: `unavailable` (unreachable, 429, 5xx) or `refused`."""
+        self.es_errors.labels("read", reason).inc()
+
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format, summed over all workers in multiprocess mode."""
         if os.environ.get(MULTIPROCESS_VARIABLE):
@@ -130,6 +176,13 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class Read:
+    """One read request being measured; the route names its space once the token is known."""
+
+    def __init__(self) -> None:
+        self.space = ""
 
 
 class Ingest:
@@ -180,5 +233,20 @@ class Ingest:
 
 
 async def get_metrics(request: Request) -> Response:
-    metrics: Metrics = request.app.state.hq.metrics
+    hq = request.app.state.hq
+    token: str | None = hq.settings.metrics_token
+    if token is not None and not _bearer_is(request.headers.get("authorization", ""), token):
+        raise MetricsTokenRequired()
+    metrics: Metrics = hq.metrics
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _bearer_is(authorization: str, token: str) -> bool:
+    """Whether `authorization` is `Bearer <token>`, compared in constant time."""
+    scheme, _, credentials = authorization.partition(" ")
+    presented = credentials.strip() if scheme.lower() == "bearer" else ""
+    return hmac.compare_digest(_digest(presented), _digest(token))
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()

@@ -1,14 +1,16 @@
 """Thin endpoints of the read API: authenticate, read the parameters, ask the store, answer.
 
-Every endpoint here reads with `hq.tokens.space_for(headers, "read")` and sees that one space.
+Every endpoint here needs a token with read access (`_read`) and sees that token's one space.
 Parameters come from the query string (GET) or a JSON body (POST), parsed by the pure query
-modules; each route is mounted at `/x` and `/api/x`, like `PUT /events`.
+modules; each route is mounted at `/x` and `/api/x`, like `PUT /events`. Each read is
+counted and timed per endpoint (`metrics.Metrics.read`).
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import orjson
@@ -37,10 +39,34 @@ def _reader(hq: HQ) -> ReadStore:
     return hq.reader
 
 
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _measured(endpoint: str) -> Callable[[Handler], Handler]:
+    """Count and time every request to `handler` as a read of `endpoint`."""
+
+    def measure(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def measured(request: Request) -> Response:
+            hq: HQ = request.app.state.hq
+            with hq.metrics.read(endpoint) as read:
+                try:
+                    return await handler(request)
+                finally:
+                    read.space = getattr(request.state, "space", "")
+
+        return measured
+
+    return measure
+
+
 async def _read(request: Request) -> tuple[HQ, str, ReadStore, Params]:
     """The space the token may read, the read store, and the request's parameters."""
     hq: HQ = request.app.state.hq
-    space = hq.tokens.space_for(request.headers, "read")
+    grant = hq.tokens.grant_for(request.headers)
+    # Counted and logged under its space even when the token may not read there.
+    request.state.space = grant.space
+    space = grant.require("read")
     query = Params.from_query(request.query_params.multi_items())
     params = query
     if request.method == "POST":
@@ -69,12 +95,18 @@ async def events(request: Request) -> Response:
     """`/events`: PUT stores a batch; GET and POST search."""
     if request.method == "PUT":
         return await put_events(request)
+    return await _search(request)
+
+
+@_measured("search")
+async def _search(request: Request) -> Response:
     _, space, reader, params = await _read(request)
     wanted = search.read_search(params)
     response = await reader.search(space, search.search_body(wanted))
     return _json(search.page(wanted, response))
 
 
+@_measured("export")
 async def export_events(request: Request) -> Response:
     _, space, reader, params = await _read(request)
     wanted = export.read_export(params)
@@ -96,13 +128,17 @@ async def export_events(request: Request) -> Response:
     )
 
 
+@_measured("time-series")
 async def time_series(request: Request) -> Response:
     _, space, reader, params = await _read(request)
     series = timeseries.read_time_series(params)
+    if any(definition.property for definition in series.definitions):
+        timeseries.check_properties(series, space, await reader.property_names(space))
     responses = await reader.msearch(space, timeseries.bodies(series))
     return _json(timeseries.answer(series, responses))
 
 
+@_measured("suggestions")
 async def suggest(request: Request) -> Response:
     _, space, reader, params = await _read(request)
     wanted = suggestions.read_suggest(params)
@@ -111,6 +147,7 @@ async def suggest(request: Request) -> Response:
     return _json(suggestions.answer(wanted, names, response))
 
 
+@_measured("agent-activity")
 async def agent_activity(request: Request) -> Response:
     _, space, reader, params = await _read(request)
     wanted = activity.read_activity(params, now=int(time.time() * 1000))

@@ -8,7 +8,7 @@ bodies are built by the pure query modules; nothing here decides what to ask.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import orjson
@@ -35,10 +35,20 @@ def scoped(body: dict[str, Any], space: str) -> dict[str, Any]:
 
 
 class ReadStore:
-    def __init__(self, client: AsyncElasticsearch, index_prefix: str, retry_after: int) -> None:
+    """`failed`, if given, hears of every failed request: `unavailable` (Elasticsearch
+    unreachable, 429, 5xx) or `refused` (another 4xx: a query HQ should not have built)."""
+
+    def __init__(
+        self,
+        client: AsyncElasticsearch,
+        index_prefix: str,
+        retry_after: int,
+        failed: Callable[[str], None] | None = None,
+    ) -> None:
         self._client = client
         self._prefix = index_prefix
         self._retry_after = retry_after
+        self._failed = failed or (lambda reason: None)
 
     def indices(self, space: str) -> str:
         return f"{self._prefix}-{space}-*"
@@ -59,7 +69,9 @@ class ReadStore:
         responses: list[dict[str, Any]] = answer["responses"]
         for response in responses:
             if "error" in response:
-                raise _failed(response)
+                error = _failed(response)
+                self._failed("unavailable" if isinstance(error, StoreUnavailable) else "refused")
+                raise error
         return responses
 
     async def property_names(self, space: str) -> list[str]:
@@ -88,7 +100,9 @@ class ReadStore:
             )
         except (ApiError, TransportError) as error:
             if isinstance(error, ApiError) and error.status_code != 429 and error.status_code < 500:
+                self._failed("refused")
                 raise  # a request HQ should not have built: an internal error, logged
+            self._failed("unavailable")
             raise StoreUnavailable(
                 f"Elasticsearch cannot answer now: {_describe(error)}.",
                 {"reason": _describe(error)},

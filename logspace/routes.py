@@ -43,8 +43,10 @@ async def put_events(request: Request) -> Response:
     hq: HQ = request.app.state.hq
     reservation = Reservation(hq.admission)
     with hq.metrics.ingest() as ingest:
-        space = hq.tokens.space_for(request.headers, "write")
-        ingest.space = request.state.space = space
+        grant = hq.tokens.grant_for(request.headers)
+        # Counted and logged under its space even when the token may not write there.
+        ingest.space = request.state.space = grant.space
+        space = grant.require("write")
         try:
             body = await read_body(
                 request.stream(), request.headers, hq.settings.max_body_bytes, reservation

@@ -97,6 +97,13 @@ def _commit_seconds(name: str, value: str) -> int:
     return number
 
 
+def _metrics_token(name: str, value: str) -> str | None:
+    token = value.strip()
+    if token and not (token.isascii() and token.isprintable() and " " not in token):
+        raise SettingsError(f"{name} must be printable ASCII without spaces")
+    return token or None
+
+
 def _log_format(name: str, value: str) -> str:
     lowered = value.strip().lower()
     if lowered not in ("text", "json"):
@@ -243,6 +250,22 @@ SETTINGS: tuple[Setting, ...] = (
         "OVERLOADED with `Retry-After` at once instead of queueing.",
     ),
     Setting(
+        "LOGSPACE_LINGER_MAX_BYTES",
+        "linger_max_bytes",
+        _positive_int,
+        "67108864",
+        "After answering before a request body was read (413, 503 OVERLOADED, 403), HQ reads "
+        "and discards up to this many more bytes of it before closing, so that clients that "
+        "send the whole body before reading see the answer.",
+    ),
+    Setting(
+        "LOGSPACE_LINGER_SECONDS",
+        "linger_seconds",
+        _positive_float,
+        "30",
+        "How long HQ goes on discarding such a body (see `LOGSPACE_LINGER_MAX_BYTES`).",
+    ),
+    Setting(
         "LOGSPACE_SPACE_TOKENS_FILE",
         "space_tokens_file",
         _optional_text,
@@ -277,6 +300,14 @@ SETTINGS: tuple[Setting, ...] = (
         _log_format,
         "text",
         "`text`, or `json` for one JSON object per log line.",
+    ),
+    Setting(
+        "LOGSPACE_METRICS_TOKEN",
+        "metrics_token",
+        _metrics_token,
+        "",
+        "When set, `GET /metrics` answers only requests with `Authorization: Bearer <token>`: "
+        "the metrics name every space. Empty: anyone who reaches HQ may read them.",
     ),
     Setting(
         "LOGSPACE_CONTROL_INDEX",
@@ -335,11 +366,14 @@ class Settings:
     max_future_seconds: int = 86_400
     max_fields_per_space: int = 1000
     max_inflight_bytes: int = 64 * 1024 * 1024
+    linger_max_bytes: int = 64 * 1024 * 1024
+    linger_seconds: float = 30.0
     space_tokens_file: str | None = None
     tokens_reload_seconds: float = 5.0
     retention_keep_days: int | None = None
     retention_interval: float = 3600.0
     log_format: str = "text"
+    metrics_token: str | None = field(default=None, repr=False)
     control_index: str = "logspace-control"
     orders_dir: str | None = None
     orders_reload_seconds: float = 5.0
@@ -387,6 +421,7 @@ class Settings:
         return Limits(
             max_events=self.max_events,
             max_properties=self.max_properties,
+            max_fields=self.max_fields_per_space,
             max_property_name_length=self.max_property_name_length,
             max_string_length=self.max_string_length,
             oldest_timestamp=self.oldest_timestamp,

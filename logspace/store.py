@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-from elastic_transport import NdjsonSerializer
+from elastic_transport import ConnectionTimeout, NdjsonSerializer
 from elasticsearch import ApiError, AsyncElasticsearch, OrjsonSerializer, TransportError
 from elasticsearch import NotFoundError as EsNotFound
 
@@ -37,6 +37,11 @@ TEMPLATE_CHECK_SECONDS = 60.0
 READINESS_SECONDS = 3.0
 _JSON = {"accept": "application/json", "content-type": "application/json"}
 _NDJSON = {"accept": "application/json", "content-type": "application/x-ndjson"}
+_EXPLAIN_FILTER = (
+    "current_state,can_allocate,allocate_explanation,"
+    "node_allocation_decisions.deciders.decider,node_allocation_decisions.deciders.decision,"
+    "node_allocation_decisions.deciders.explanation"
+)
 
 
 class _Serializer(OrjsonSerializer):
@@ -68,7 +73,13 @@ def _retryable(error: Exception) -> bool:
 def _describe(error: Exception) -> str:
     if isinstance(error, ApiError):
         return f"Elasticsearch answered {error.status_code} ({error.error})"
+    if isinstance(error, ConnectionTimeout):
+        return "Elasticsearch did not answer in time (ConnectionTimeout)"
     return f"Elasticsearch could not be reached ({type(error).__name__})"
+
+
+class _Stuck(Exception):
+    """A write waits on an index that has no primary shard and cannot get one."""
 
 
 class EventStore(Protocol):
@@ -100,9 +111,9 @@ class Store:
     async def close(self) -> None:
         await self._client.close()
 
-    def reader(self) -> ReadStore:
-        """The read side of this store, on the same client."""
-        return ReadStore(self._client, self._settings.index_prefix, self._retry_after)
+    def reader(self, failed: Callable[[str], None] | None = None) -> ReadStore:
+        """The read side of this store, on the same client; `failed` hears of its failures."""
+        return ReadStore(self._client, self._settings.index_prefix, self._retry_after, failed)
 
     def control(self) -> ControlStore:
         """The control side of this store (capabilities of agent controllers), same client."""
@@ -244,9 +255,15 @@ class Store:
         duplicates: list[int] = []
         attempt = 0
         while pending:
-            pending, reason = await self._send(lines, pending, rejected, duplicates, deadline)
+            pending, reason, hopeless = await self._send(
+                lines, pending, rejected, duplicates, deadline
+            )
             if not pending:
                 break
+            if hopeless:
+                # A block or an unallocatable index lasts longer than any retry window.
+                log.warning("gave up on %d events at once: %s", len(pending), reason)
+                raise self._unavailable(reason, len(pending))
             attempt += 1
             delay = random.uniform(0, min(2.0, 0.05 * 2**attempt))  # noqa: S311 - jitter
             if loop.time() + delay > retry_until:
@@ -266,10 +283,12 @@ class Store:
         rejected: list[bulk.Rejection],
         duplicates: list[int],
         deadline: float,
-    ) -> tuple[list[int], str]:
-        """One pass over the pending events: those to send again, and why."""
+    ) -> tuple[list[int], str, bool]:
+        """One pass over the pending events: those to send again, why, and whether sending
+        them again at once is hopeless."""
         retry: list[int] = []
         reason = ""
+        hopeless = False
         loop = asyncio.get_running_loop()
         if len(pending) == len(lines) and len(lines.body) <= MAX_BULK_BYTES:
             runs: Iterable[list[int]] = [pending]  # the usual case: all of it, in one request
@@ -281,8 +300,15 @@ class Store:
                 retry.extend(run)
                 reason = reason or "Elasticsearch did not answer in time"
                 continue
+            if hopeless:
+                retry.extend(run)
+                continue
             try:
-                response = await self._bulk(lines.join(run), seconds=timeout)
+                response = await self._watched_bulk(lines, run, timeout)
+            except _Stuck as stuck:
+                retry.extend(run)
+                reason, hopeless = str(stuck), True
+                continue
             except (ApiError, TransportError) as error:
                 reason = _describe(error)
                 self._noticed(error)
@@ -296,8 +322,72 @@ class Store:
             rejected.extend(result.rejected)
             duplicates.extend(result.duplicates)
             if result.retry:
-                reason = "Elasticsearch could not take some events now (429 or 5xx)"
-        return retry, reason
+                reason = f"Elasticsearch could not take some events now: {result.retry_reason}"
+                hopeless |= result.blocked
+        return retry, reason, hopeless
+
+    async def _watched_bulk(
+        self, lines: bulk.Bulk, run: list[int], seconds: float
+    ) -> dict[str, Any]:
+        """`_bulk`, but once it has taken as long as the retry window, ask Elasticsearch
+        whether an index it writes to has no primary shard and cannot get one (a new
+        monthly index on a disk past its watermark, say: Elasticsearch holds such a request
+        for 30 s and more, then answers 503). If so, give up now, with Elasticsearch's
+        explanation."""
+        patience = self._settings.es_retry_seconds
+        request = self._bulk(lines.join(run), seconds=seconds)
+        if seconds <= patience:
+            return await request
+        task = asyncio.ensure_future(request)
+        probe: asyncio.Future[str | None] | None = None
+        try:
+            done, _ = await asyncio.wait({task}, timeout=patience)
+            if not done:
+                # Side by side, so the write still ends by its deadline whatever the probe does.
+                probe = asyncio.ensure_future(self._unallocatable(lines.indices(run)))
+                await asyncio.wait({task, probe}, return_when=asyncio.FIRST_COMPLETED)
+                if probe.done() and probe.result():
+                    raise _Stuck(probe.result())
+            return await task
+        finally:
+            task.cancel()  # nothing, once they are done
+            if probe is not None:
+                probe.cancel()
+
+    async def _unallocatable(self, indices: Sequence[str]) -> str | None:
+        """Why the first of `indices` whose primary shard cannot be allocated cannot be, or
+        None. Needs the cluster `monitor` privilege; without it, or for an index not created
+        yet, there is nothing to tell."""
+        for index in indices[:3]:
+            try:
+                response = await self._client.options(
+                    request_timeout=READINESS_SECONDS
+                ).perform_request(
+                    "POST",
+                    "/_cluster/allocation/explain",
+                    params={"filter_path": _EXPLAIN_FILTER},
+                    headers=_JSON,
+                    body={"index": index, "shard": 0, "primary": True},
+                )
+            except (ApiError, TransportError):
+                continue
+            explained = response.body
+            if explained.get("current_state") != "unassigned":
+                continue
+            if explained.get("can_allocate") != "no":
+                continue
+            refusals = [
+                f"{decider.get('decider')}: {decider.get('explanation')}"
+                for node in explained.get("node_allocation_decisions", [])
+                for decider in node.get("deciders", [])
+                if decider.get("decision") == "NO"
+            ]
+            detail = refusals[0] if refusals else explained.get("allocate_explanation", "")
+            return (
+                f"index {index} has no primary shard and Elasticsearch cannot allocate one: "
+                f"{detail}"
+            )
+        return None
 
     async def _bulk(self, body: bytes, *, seconds: float) -> dict[str, Any]:
         # `options()` builds a new client object; the first request of a write, which has

@@ -16,7 +16,9 @@ and so does `distinct-count`. Every other aggregate is `null` for an empty bucke
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -42,6 +44,7 @@ __all__ = [
     "answer",
     "bodies",
     "bucket_position",
+    "check_properties",
     "date_histogram",
     "read_time_series",
 ]
@@ -163,6 +166,20 @@ def _definition(value: Any, path: str, start: int, end: int) -> Definition:
         where={"bool": {"filter": clauses}} if clauses else None,
     )
     return Definition(event_filter, field, aggregate, percent)
+
+
+def check_properties(series: TimeSeries, space: str, known: Collection[str]) -> None:
+    """Every property the definitions name must be one the space has (`known`): a misspelt
+    name would otherwise draw an empty chart."""
+    for i, definition in enumerate(series.definitions):
+        field = definition.property
+        if field is None or "." not in field.name or field.name in known:
+            continue  # no property, or one of the event's own fields
+        reason = f"space '{space}' has no property '{field.name}'"
+        close = difflib.get_close_matches(field.name, list(known), n=1)
+        if close:
+            reason += f" (did you mean '{close[0]}'?)"
+        raise InvalidParameter(f"definitions[{i}].property", reason, property=field.name)
 
 
 def _percent(value: Any, aggregate: str, parameter: str) -> float | None:

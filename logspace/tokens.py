@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from .auth import Access, Grant, SpaceTokens, parse_space_tokens
+from .auth import Access, Grant, SpaceTokens, parse_space_tokens, token_from_headers
 from .settings import Settings, SettingsError
 
 __all__ = ["TokenRegistry", "load_tokens"]
@@ -65,6 +65,10 @@ class TokenRegistry:
 
     def space_for(self, headers: Mapping[str, str], access: Access) -> str:
         return self.current.space_for(headers, access)
+
+    def grant_for(self, headers: Mapping[str, str]) -> Grant:
+        """The grant of the request's token, whatever it allows; a 403 error without one."""
+        return self.current.grant_for(token_from_headers(headers))
 
     def reload(self) -> bool:
         """Read the tokens again; keep the ones in force if that fails."""

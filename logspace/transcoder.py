@@ -103,12 +103,13 @@ def _as_it_is(result: tuple[bytes, int, set[str], int, int, int] | None) -> bool
     return result is not None and result[5] == 0
 
 
-def _rules(limits: Limits, newest: datetime) -> tuple[int, int, int, int, bytes, bytes]:
+def _rules(limits: Limits, newest: datetime) -> tuple[int, int, int, int, int, bytes, bytes]:
     """The limits as `_transcode.transcode` takes them, the timestamp window as canonical
     instants (which compare as strings do)."""
     return (
         limits.max_events,
         limits.max_properties,
+        limits.max_fields,
         limits.max_property_name_length,
         limits.max_string_length,
         instant_bound(limits.oldest_timestamp, up=True).encode(),

@@ -106,9 +106,11 @@ def expected_series(aggregate: str, family: str, name: str) -> list[Any]:
     return result
 
 
-async def time_series(hq: Any, definitions: list[dict[str, Any]], **window: Any) -> Any:
+async def time_series(
+    hq: Any, definitions: list[dict[str, Any]], space_token: str = "development", **window: Any
+) -> Any:
     body = {"start": START, "end": END, "gap": GAP, "definitions": definitions, **window}
-    return await hq.post("/time-series", json=body, headers=token())
+    return await hq.post("/time-series", json=body, headers=token(space_token))
 
 
 @pytest.fixture
@@ -221,12 +223,42 @@ async def test_an_invalid_window_gets_a_400(
     assert response.json()["parameters"]["parameter"] == parameter
 
 
-async def test_a_space_without_events_gets_zeros_and_nulls(hq: Any) -> None:
-    response = await time_series(
-        hq, [{"aggregate": "count"}, {"property": "double-properties.x", "aggregate": "avg"}]
+async def test_a_space_without_events_gets_zeros(hq: Any) -> None:
+    response = await time_series(hq, [{"aggregate": "count"}, {"aggregate": "count"}])
+
+    assert response.json()["data"] == [[0] * BUCKETS, [0] * BUCKETS]
+
+
+async def test_a_property_the_space_never_had_gets_a_400_naming_it(seeded: Any) -> None:
+    """A misspelt property would otherwise draw an empty chart (the original answered 400 too).
+    A property of another family is another property."""
+    misspelt = await time_series(
+        seeded,
+        [
+            {"agent-id": "os/cpu", "property": "double-properties.load", "aggregate": "avg"},
+            {"agent-id": "os/cpu", "property": "double-properties.laod", "aggregate": "avg"},
+        ],
+    )
+    other_family = await time_series(
+        seeded, [{"property": "long-properties.load", "aggregate": "count"}]
+    )
+    empty_space = await time_series(
+        seeded, [{"property": "double-properties.load", "aggregate": "avg"}], "token-of-b"
     )
 
-    assert response.json()["data"] == [[0] * BUCKETS, [None] * BUCKETS]
+    assert misspelt.status_code == 400
+    assert misspelt.json()["parameters"] == {
+        "parameter": "definitions[1].property",
+        "reason": "space 'development' has no property 'double-properties.laod' "
+        "(did you mean 'double-properties.load'?)",
+        "property": "double-properties.laod",
+    }
+    assert other_family.status_code == 400
+    assert other_family.json()["parameters"]["property"] == "long-properties.load"
+    assert empty_space.status_code == 400
+    assert empty_space.json()["parameters"]["reason"] == (
+        "space 'b' has no property 'double-properties.load'"
+    )
 
 
 AGENT_IDS = ["os/cpu", "OS/Memory", "jvm/my-app", "a.b(c)*", "cpu", "x_cpu.load", "Überwachung"]
@@ -342,7 +374,8 @@ async def test_agent_activity_counts_and_histograms_each_agent_with_events(
                 "offset": "1", "size": "1"},
         headers=token(),
     )  # fmt: skip
-    assert paged.json()["agents"] == [expected[1]]
+    # os/cpu of h1, then of h2 (ties in order of system, either way), then jvm: the second.
+    assert paged.json()["agents"] == [expected[2]]
     assert paged.json()["total"] == 3
 
 

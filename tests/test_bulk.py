@@ -68,6 +68,26 @@ def test_429_and_5xx_items_are_retried_and_only_those() -> None:
     assert result.duplicates == [13]
 
 
+def test_elasticsearchs_own_reason_for_a_retry_is_kept_without_the_events_content() -> None:
+    result = classify(recorded("flood-stage.json"), [0, 1])
+
+    assert result.retry == [0, 1]
+    assert result.retry_reason == (
+        "429 cluster_block_exception: index [existing-2026.01] blocked by: [TOO_MANY_REQUESTS/12/"
+        "disk usage exceeded flood-stage watermark, index has read-only-allow-delete block; for "
+        "more information, see https://www.elastic.co/docs/troubleshoot/elasticsearch/"
+        "fix-watermark-errors?version=9.5];"
+    )
+    assert result.blocked
+    items = recorded("flood-stage.json")["items"]
+    unallocated = classify({"errors": True, "items": items[1:]}, [1])
+    assert unallocated.retry_reason == (
+        "503 unavailable_shards_exception: [fresh-2026.03][0] primary shard is not active "
+        "Timeout: [5s]"
+    )
+    assert not unallocated.blocked
+
+
 def test_a_response_that_does_not_match_the_request_is_an_error() -> None:
     with pytest.raises(ValueError, match="3 items for 2 actions"):
         classify(recorded("duplicate-rejected-created.json"), [0, 1])

@@ -116,3 +116,75 @@ async def test_an_unreachable_elasticsearch_is_counted(make_hq: Any) -> None:
     assert metrics.value(errors, operation="readiness", reason="unavailable") == 1
     assert metrics.value("logspace_bulk_write_seconds_count") == 1
     assert metrics.value("logspace_events_in_flight") == 0
+
+
+async def test_a_token_refused_for_writing_is_counted_under_its_space(hq: Any) -> None:
+    """Its space is known, so it is not counted with the missing and unknown tokens."""
+    refused = await hq.put_events([make_event()], token="reader-of-b")
+
+    metrics = await scrape(hq)
+
+    assert refused.status_code == 403
+    assert refused.json()["type"] == "ACCESS_DENIED"
+    requests = "logspace_requests_total"
+    assert metrics.value(requests, space="b", outcome="access_denied") == 1
+    assert metrics.value(requests, space="", outcome="access_denied") == 0
+
+
+async def test_reads_are_counted_and_timed_per_endpoint_space_and_outcome(hq: Any) -> None:
+    reader = {"logspace.space-token": "reader-of-b"}
+    writer = {"logspace.space-token": "second-of-b"}
+    window = {"start": "2015-05-18T00:00:00Z", "end": "2015-05-19T00:00:00Z", "gap": 3600}
+    answers = [
+        await hq.get("/events", headers=reader),
+        await hq.post("/api/events", json={"size": 1}, headers=reader),
+        await hq.get("/events", params={"size": "x"}, headers=reader),
+        await hq.get("/events/export", params={"format": "csv"}, headers=reader),
+        await hq.post("/time-series", json={**window, "definitions": [{}]}, headers=reader),
+        await hq.get("/suggestions", headers=writer),
+        await hq.get("/agent-activity", headers={"logspace.space-token": "unknown"}),
+    ]
+
+    metrics = await scrape(hq)
+
+    assert [a.status_code for a in answers] == [200, 200, 400, 200, 200, 403, 403]
+    reads = "logspace_read_requests_total"
+    assert metrics.value(reads, endpoint="search", space="b", outcome="ok") == 2
+    assert metrics.value(reads, endpoint="search", space="b", outcome="invalid_parameter") == 1
+    assert metrics.value(reads, endpoint="export", space="b", outcome="ok") == 1
+    assert metrics.value(reads, endpoint="time-series", space="b", outcome="ok") == 1
+    assert metrics.value(reads, endpoint="suggestions", space="b", outcome="access_denied") == 1
+    assert (
+        metrics.value(reads, endpoint="agent-activity", space="", outcome="invalid_space_token")
+        == 1
+    )
+    assert metrics.value("logspace_read_seconds_count", endpoint="search") == 3
+    assert metrics.value("logspace_read_seconds_count", endpoint="export") == 1
+    assert metrics.value("logspace_requests_total", space="b", outcome="accepted") == 0
+
+
+async def test_elasticsearch_failures_on_reads_are_counted(make_hq: Any) -> None:
+    async with make_hq(es_url="http://127.0.0.1:9") as hq:
+        response = await hq.get("/events", headers={"logspace.space-token": "development"})
+        metrics = await scrape(hq)
+
+    assert response.status_code == 503
+    errors = "logspace_elasticsearch_errors_total"
+    assert metrics.value(errors, operation="read", reason="unavailable") == 1
+    reads = "logspace_read_requests_total"
+    assert metrics.value(reads, endpoint="search", space="development", outcome="store_unavailable")
+
+
+async def test_metrics_need_the_metrics_token_when_one_is_set(make_hq: Any) -> None:
+    """The metrics name every space, so an operator may keep them to the scraper."""
+    async with make_hq(metrics_token="scrape-secret") as hq:
+        missing = await hq.get("/metrics")
+        space_token = await hq.get("/metrics", headers={"authorization": "Bearer development"})
+        right = await hq.get("/metrics", headers={"authorization": "Bearer scrape-secret"})
+
+    assert missing.status_code == 401
+    assert missing.json()["type"] == "METRICS_TOKEN_REQUIRED"
+    assert missing.headers["www-authenticate"] == 'Bearer realm="metrics"'
+    assert space_token.status_code == 401
+    assert right.status_code == 200
+    assert "logspace_requests_total" in right.text

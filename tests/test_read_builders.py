@@ -265,6 +265,41 @@ async def test_csv_has_a_header_with_the_property_columns_and_quotes_only_when_n
     assert text.endswith("\r\n")
 
 
+FORMULAS = ['=HYPERLINK("http://x")', "+1+2", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+
+
+async def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_escaped() -> None:
+    """OWASP's advice: such text cells start with `'`; numbers (even negative) stay numbers."""
+    fetch = Pages(
+        [
+            hit(
+                n, marker=text, **{"string-properties": {"s": [text]}, "long-properties": {"n": -5}}
+            )
+            for n, text in enumerate(FORMULAS)
+        ]
+        + [hit(9, marker="a=b", **{"double-properties": {"d": -0.5}})]
+    )
+    columns = ["double-properties.d", "long-properties.n", "string-properties.s"]
+
+    text = (await run(read({"format": "csv"}), fetch, columns)).decode()
+
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert [row[7] for row in rows[1:]] == [*(f"'{f}" for f in FORMULAS), "a=b"]
+    assert [row[10] for row in rows[1:]] == [*(f"'{f}" for f in FORMULAS), ""]
+    assert [row[9] for row in rows[1:]] == ["-5"] * len(FORMULAS) + [""]
+    assert rows[-1][8] == "-0.5"
+
+
+async def test_csv_formulas_are_kept_as_they_are_when_asked_for() -> None:
+    fetch = Pages([hit(1, marker="=1+2")])
+
+    text = (await run(read({"format": "csv", "formulas": "keep"}), fetch)).decode()
+
+    assert list(csv.reader(io.StringIO(text, newline="")))[1][7] == "=1+2"
+    with pytest.raises(InvalidParameter, match="expected one of escape, keep"):
+        read({"format": "csv", "formulas": "no"})
+
+
 async def test_exports_are_fetched_page_by_page_until_the_limit() -> None:
     fetch = Pages([hit(n) for n in range(2500)])
 
@@ -321,15 +356,20 @@ def test_bad_activity_parameters_get_a_400(items: list[tuple[str, str]], paramet
 
 
 def test_agents_sort_by_count_or_name_with_ties_in_name_order() -> None:
-    a, b, c = (
+    """Ties are in order of system, then agent id, whichever way the sort goes (docs/api.md)."""
+    a, b, c, d = (
         activity.Agent("h1", "os/cpu", 5),
         activity.Agent("h2", "os/cpu", 5),
         activity.Agent("h1", "jvm", 9),
+        activity.Agent("h2", "jvm", 5),
     )
-    assert activity.ordered([a, b, c], "count:desc") == [c, a, b]
-    assert activity.ordered([a, b, c], "count:asc") == [a, b, c]
-    assert activity.ordered([a, b, c], "system:asc") == [c, a, b]
-    assert activity.ordered([a, b, c], "agent-id:desc") == [b, a, c]
+    agents = [b, d, a, c]
+    assert activity.ordered(agents, "count:desc") == [c, a, d, b]
+    assert activity.ordered(agents, "count:asc") == [a, d, b, c]
+    assert activity.ordered(agents, "system:asc") == [c, a, d, b]
+    assert activity.ordered(agents, "system:desc") == [d, b, c, a]
+    assert activity.ordered(agents, "agent-id:asc") == [c, d, a, b]
+    assert activity.ordered(agents, "agent-id:desc") == [a, b, c, d]
 
 
 def test_histograms_are_split_so_no_search_has_too_many_buckets() -> None:

@@ -160,9 +160,9 @@ def test_sigterm_lets_the_request_in_flight_finish(proxy: Proxy, prefix: str, st
 FAULT_NODE_PORT = "9281"
 
 
-def node(command: str) -> str:
+def node(command: str, port: str = FAULT_NODE_PORT) -> str:
     """Drive a node of this test's own, which it may stop and start."""
-    env = os.environ | {"LOGSPACE_ES_PORT": FAULT_NODE_PORT, "LOGSPACE_ES_HEAP": "512m"}
+    env = os.environ | {"LOGSPACE_ES_PORT": port, "LOGSPACE_ES_HEAP": "512m"}
     done = subprocess.run(
         [str(ROOT / "scripts" / "es"), command],
         env=env,
@@ -245,3 +245,74 @@ async def test_events_acknowledged_while_elasticsearch_restarts_are_stored_exact
     assert outcomes.get(503, 0) > 0, "the restart should have been noticed"
     assert set(per_id) == acknowledged
     assert set(per_id.values()) == {1}
+
+
+# -- Elasticsearch's disk past its flood-stage watermark --------------------------------
+
+FLOOD_NODE_PORT = "9285"
+# Free space no disk has: the node is past every watermark at the next disk check.
+FLOOD = {
+    "cluster.routing.allocation.disk.threshold_enabled": True,
+    "cluster.routing.allocation.disk.watermark.low": "100000tb",
+    "cluster.routing.allocation.disk.watermark.high": "99999tb",
+    "cluster.routing.allocation.disk.watermark.flood_stage": "99998tb",
+    "cluster.info.update.interval": "10s",
+}
+
+
+@pytest.fixture
+def floodable_es() -> Iterator[str]:
+    """A node of this test's own; its disk settings are put back before it stops."""
+    url = node("start", FLOOD_NODE_PORT)
+    yield url
+    with httpx.Client(base_url=url, timeout=60) as es:
+        es.put("/_cluster/settings", json={"persistent": dict.fromkeys(FLOOD)})
+        es.delete("/*", params={"expand_wildcards": "all"})
+        es.delete("/_index_template/*")
+    node("stop", FLOOD_NODE_PORT)
+
+
+def flood(url: str, index: str) -> None:
+    """Put the node past its flood-stage watermark; wait until `index` is made read-only."""
+    with httpx.Client(base_url=url, timeout=60) as es:
+        es.put("/_cluster/settings", json={"persistent": FLOOD}).raise_for_status()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            blocks = es.get(f"/{index}/_settings", params={"filter_path": "**.blocks"}).json()
+            if blocks:
+                return
+            time.sleep(0.5)
+    raise AssertionError(f"{index} did not get the flood-stage block")
+
+
+async def test_a_full_disk_is_reported_in_elasticsearchs_own_words_and_soon(
+    make_hq: Any, floodable_es: str, prefix: str
+) -> None:
+    """Past the flood-stage watermark, a write to an existing index answers 503 with the
+    block, at once; one that needs a new monthly index, which Elasticsearch creates but cannot
+    place, answers 503 with the allocation's reason once the retry window has passed (not
+    after 30 s with "ConnectionTimeout")."""
+    async with make_hq(es_url=floodable_es, es_retry_seconds=1.0, es_timeout=30) as hq:
+        before = await hq.put_events([make_event(timestamp="2021-01-05T00:00:00Z")])
+        await asyncio.to_thread(flood, floodable_es, f"{prefix}-development-2021.01")
+        existing = await hq.put_events([make_event(timestamp="2021-01-06T00:00:00Z")])
+        started = time.monotonic()
+        new = await hq.put_events([make_event(timestamp="2021-02-06T00:00:00Z")])
+        waited = time.monotonic() - started
+
+    assert before.status_code == 202
+    assert existing.status_code == 503
+    assert existing.json()["parameters"]["reason"].startswith(
+        "Elasticsearch could not take some events now: 429 cluster_block_exception: index "
+        f"[{prefix}-development-2021.01] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded "
+        "flood-stage watermark"
+    )
+    assert new.status_code == 503
+    reason = new.json()["parameters"]["reason"]
+    assert reason.startswith(
+        f"index {prefix}-development-2021.02 has no primary shard and Elasticsearch cannot "
+        "allocate one: disk_threshold: the node is above the high watermark"
+    )
+    assert reason in new.json()["message"]
+    assert new.headers["retry-after"] == "1"
+    assert waited < 30, "answered when HQ's own request timeout ran out"

@@ -3,7 +3,11 @@ very documents `decode` gives; anything else is left to the slower paths, never 
 
 from __future__ import annotations
 
+import itertools
 import json
+import string
+import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -477,4 +481,51 @@ def test_a_damaged_java_batch_gets_the_same_result_either_way(
 
     fast, thorough = both(damaged, WIDE)
 
+    assert fast == thorough
+
+
+def _names_batch(count: int, colliding: bool) -> bytes:
+    """`count` distinct long-property names of 20 bytes, 200 to an event. Colliding names share
+    their first and last 8 bytes (`AAAAAAAA` + 4 varying + `BBBBBBBB`), ordinary ones do not."""
+    alphabet = string.ascii_letters + string.digits
+    varying = ["".join(p) for p in itertools.islice(itertools.product(alphabet, repeat=4), count)]
+    names = [f"AAAAAAAA{v}BBBBBBBB" if colliding else f"{v}AAAAAAAABBBBBBBB" for v in varying]
+    return orjson.dumps(
+        [event(long_properties=dict.fromkeys(names[i : i + 200], 1)) for i in range(0, count, 200)]
+    )
+
+
+def _best_seconds(body: bytes, limits: Limits, runs: int = 5) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        transcoded(body, limits)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def test_property_names_chosen_to_collide_cost_no_more_than_ordinary_ones() -> None:
+    """Hash flooding: 20000 names alike but for 4 bytes in the middle take about as long as
+    20000 ordinary names of the same size (the one timing ratio the suite allows, bound 5x)."""
+    colliding, ordinary = _names_batch(20_000, True), _names_batch(20_000, False)
+    assert len(colliding) == len(ordinary)
+    limits = replace(DEFAULT_LIMITS, max_fields=20_000)  # every name is hashed and kept
+    assert transcoded(colliding, limits) is not None
+    assert transcoded(ordinary, limits) is not None
+
+    ratio = _best_seconds(colliding, limits) / _best_seconds(ordinary, limits)
+
+    assert ratio < 5, f"colliding names took {ratio:.1f} times as long as ordinary ones"
+
+
+def test_a_batch_with_more_distinct_properties_than_a_space_may_have_is_left_to_the_budget() -> (
+    None
+):
+    """The C path stops counting names past `max_fields` (the space's property budget): such a
+    batch can never be stored, and the slower path names every property over the budget."""
+    body = _names_batch(1001, False)
+
+    assert transcoded(body, replace(DEFAULT_LIMITS, max_fields=1001)) is not None
+    assert transcoded(body, replace(DEFAULT_LIMITS, max_fields=1000)) is None
+    fast, thorough = both(body, replace(DEFAULT_LIMITS, max_fields=1000))
     assert fast == thorough

@@ -46,6 +46,11 @@ _EXPORT_PARAMETERS = [
         {"enum": ["comma", "semicolon", "tab"], "default": "comma"},
     ),
     query("limit", "Export at most this many events.", {"type": "integer", "minimum": 1}),
+    query(
+        "formulas",
+        "CSV only: `escape` puts `'` before text a spreadsheet would run as a formula.",
+        {"enum": ["escape", "keep"], "default": "escape"},
+    ),
 ]
 _SUGGEST_PARAMETERS = [
     query("text", "Case-insensitive prefix of a name or of a word in it.", {"type": "string"}),
@@ -185,7 +190,7 @@ def document() -> dict[str, Any]:
                 "post": {
                     "operationId": "suggestWithBody",
                     "summary": "The same, with its parameters as a JSON body.",
-                    "requestBody": body({"type": "object"}),
+                    "requestBody": body(ref("SuggestRequest")),
                     "responses": {"200": json_content(ref("Suggestions")), **_READ_ERRORS},
                 },
             },

@@ -24,6 +24,51 @@ _CONTROLLER_ID: Final = {
 }
 _HEADER: Final = {"schema": {"type": "string"}}
 
+# What a controller uploads; a stored upload is the same plus `updated` (and `space` is set).
+_CAPABILITIES: Final[dict[str, Any]] = {
+    "id": {"type": "string"},
+    "system": {"type": "string"},
+    "space": {"type": "string", "description": "Ignored: HQ sets the token's space."},
+    "agent-capabilities": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["id", "trigger-types"],
+            "additionalProperties": False,
+            "properties": {
+                "id": {"type": "string"},
+                "type": {"type": "string"},
+                "trigger-types": {"type": "array", "items": _TRIGGER},
+                "property-descriptions": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "type"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "type": {
+                                "enum": [
+                                    "BOOLEAN",
+                                    "DATE",
+                                    "DOUBLE",
+                                    "FLOAT",
+                                    "INTEGER",
+                                    "LONG",
+                                    "STRING",
+                                ]
+                            },
+                            "units": {
+                                "type": "object",
+                                "additionalProperties": {"type": "number"},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
 SCHEMAS: Final[dict[str, Any]] = {
     "Order": {
         "type": "object",
@@ -56,55 +101,18 @@ SCHEMAS: Final[dict[str, Any]] = {
         "type": "object",
         "required": ["id"],
         "additionalProperties": False,
-        "properties": {
-            "id": {"type": "string"},
-            "system": {"type": "string"},
-            "space": {"type": "string", "description": "Ignored: HQ sets the token's space."},
-            "agent-capabilities": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "trigger-types"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "id": {"type": "string"},
-                        "type": {"type": "string"},
-                        "trigger-types": {"type": "array", "items": _TRIGGER},
-                        "property-descriptions": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["name", "type"],
-                                "properties": {
-                                    "name": {"type": "string"},
-                                    "type": {
-                                        "enum": [
-                                            "BOOLEAN",
-                                            "DATE",
-                                            "DOUBLE",
-                                            "FLOAT",
-                                            "INTEGER",
-                                            "LONG",
-                                            "STRING",
-                                        ]
-                                    },
-                                    "units": {
-                                        "type": "object",
-                                        "additionalProperties": {"type": "number"},
-                                    },
-                                },
-                            },
-                        },
-                    },
-                },
-            },
-        },
+        "properties": _CAPABILITIES,
     },
+    # Not an `allOf` with Capabilities: its `additionalProperties: false` would refuse `updated`.
     "StoredCapabilities": {
-        "allOf": [
-            ref("Capabilities"),
-            {"type": "object", "required": ["space", "updated"], "properties": {"updated": _TIME}},
-        ]
+        "type": "object",
+        "required": ["id", "space", "agent-capabilities", "updated"],
+        "additionalProperties": False,
+        "properties": {
+            **_CAPABILITIES,
+            "space": {"type": "string", "description": "The space of the token."},
+            "updated": _TIME,
+        },
     },
     "OrderListing": {
         "type": "object",
