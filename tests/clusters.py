@@ -98,8 +98,22 @@ class LocalNode:
     heap: str = HEAP
 
     @classmethod
-    def on_free_ports(cls) -> LocalNode:
-        return cls(free_port_block(1))
+    def started_on_free_ports(cls) -> LocalNode:
+        """A new node, started; a port taken meanwhile by someone else is skipped."""
+        port = 0
+        for _ in range(3):
+            port = free_port_block(1, after=port)
+            node = cls(port)
+            try:
+                node.start()
+                return node
+            except EsScriptError as error:
+                with contextlib.suppress(EsScriptError):
+                    node.stop()
+                    node.purge()
+                if not _taken(error):
+                    raise
+        raise EsScriptError("three free ports were taken before the node could start")
 
     @property
     def url(self) -> str:
