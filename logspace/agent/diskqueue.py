@@ -1,9 +1,10 @@
 """DiskQueue: the agent's durable FIFO of encoded events, in one SQLite file.
 
 Events are appended as the exact JSON bytes that will be sent, and removed only once HQ has
-answered for them, so they survive agent restarts and HQ or Elasticsearch outages. Each append
-is its own committed transaction (WAL, `synchronous=NORMAL`): a crash of the process loses
-nothing that `put` returned for; a power cut may lose the last moments.
+answered for them, so they survive agent restarts and HQ or Elasticsearch outages. Each `put`
+is one committed transaction (WAL, `synchronous=NORMAL`): a crash of the process loses
+nothing that `put` returned for; a power cut may lose the last moments. Senders do not call
+`put` per event: their `Buffer` commits groups of events from a thread of its own.
 
 The queue is bounded by `max_bytes` of event JSON. When an event does not fit, the policy
 decides: `drop-oldest` (the default) deletes the oldest events until it fits, keeping the
@@ -40,6 +41,9 @@ INSERT OR IGNORE INTO counters VALUES ('enqueued', 0), ('sent', 0), ('dropped', 
 
 Row = tuple[int, bytes]
 
+# Sequence numbers per statement when removing events (SQLite allows at least 999 parameters).
+_CHUNK = 500
+
 
 class QueueInUse(RuntimeError):
     """Another process holds the queue file."""
@@ -47,13 +51,17 @@ class QueueInUse(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
-    """Counters since the queue file was created, and what it holds now."""
+    """Counters since the queue file was created, and what it holds now.
+
+    `buffered` is the part of `queued` still in a sender's memory, not yet committed to the
+    file: what a crash of the process would lose (always 0 for the queue itself)."""
 
     enqueued: int
     sent: int
     dropped: int
     queued: int
     queued_bytes: int
+    buffered: int = 0
 
 
 class DiskQueue:
@@ -108,24 +116,39 @@ class DiskQueue:
     def size_bytes(self) -> int:
         return int(self._bytes)
 
-    def put(self, bodies: Sequence[bytes]) -> list[bytes]:
-        """Append events; returns the events dropped to respect `max_bytes` (old or new)."""
-        now = self._clock()
-        dropped: list[bytes] = []
+    def put(
+        self, bodies: Sequence[bytes], *, dropped: int = 0, created: float | None = None
+    ) -> list[bytes]:
+        """Append events in one transaction; returns the events dropped to respect
+        `max_bytes` (old or new). `dropped` counts events accepted before but dropped on their
+        way here (by a sender's buffer): counted as enqueued and dropped in the same
+        transaction. `created` (wall-clock seconds) defaults to now."""
+        now = self._clock() if created is None else created
+        spilled: list[bytes] = []
         with self._lock:
             self._check_open()
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for body in bodies:
-                    dropped.extend(self._put_one(body, now))
-                self._add_counter("enqueued", len(bodies))
-                self._add_counter("dropped", len(dropped))
+                size = sum(len(body) for body in bodies)
+                if self._bytes + size <= self.max_bytes:
+                    # The common case, in one statement: nothing has to make room.
+                    self._db.executemany(
+                        "INSERT INTO events (body, created) VALUES (?, ?)",
+                        [(body, now) for body in bodies],
+                    )
+                    self._count += len(bodies)
+                    self._bytes += size
+                else:
+                    for body in bodies:
+                        spilled.extend(self._put_one(body, now))
+                self._add_counter("enqueued", len(bodies) + dropped)
+                self._add_counter("dropped", len(spilled) + dropped)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 self._resync()
                 raise
-        return dropped
+        return spilled
 
     def _put_one(self, body: bytes, now: float) -> list[bytes]:
         if len(body) > self.max_bytes:
@@ -193,14 +216,16 @@ class DiskQueue:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 removed = 0
-                for seq in seqs:
-                    row = self._db.execute(
-                        "SELECT length(body) FROM events WHERE seq = ?", (seq,)
+                for start in range(0, len(seqs), _CHUNK):
+                    chunk = seqs[start : start + _CHUNK]
+                    where = f"WHERE seq IN ({','.join('?' * len(chunk))})"
+                    count, size = self._db.execute(
+                        f"SELECT count(*), coalesce(sum(length(body)), 0) FROM events {where}",  # noqa: S608 - only placeholders
+                        chunk,
                     ).fetchone()
-                    if row is not None:
-                        self._db.execute("DELETE FROM events WHERE seq = ?", (seq,))
-                        removed += 1
-                        self._bytes -= row[0]
+                    self._db.execute(f"DELETE FROM events {where}", chunk)  # noqa: S608 - as above
+                    removed += count
+                    self._bytes -= size
                 self._count -= removed
                 # Events the full-queue policy already removed were counted as dropped then.
                 self._add_counter(counter, removed)
