@@ -138,7 +138,7 @@ class Buffer:
         with self._lock:
             self._wake.clear()
             self._due.clear()
-            bodies, self._bodies = self._bodies, deque()
+            bodies, self._bodies = list(self._bodies), deque()
             size, self._bytes = self._bytes, 0
             created = self._created
             dropped, self._dropped = self._dropped, 0
