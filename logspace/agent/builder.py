@@ -8,9 +8,9 @@ them, so an event that passes here is never rejected by an HQ of the same versio
 from __future__ import annotations
 
 import functools
+import os
 import socket
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
@@ -34,6 +34,7 @@ __all__ = [
     "instant_from_timestamp",
     "new_event",
     "now_instant",
+    "random_id",
 ]
 
 Event = dict[str, Any]
@@ -93,6 +94,16 @@ def now_instant() -> str:
     return instant_from_ms(time.time_ns() // 1_000_000)
 
 
+# The variant digit of a version 4 UUID (binary 10xx) for each random hex digit.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+def random_id() -> str:
+    """A random (version 4) UUID as text, as `str(uuid.uuid4())` but a third of its cost."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
 def new_event(
     type: str,
     agent_id: str | None = None,
@@ -103,7 +114,7 @@ def new_event(
 ) -> Event:
     """The required fields of an event, with the defaults `EventBuilder` documents."""
     return {
-        "id": id or str(uuid.uuid4()),
+        "id": id or random_id(),
         "type": type,
         "system": system or default_system(),
         "agent-id": agent_id or type,
