@@ -39,6 +39,8 @@ log = logging.getLogger("logspace.agent")
 
 # After a commit failed (e.g. a full disk), the buffer waits this long before trying again.
 _RETRY_SECONDS = 1.0
+# Dropped events kept for the report until the next commit, at least (see `_drop`).
+_REPORTED_BYTES = 1024 * 1024
 
 
 class BufferClosed(RuntimeError):
@@ -123,16 +125,22 @@ class Buffer:
 
     def _drop(self, body: bytes) -> None:
         self._dropped += 1
-        # Kept for `on_drop` up to the buffer's own size: a disk stalled for long must not
-        # turn the drops into unbounded memory. Beyond that they are counted only.
-        if self._unreported_bytes + len(body) <= self.max_bytes:
+        # Kept for `on_drop` up to the buffer's own size (at least 1 MiB): a disk stalled for
+        # long must not turn the drops into unbounded memory. Beyond that they are counted only.
+        if self._unreported_bytes + len(body) <= max(self.max_bytes, _REPORTED_BYTES):
             self._unreported.append(body)
             self._unreported_bytes += len(body)
 
-    def commit(self) -> None:
-        """Move everything buffered into the queue now, in one transaction."""
+    def commit(self) -> bool:
+        """Move everything buffered into the queue now, in one transaction; False if the queue
+        failed (logged; the events stay buffered and the buffer's thread tries again)."""
         with self._commit_lock:
-            self._commit()
+            try:
+                self._commit()
+            except Exception:
+                log.exception("could not commit events to the queue; trying again")
+                return False
+        return True
 
     def _commit(self) -> None:
         with self._lock:
@@ -192,10 +200,7 @@ class Buffer:
                 self._due.wait(self.interval)
             if self._stopping:
                 return
-            try:
-                self.commit()
-            except Exception:
-                log.exception("could not commit events to the queue; trying again")
+            if not self.commit():
                 self._due.wait(_RETRY_SECONDS)
 
     def stats(self) -> QueueStats:
