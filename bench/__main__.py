@@ -1,8 +1,11 @@
-"""`make bench`: every figure of issue 7, as ratios against references measured in the same run.
+"""`make bench`: every figure of issues 7 and 18, as ratios against references measured in the
+same run. `python -m bench g` (or any subset of the figures' letters) runs only those.
 
 Knobs (environment): BENCH_QUICK=1 for a short development run; BENCH_PAIRS, BENCH_ARM_SECONDS,
 BENCH_LATENCY_SECONDS, BENCH_LATENCY_BULK, BENCH_SWEEP ("500,1000:2,4" = bulk sizes x
-concurrencies), BENCH_FIGURES (a subset of "abcde"), BENCH_MEMORY_K, BENCH_MEMORY_REPEATS.
+concurrencies), BENCH_FIGURES (a subset of "abcdeg"; the command line wins), BENCH_MEMORY_K,
+BENCH_MEMORY_REPEATS; for (g) BENCH_G_SECONDS, BENCH_G_LIGHT_SECONDS, BENCH_G_CONNECTIONS,
+BENCH_G_RECORDS.
 Elasticsearch: LOGSPACE_ES_URL, else a dedicated node on BENCH_ES_PORT (9290) with
 BENCH_ES_HEAP (2g), started and stopped here with `scripts/es`.
 """
@@ -24,7 +27,7 @@ import uvloop
 from logspace.settings import Settings
 from logspace.store import Store
 
-from . import memory, pipeline, report
+from . import memory, overhead, pipeline, report
 from .documents import Pool
 from .load import Elasticsearch, Latency, Throughput, offer, saturate, sender
 from .procs import DedicatedNode, HQProcess, cpu_seconds
@@ -51,11 +54,16 @@ class Plan:
     latency_bulk: int = int(_env("BENCH_LATENCY_BULK", "1000"))
     sweep: str = _env("BENCH_SWEEP", "500,1000,2000,5000:2,4,8", "1000,5000:2,4")
     sweep_seconds: float = float(_env("BENCH_SWEEP_SECONDS", "6", "4"))
-    figures: str = _env("BENCH_FIGURES", "abcde")
+    figures: str = sys.argv[1] if len(sys.argv) > 1 else _env("BENCH_FIGURES", "abcdeg")
     memory_k: str = _env("BENCH_MEMORY_K", "1,8,32,128", "1,8,32")
     memory_repeats: int = int(_env("BENCH_MEMORY_REPEATS", "3", "1"))
     memory_body_events: int = 370  # about 230 KB, the design's body size
     memory_hold_seconds: float = 4.0
+    # (g): wrk arms as in issue 18 (16 connections, 10 s); log records per (g4) arm.
+    g_seconds: float = float(_env("BENCH_G_SECONDS", "10", "5"))
+    g_light_seconds: float = float(_env("BENCH_G_LIGHT_SECONDS", "5", "3"))
+    g_connections: int = int(_env("BENCH_G_CONNECTIONS", "16"))
+    g_records: int = int(_env("BENCH_G_RECORDS", "100000", "50000"))
 
     @property
     def mode(self) -> str:
@@ -78,6 +86,9 @@ class Bench:
         self.es = Elasticsearch(es_url, PREFIX)
         self.figures: list[Figure] = []
         self.appendix: list[str] = []
+        # Figure (g) is a part of its own in bench/results.md (see report.write_part).
+        self.overhead_figures: list[Figure] = []
+        self.overhead_appendix: list[str] = []
         self.data: dict[str, Any] = {}
         self.hq: HQProcess | None = None
         self.session: aiohttp.ClientSession | None = None
@@ -123,6 +134,8 @@ class Bench:
                     await self.latency(pool)
             if "d" in self.plan.figures:
                 await self.memory()
+            if "g" in self.plan.figures:
+                await self.overhead()
         finally:
             await self.session.close()
             await asyncio.to_thread(self.hq.stop)
@@ -392,6 +405,127 @@ class Bench:
             + "\n".join(appendix)
         )
 
+    # -- (g) -------------------------------------------------------------------------------
+
+    async def overhead(self) -> None:
+        """What the agents cost an application (issue 18): requests/s and p99 with and
+        without the request agent, log records/s through LogHandler and a FileHandler."""
+        assert self.hq is not None
+        wrk = overhead.ensure_wrk(say)
+        plan = self.plan
+        with overhead.workspace() as work:
+            ctx = overhead.Context(
+                wrk=wrk,
+                hq_url=self.hq.url,
+                es_url=self.es_url,
+                prefix=PREFIX,
+                pids={"es": self.node.pid(), "hq": self.hq.pid},
+                work=work,
+                say=say,
+            )
+            measured = await asyncio.to_thread(
+                overhead.measure,
+                ctx,
+                plan.pairs,
+                plan.g_seconds,
+                plan.g_light_seconds,
+                plan.g_connections,
+                plan.g_records,
+            )
+        self.data["overhead"] = measured.as_json()
+        for key, kind, server in (("g1", "asgi", "uvicorn"), ("g2", "wsgi", "gunicorn")):
+            arms = measured.apps[kind]
+            ratios, rejected = report.keep_undisturbed(
+                [p.wrk.rate for p, _ in arms], [a.wrk.rate / p.wrk.rate for p, a in arms]
+            )
+            self.overhead_figures.append(
+                Figure(
+                    key,
+                    f"{kind.upper()} app ({server}) requests/s with the agent / without",
+                    ratios,
+                    ">= 0.75",
+                    ">= 0.9",
+                    rejected=rejected,
+                )
+            )
+        for key, kind, gated in (("g3", "asgi", True), ("g3-wsgi", "wsgi", False)):
+            self.overhead_figures.append(
+                Figure(
+                    key,
+                    f"p99 latency added by the agent, {kind.upper()} app, one connection",
+                    [a.light.p99 - p.light.p99 for p, a in measured.apps[kind]],
+                    "<= 1",
+                    "<= 0.2",
+                    unit="ms",
+                    gated=gated,
+                )
+            )
+        for kind in ("asgi", "wsgi"):
+            self.overhead_figures.append(
+                Figure(
+                    f"g-cpu-{kind}",
+                    f"app CPU per request added by the agent, {kind.upper()} (shipping included)",
+                    [
+                        a.cpu_us_per_request("app") - p.cpu_us_per_request("app")
+                        for p, a in measured.apps[kind]
+                    ],
+                    "",
+                    unit="us",
+                    gated=False,
+                )
+            )
+        ratios, rejected = report.keep_undisturbed(
+            [s.rate for s, _ in measured.logs], [a.rate / s.rate for s, a in measured.logs]
+        )
+        self.overhead_figures.append(
+            Figure(
+                "g4",
+                "log records/s through `LogHandler` / through a `FileHandler`",
+                ratios,
+                ">= 0.5",
+                ">= 0.8",
+                rejected=rejected,
+            )
+        )
+        rows = []
+        for kind, arms in measured.apps.items():
+            for i, (p, a) in enumerate(arms):
+                rows.append(
+                    f"| {kind.upper()} | {i + 1} | {p.wrk.rate:.0f} | {a.wrk.rate:.0f} | "
+                    f"{a.wrk.rate / p.wrk.rate:.3f} | {p.wrk.p50:.2f} / {p.wrk.p99:.2f} | "
+                    f"{a.wrk.p50:.2f} / {a.wrk.p99:.2f} | {p.light.p50:.3f} / "
+                    f"{p.light.p99:.3f} | {a.light.p50:.3f} / {a.light.p99:.3f} | "
+                    f"{p.cpu_us_per_request('app'):.1f} | {a.cpu_us_per_request('app'):.1f} | "
+                    f"{a.cpu_us_per_request('hq'):.1f} | {a.cpu_us_per_request('es'):.1f} | "
+                    f"{a.stored} of {a.stats['enqueued']} |"
+                )
+        logs = [
+            f"| {i + 1} | {s.rate:.0f} | {a.rate:.0f} | {a.rate / s.rate:.3f} | "
+            f"{a.stored} of {a.stats['enqueued']} |"
+            for i, (s, a) in enumerate(measured.logs)
+        ]
+        self.overhead_appendix.append(
+            f"### (g) Apps under `wrk`: {plan.g_light_seconds:g} s over one connection, "
+            f"then {plan.g_seconds:g} s of `wrk -t2 -c{plan.g_connections}`\n\n"
+            "Each arm is a fresh server process, warmed up by 2 s of wrk. Saturated: requests/s "
+            "and p50 / p99 at 16 connections; light: p50 / p99 over one connection (ms). CPU is "
+            "utime+stime over the saturated run per request answered; HQ and ES CPU in the agent "
+            "arm is the indexing of the app's events, on the same cores (in the plain arm they "
+            'idle). "In ES" is what Elasticsearch holds of the arm\'s events after the '
+            "server's clean stop, against the sender's `enqueued` (warm-up included).\n\n"
+            "| app | pair | plain req/s | agent req/s | ratio | plain sat. p50 / p99 | "
+            "agent sat. p50 / p99 | plain light p50 / p99 | agent light p50 / p99 | "
+            "app CPU-us/req plain | app CPU-us/req agent | HQ CPU-us/req agent | "
+            "ES CPU-us/req agent | in ES |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+        )
+        self.overhead_appendix.append(
+            f"### (g4) Log records, {plan.g_records} per arm (after {plan.g_records // 10} "
+            "not counted), a process per arm\n\n"
+            "| pair | FileHandler records/s | LogHandler records/s | ratio | in ES |\n"
+            "|---|---|---|---|---|\n" + "\n".join(logs)
+        )
+
     # -- (b) -------------------------------------------------------------------------------
 
     def in_process(self) -> None:
@@ -525,14 +659,25 @@ async def main() -> int:
     }
     notes_file = HERE / "optimisations.md"
     notes = notes_file.read_text() if notes_file.exists() else ""
-    table = report.write(
-        run, bench.figures, "## Appendix: absolute figures\n\n" + "\n\n".join(bench.appendix), notes
-    )
+    figures = bench.figures + bench.overhead_figures
+    report.record(run, figures)
     print()
-    print(table)
+    if bench.figures:
+        appendix = "## Appendix: absolute figures\n\n" + "\n\n".join(bench.appendix)
+        print(report.write(run, bench.figures, appendix, notes))
+    if bench.overhead_figures:
+        print(
+            report.write_part(
+                run,
+                "g",
+                "(g) What the agents cost an application (issue 18)",
+                bench.overhead_figures,
+                "\n\n".join(bench.overhead_appendix),
+            )
+        )
     name = "results" if plan.mode == "full" else "results-quick"
     print(f"\nbench/{name}.md written ({run['seconds']} s)")
-    return 0 if all(f.passes for f in bench.figures) else 1
+    return 0 if all(f.passes for f in figures) else 1
 
 
 if __name__ == "__main__":
