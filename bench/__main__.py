@@ -5,7 +5,7 @@ Knobs (environment): BENCH_QUICK=1 for a short development run; BENCH_PAIRS, BEN
 BENCH_LATENCY_SECONDS, BENCH_LATENCY_BULK, BENCH_SWEEP ("500,1000:2,4" = bulk sizes x
 concurrencies), BENCH_FIGURES (a subset of "abcdeg"; the command line wins), BENCH_MEMORY_K,
 BENCH_MEMORY_REPEATS; for (g) BENCH_G_SECONDS, BENCH_G_LIGHT_SECONDS, BENCH_G_CONNECTIONS,
-BENCH_G_RECORDS.
+BENCH_G_RECORDS; BENCH_NOTE, a sentence for the results (e.g. what else ran on the machine).
 Elasticsearch: LOGSPACE_ES_URL, else a dedicated node on BENCH_ES_PORT (9290) with
 BENCH_ES_HEAP (2g), started and stopped here with `scripts/es`.
 """
@@ -414,117 +414,147 @@ class Bench:
         wrk = overhead.ensure_wrk(say)
         plan = self.plan
         with overhead.workspace() as work:
-            ctx = overhead.Context(
-                wrk=wrk,
-                hq_url=self.hq.url,
-                es_url=self.es_url,
-                prefix=PREFIX,
-                pids={"es": self.node.pid(), "hq": self.hq.pid},
-                work=work,
-                say=say,
-            )
-            measured = await asyncio.to_thread(
-                overhead.measure,
-                ctx,
-                plan.pairs,
-                plan.g_seconds,
-                plan.g_light_seconds,
-                plan.g_connections,
-                plan.g_records,
-            )
-        self.data["overhead"] = measured.as_json()
-        for key, kind, server in (("g1", "asgi", "uvicorn"), ("g2", "wsgi", "gunicorn")):
-            arms = measured.apps[kind]
-            ratios, rejected = report.keep_undisturbed(
-                [p.wrk.rate for p, _ in arms], [a.wrk.rate / p.wrk.rate for p, a in arms]
-            )
-            self.overhead_figures.append(
-                Figure(
-                    key,
-                    f"{kind.upper()} app ({server}) requests/s with the agent / without",
-                    ratios,
-                    ">= 0.75",
-                    ">= 0.9",
-                    rejected=rejected,
+            stub = await asyncio.to_thread(overhead.StubHQ, work / "stub.log")
+            try:
+                ctx = overhead.Context(
+                    wrk=wrk,
+                    hq_url=self.hq.url,
+                    stub_url=stub.url,
+                    es_url=self.es_url,
+                    prefix=PREFIX,
+                    pids={"es": self.node.pid(), "hq": self.hq.pid, "stub": stub.pid},
+                    work=work,
+                    say=say,
                 )
-            )
-        for key, kind, gated in (("g3", "asgi", True), ("g3-wsgi", "wsgi", False)):
-            self.overhead_figures.append(
+                measured = await asyncio.to_thread(
+                    overhead.measure,
+                    ctx,
+                    plan.pairs,
+                    plan.g_seconds,
+                    plan.g_light_seconds,
+                    plan.g_connections,
+                    plan.g_records,
+                )
+            finally:
+                await asyncio.to_thread(stub.stop)
+        self.data["overhead"] = measured.as_json()
+        self.overhead_figures.extend(self._overhead_figures(measured))
+        self.overhead_appendix.extend(self._overhead_appendix(measured))
+
+    def _overhead_figures(self, measured: overhead.Measured) -> list[Figure]:
+        figures = []
+        servers = {"asgi": "ASGI app (uvicorn)", "wsgi": "WSGI app (gunicorn)"}
+        for kind, key in (("asgi", "g1"), ("wsgi", "g2")):
+            rounds = measured.apps[kind]
+            plain = [r["plain"].wrk.rate for r in rounds]
+            for arm, suffix, what, gated in (
+                ("hq", "", "requests/s with the agent / without", True),
+                ("stub", "-stub", "the same, the agent shipping to a stub HQ", False),
+            ):
+                ratios, rejected = report.keep_undisturbed(
+                    plain, [r[arm].wrk.rate / r["plain"].wrk.rate for r in rounds]
+                )
+                figures.append(
+                    Figure(
+                        key + suffix,
+                        f"{servers[kind]}: {what}",
+                        ratios,
+                        ">= 0.75",
+                        ">= 0.9",
+                        rejected=rejected,
+                        gated=gated,
+                    )
+                )
+        for kind, key, gated in (("asgi", "g3", True), ("wsgi", "g3-wsgi", False)):
+            figures.append(
                 Figure(
                     key,
-                    f"p99 latency added by the agent, {kind.upper()} app, one connection",
-                    [a.light.p99 - p.light.p99 for p, a in measured.apps[kind]],
+                    f"p99 latency added by the agent, {servers[kind]}, one connection",
+                    [r["hq"].light.p99 - r["plain"].light.p99 for r in measured.apps[kind]],
                     "<= 1",
                     "<= 0.2",
                     unit="ms",
                     gated=gated,
                 )
             )
-        for kind in ("asgi", "wsgi"):
-            self.overhead_figures.append(
+        figures.extend(
+            Figure(
+                f"g-cpu-{kind}",
+                f"app CPU per request added by the agent, {kind.upper()}, stub HQ "
+                "(shipping included)",
+                [
+                    r["stub"].cpu_us_per_request("app") - r["plain"].cpu_us_per_request("app")
+                    for r in measured.apps[kind]
+                ],
+                "",
+                unit="us",
+                gated=False,
+            )
+            for kind in ("asgi", "wsgi")
+        )
+        plain = [r["plain"].rate for r in measured.logs]
+        for arm, suffix, what, gated in (
+            ("hq", "", "", True),
+            ("stub", "-stub", ", the sender shipping to a stub HQ", False),
+        ):
+            ratios, rejected = report.keep_undisturbed(
+                plain, [r[arm].rate / r["plain"].rate for r in measured.logs]
+            )
+            figures.append(
                 Figure(
-                    f"g-cpu-{kind}",
-                    f"app CPU per request added by the agent, {kind.upper()} (shipping included)",
-                    [
-                        a.cpu_us_per_request("app") - p.cpu_us_per_request("app")
-                        for p, a in measured.apps[kind]
-                    ],
-                    "",
-                    unit="us",
-                    gated=False,
+                    "g4" + suffix,
+                    f"log records/s through `LogHandler` / through a `FileHandler`{what}",
+                    ratios,
+                    ">= 0.5",
+                    ">= 0.8",
+                    rejected=rejected,
+                    gated=gated,
                 )
             )
-        ratios, rejected = report.keep_undisturbed(
-            [s.rate for s, _ in measured.logs], [a.rate / s.rate for s, a in measured.logs]
-        )
-        self.overhead_figures.append(
-            Figure(
-                "g4",
-                "log records/s through `LogHandler` / through a `FileHandler`",
-                ratios,
-                ">= 0.5",
-                ">= 0.8",
-                rejected=rejected,
-            )
-        )
+        return figures
+
+    def _overhead_appendix(self, measured: overhead.Measured) -> list[str]:
+        plan = self.plan
         rows = []
-        for kind, arms in measured.apps.items():
-            for i, (p, a) in enumerate(arms):
+        for kind, rounds in measured.apps.items():
+            for i, r in enumerate(rounds):
+                plain, hq, stub = r["plain"], r["hq"], r["stub"]
                 rows.append(
-                    f"| {kind.upper()} | {i + 1} | {p.wrk.rate:.0f} | {a.wrk.rate:.0f} | "
-                    f"{a.wrk.rate / p.wrk.rate:.3f} | {p.wrk.p50:.2f} / {p.wrk.p99:.2f} | "
-                    f"{a.wrk.p50:.2f} / {a.wrk.p99:.2f} | {p.light.p50:.3f} / "
-                    f"{p.light.p99:.3f} | {a.light.p50:.3f} / {a.light.p99:.3f} | "
-                    f"{p.cpu_us_per_request('app'):.1f} | {a.cpu_us_per_request('app'):.1f} | "
-                    f"{a.cpu_us_per_request('hq'):.1f} | {a.cpu_us_per_request('es'):.1f} | "
-                    f"{a.stored} of {a.stats['enqueued']} |"
+                    f"| {kind.upper()} | {i + 1} | {plain.wrk.rate:.0f} | {hq.wrk.rate:.0f} | "
+                    f"{stub.wrk.rate:.0f} | {plain.wrk.p99:.2f} / {hq.wrk.p99:.2f} / "
+                    f"{stub.wrk.p99:.2f} | {plain.light.p99:.3f} / {hq.light.p99:.3f} / "
+                    f"{stub.light.p99:.3f} | {plain.cpu_us_per_request('app'):.1f} / "
+                    f"{hq.cpu_us_per_request('app'):.1f} / "
+                    f"{stub.cpu_us_per_request('app'):.1f} | "
+                    f"{hq.cpu_us_per_request('hq'):.1f} | {hq.cpu_us_per_request('es'):.1f} | "
+                    f"{hq.stored} of {hq.stats['enqueued']} |"
                 )
         logs = [
-            f"| {i + 1} | {s.rate:.0f} | {a.rate:.0f} | {a.rate / s.rate:.3f} | "
-            f"{a.stored} of {a.stats['enqueued']} |"
-            for i, (s, a) in enumerate(measured.logs)
+            f"| {i + 1} | {r['plain'].rate:.0f} | {r['hq'].rate:.0f} | {r['stub'].rate:.0f} | "
+            f"{r['hq'].stored} of {r['hq'].stats['enqueued']} |"
+            for i, r in enumerate(measured.logs)
         ]
-        self.overhead_appendix.append(
+        return [
             f"### (g) Apps under `wrk`: {plan.g_light_seconds:g} s over one connection, "
             f"then {plan.g_seconds:g} s of `wrk -t2 -c{plan.g_connections}`\n\n"
+            "Three arms per round, in the order plain, hq, stub and back (ABC CBA): the app "
+            "alone; with the agent shipping to HQ, which stores into Elasticsearch on the same "
+            "cores; with the agent shipping to a stub that answers 202 and stores nothing. "
             "Each arm is a fresh server process, warmed up by 2 s of wrk. Saturated: requests/s "
-            "and p50 / p99 at 16 connections; light: p50 / p99 over one connection (ms). CPU is "
-            "utime+stime over the saturated run per request answered; HQ and ES CPU in the agent "
-            "arm is the indexing of the app's events, on the same cores (in the plain arm they "
-            'idle). "In ES" is what Elasticsearch holds of the arm\'s events after the '
-            "server's clean stop, against the sender's `enqueued` (warm-up included).\n\n"
-            "| app | pair | plain req/s | agent req/s | ratio | plain sat. p50 / p99 | "
-            "agent sat. p50 / p99 | plain light p50 / p99 | agent light p50 / p99 | "
-            "app CPU-us/req plain | app CPU-us/req agent | HQ CPU-us/req agent | "
-            "ES CPU-us/req agent | in ES |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
-        )
-        self.overhead_appendix.append(
+            "and p99 at 16 connections; light: p99 over one connection (ms). App CPU is "
+            "utime+stime over the saturated run per request answered; HQ and ES CPU in the hq "
+            'arm is the indexing of the app\'s events. "In ES" is what Elasticsearch holds '
+            "of the hq arm's events after the server's clean stop, against the sender's "
+            "`enqueued` (warm-up included).\n\n"
+            "| app | round | req/s plain | req/s hq | req/s stub | sat. p99 plain / hq / stub | "
+            "light p99 plain / hq / stub | app CPU-us/req plain / hq / stub | "
+            "HQ CPU-us/req | ES CPU-us/req | in ES |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows),
             f"### (g4) Log records, {plan.g_records} per arm (after {plan.g_records // 10} "
             "not counted), a process per arm\n\n"
-            "| pair | FileHandler records/s | LogHandler records/s | ratio | in ES |\n"
-            "|---|---|---|---|---|\n" + "\n".join(logs)
-        )
+            "| round | FileHandler records/s | LogHandler to HQ | LogHandler to the stub | "
+            "in ES |\n|---|---|---|---|---|\n" + "\n".join(logs),
+        ]
 
     # -- (b) -------------------------------------------------------------------------------
 
@@ -653,6 +683,8 @@ async def main() -> int:
         "seconds": round((datetime.now(UTC) - started).total_seconds()),
         "load_before": load_before,
         "load_after": report.load_average(),
+        # Free text for the results, e.g. what else ran on the machine.
+        "note": os.environ.get("BENCH_NOTE", ""),
         "loader_cpu_s": round(cpu_seconds(os.getpid()) - cpu_before, 1),
         "machine": report.machine(bench.data.get("es_version", "?")),
         "data": bench.data,

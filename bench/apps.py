@@ -19,7 +19,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from logspace.agent import AgentConfig, ASGIMiddleware, Sender, WSGIMiddleware
@@ -92,3 +92,13 @@ def close_wsgi_sender() -> None:
     """Close the worker's sender on a clean stop (gunicorn's `worker_exit`, bench/gunicorn.py)."""
     if _wsgi_sender is not None:
         close(_wsgi_sender)
+
+
+def hq_stub() -> Starlette:
+    """`uvicorn --factory bench.apps:hq_stub`: answers 202 to every batch, stores nothing."""
+
+    async def events(request: Request) -> Response:
+        await request.body()
+        return Response(b"{}", status_code=202, media_type="application/json")
+
+    return Starlette(routes=[Route("/events", events, methods=["PUT"]), Route("/", ok)])

@@ -111,14 +111,16 @@ def run_wrk(wrk: str, url: str, seconds: float, connections: int, threads: int =
 
 
 class Server:
-    """uvicorn or gunicorn serving bench/apps.py on a free port, as a process of its own."""
+    """uvicorn or gunicorn serving bench/apps.py on a free port, as a process of its own:
+    `asgi`, `wsgi` or `stub` (the stub HQ)."""
 
     def __init__(self, kind: str, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        if kind == "asgi":
+        if kind in ("asgi", "stub"):
+            factory = "bench.apps:asgi_app" if kind == "asgi" else "bench.apps:hq_stub"
             command = [
-                sys.executable, "-m", "uvicorn", "--factory", "bench.apps:asgi_app",
+                sys.executable, "-m", "uvicorn", "--factory", factory,
                 "--port", str(self.port), "--no-access-log", "--log-level", "warning",
                 "--timeout-graceful-shutdown", "600",
             ]  # fmt: skip
@@ -166,14 +168,20 @@ def count_marker(es_url: str, prefix: str, marker: str) -> int:
         return int(orjson.loads(answer.read())["count"])
 
 
+# The arms: the app alone; with the agent shipping to HQ, which stores into Elasticsearch
+# on the same cores; with the agent shipping to a stub that answers 202 and stores nothing
+# (a diagnostic: the agent's own cost, without the indexing it causes on a shared machine).
+ARMS = ("plain", "hq", "stub")
+
+
 @dataclass
 class Arm:
     """One arm: wrk's figures at saturation (`wrk`) and at light load (`light`, one
     connection), CPU-seconds per process over the saturated run, the agent's final counters
-    and what Elasticsearch holds of its events (agent arms only)."""
+    and what Elasticsearch holds of its events (`hq` arms)."""
 
     kind: str
-    agent: bool
+    arm: str
     wrk: Wrk
     light: Wrk
     cpu: dict[str, float]
@@ -186,23 +194,25 @@ class Arm:
 
 @dataclass
 class Context:
-    """Where the arms run: wrk, HQ and Elasticsearch, and the processes whose CPU counts."""
+    """Where the arms run: wrk, HQ, its stub and Elasticsearch, and the processes whose CPU
+    counts."""
 
     wrk: str
     hq_url: str
+    stub_url: str
     es_url: str
     prefix: str
     pids: dict[str, int | None]
     work: Path
     say: Say
 
-    def environ(self, agent: bool, kind: str, marker: str, stats: Path) -> dict[str, str]:
+    def environ(self, arm: str, kind: str, marker: str, stats: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGSPACE_", "BENCH_"))}
-        if agent:
+        if arm != "plain":
             queue = self.work / marker
             queue.mkdir()
             env.update(
-                BENCH_AGENT_HQ_URL=self.hq_url,
+                BENCH_AGENT_HQ_URL=self.hq_url if arm == "hq" else self.stub_url,
                 BENCH_AGENT_QUEUE_DIR=str(queue),
                 BENCH_AGENT_MARKER=marker,
                 BENCH_AGENT_STATS=str(stats),
@@ -211,15 +221,26 @@ class Context:
                 env["BENCH_AGENT_WSGI"] = "1"
         return env
 
+    def check_delivery(
+        self, what: str, arm: str, marker: str, stats_file: Path
+    ) -> tuple[dict[str, int], int]:
+        """The sender's final counters, and what Elasticsearch holds of the arm's events:
+        everything sent, nothing left (the stub stores nothing)."""
+        stats: dict[str, int] = orjson.loads(stats_file.read_bytes())
+        stored = count_marker(self.es_url, self.prefix, marker) if arm == "hq" else 0
+        if stats["queued"] or stats["dropped"] or (arm == "hq" and stored != stats["sent"]):
+            raise OverheadError(f"{what} {arm} arm: the sender counted {stats}; stored {stored}")
+        return stats, stored
+
 
 def app_arm(
-    ctx: Context, kind: str, agent: bool, seconds: float, light_seconds: float, connections: int
+    ctx: Context, kind: str, arm: str, seconds: float, light_seconds: float, connections: int
 ) -> Arm:
     """Warm-up, then one connection (latency at light load: the agent keeps up), then
     `connections` (throughput at saturation), then a clean stop."""
     marker = f"g-{kind}-{uuid.uuid4().hex[:12]}"
     stats_file = ctx.work / f"{marker}.json"
-    server = Server(kind, ctx.environ(agent, kind, marker, stats_file), ctx.work / "server.log")
+    server = Server(kind, ctx.environ(arm, kind, marker, stats_file), ctx.work / "server.log")
     try:
         run_wrk(ctx.wrk, server.url, 2, connections)  # warm-up, not counted
         light = run_wrk(ctx.wrk, server.url, light_seconds, 1, threads=1)
@@ -231,18 +252,15 @@ def app_arm(
         server.stop()
     if result.errors or light.errors:
         raise OverheadError(f"{kind} arm: socket errors or non-2xx answers")
-    arm = Arm(kind, agent, result, light, cpu)
-    if agent:
-        arm.stats = orjson.loads(stats_file.read_bytes())
-        arm.stored = count_marker(ctx.es_url, ctx.prefix, marker)
-        if arm.stored != arm.stats["sent"] or arm.stats["queued"]:
-            raise OverheadError(f"{kind} arm: the sender counted {arm.stats}; stored {arm.stored}")
-    return arm
+    measured = Arm(kind, arm, result, light, cpu)
+    if arm != "plain":
+        measured.stats, measured.stored = ctx.check_delivery(kind, arm, marker, stats_file)
+    return measured
 
 
 @dataclass
 class LogArm:
-    handler: str
+    arm: str
     records: int
     seconds: float
     stats: dict[str, int] = field(default_factory=dict)
@@ -253,13 +271,14 @@ class LogArm:
         return self.records / self.seconds
 
 
-def log_arm(ctx: Context, handler: str, records: int) -> LogArm:
+def log_arm(ctx: Context, arm: str, records: int) -> LogArm:
+    """`plain`: a FileHandler; `hq` and `stub`: LogHandler to a sender to HQ or the stub."""
     marker = f"g-log-{uuid.uuid4().hex[:12]}"
     stats_file = ctx.work / f"{marker}.json"
-    env = ctx.environ(handler == "agent", "log", marker, stats_file)
+    handler = "stream" if arm == "plain" else "agent"
     done = subprocess.run(
         [sys.executable, "-m", "bench.lograte", handler, str(records), str(ctx.work)],
-        env=env,
+        env=ctx.environ(arm, "log", marker, stats_file),
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -267,20 +286,29 @@ def log_arm(ctx: Context, handler: str, records: int) -> LogArm:
     )
     if done.returncode:
         raise OverheadError(f"bench.lograte {handler} failed:\n{done.stderr}")
-    measured = orjson.loads(done.stdout.splitlines()[-1])
-    arm = LogArm(handler, records, measured["seconds"])
-    if handler == "agent":
-        arm.stats = orjson.loads(stats_file.read_bytes())
-        arm.stored = count_marker(ctx.es_url, ctx.prefix, marker)
-        if arm.stored != arm.stats["sent"] or arm.stats["queued"]:
-            raise OverheadError(f"log arm: the sender counted {arm.stats}, ES holds {arm.stored}")
-    return arm
+    measured = LogArm(arm, records, orjson.loads(done.stdout.splitlines()[-1])["seconds"])
+    if arm != "plain":
+        measured.stats, measured.stored = ctx.check_delivery("log", arm, marker, stats_file)
+    return measured
 
 
-def abba(pairs: int) -> Iterator[tuple[int, tuple[bool, bool]]]:
-    """Pair numbers with their order: without the agent first in even pairs, last in odd."""
+def orders(pairs: int) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """Pair numbers with the order of their arms: forwards in even pairs, backwards in odd
+    ones (ABC CBA), so drifts of the machine fall on every arm alike."""
     for pair in range(pairs):
-        yield pair, ((False, True) if pair % 2 == 0 else (True, False))
+        yield pair, (ARMS if pair % 2 == 0 else ARMS[::-1])
+
+
+class StubHQ:
+    """An HQ that answers 202 to every batch and stores nothing (bench/apps.py `hq_stub`)."""
+
+    def __init__(self, log: Path) -> None:
+        self.server = Server("stub", dict(os.environ), log)
+        self.url = self.server.url.rstrip("/")
+        self.pid = self.server.pid
+
+    def stop(self) -> None:
+        self.server.stop()
 
 
 @contextmanager
@@ -294,10 +322,10 @@ def workspace() -> Iterator[Path]:
 
 @dataclass
 class Measured:
-    """Every arm of figure (g), per pair."""
+    """Every arm of figure (g), per pair: arm name -> its figures."""
 
-    apps: dict[str, list[tuple[Arm, Arm]]] = field(default_factory=dict)  # (plain, agent)
-    logs: list[tuple[LogArm, LogArm]] = field(default_factory=list)  # (stream, agent)
+    apps: dict[str, list[dict[str, Arm]]] = field(default_factory=dict)
+    logs: list[dict[str, LogArm]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         def arm(a: Arm) -> dict[str, Any]:
@@ -312,8 +340,11 @@ class Measured:
             }
 
         return {
-            "apps": {k: [[arm(p), arm(a)] for p, a in v] for k, v in self.apps.items()},
-            "logs": [[s.rate, a.rate] for s, a in self.logs],
+            "apps": {
+                kind: [{name: arm(a) for name, a in pair.items()} for pair in pairs]
+                for kind, pairs in self.apps.items()
+            },
+            "logs": [{name: a.rate for name, a in pair.items()} for pair in self.logs],
         }
 
 
@@ -326,29 +357,30 @@ def measure(
     records: int,
 ) -> Measured:
     measured = Measured()
+    ctx.say(f"(g) warming up: an agent arm of {seconds:g} s, not counted")
+    app_arm(ctx, "asgi", "hq", seconds, 1, connections)
     for kind in ("asgi", "wsgi"):
         ctx.say(
-            f"(g) {kind}: {pairs} ABBA pairs, each arm {light_seconds:g} s of wrk -c1 then "
-            f"{seconds:g} s of wrk -c{connections}"
+            f"(g) {kind}: {pairs} rounds of {'/'.join(ARMS)} (ABC CBA), each arm "
+            f"{light_seconds:g} s of wrk -c1, then {seconds:g} s of wrk -c{connections}"
         )
         measured.apps[kind] = []
-        for pair, order in abba(pairs):
-            arms: dict[bool, Arm] = {}
-            for agent in order:
-                arms[agent] = arm = app_arm(ctx, kind, agent, seconds, light_seconds, connections)
-                shipped = f", {arm.stored} events in ES" if agent else ""
+        for pair, order in orders(pairs):
+            arms: dict[str, Arm] = {}
+            for name in order:
+                arms[name] = arm = app_arm(ctx, kind, name, seconds, light_seconds, connections)
+                shipped = f", {arm.stored} events in ES" if name == "hq" else ""
                 ctx.say(
-                    f"  pair {pair + 1} {'agent' if agent else 'plain':5}: "
-                    f"{arm.wrk.rate:7.0f} requests/s (p99 {arm.wrk.p99:.2f} ms), one "
-                    f"connection p99 {arm.light.p99:.3f} ms, app "
+                    f"  pair {pair + 1} {name:5}: {arm.wrk.rate:7.0f} requests/s (p99 "
+                    f"{arm.wrk.p99:.2f} ms), one connection p99 {arm.light.p99:.3f} ms, app "
                     f"{arm.cpu_us_per_request('app'):.1f} CPU-us/request{shipped}"
                 )
-            measured.apps[kind].append((arms[False], arms[True]))
-    ctx.say(f"(g4) log records: {pairs} ABBA pairs of {records} records")
-    for pair, order in abba(pairs):
-        logs: dict[bool, LogArm] = {}
-        for agent in order:
-            logs[agent] = log = log_arm(ctx, "agent" if agent else "stream", records)
-            ctx.say(f"  pair {pair + 1} {log.handler:6}: {log.rate:8.0f} records/s")
-        measured.logs.append((logs[False], logs[True]))
+            measured.apps[kind].append(arms)
+    ctx.say(f"(g4) log records: {pairs} rounds of {records} records")
+    for pair, order in orders(pairs):
+        logs: dict[str, LogArm] = {}
+        for name in order:
+            logs[name] = log = log_arm(ctx, name, records)
+            ctx.say(f"  pair {pair + 1} {name:5}: {log.rate:8.0f} records/s")
+        measured.logs.append(logs)
     return measured

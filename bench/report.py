@@ -260,7 +260,7 @@ box: {m["cpu"]}, {m["nproc"]} cores, Python {m["python"]}, Elasticsearch {m["ela
 {versions}. Load average (1, 5, 15 min) before {run["load_before"]}, after
 {run["load_after"]}. Arms alternated ABBA; a pair whose reference arm was more than 15 % off
 the run's median reference is left out as disturbed.
-
+{(chr(10) + run["note"] + chr(10)) if run.get("note") else ""}
 {table(figures)}
 
 {appendix}
