@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gzip
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -294,3 +296,31 @@ def test_wsgi_requests_and_logging_calls_complete_while_the_disk_stalls(
 
     assert (stats.enqueued, stats.sent) == (60, 60)
     assert len(set(hq.ids)) == 60
+
+
+EXITING = """
+import sys
+from logspace.agent import AgentConfig, Sender
+from logspace.testing import make_event
+sender = Sender(AgentConfig(token="t", hq_url="http://127.0.0.1:9", queue_dir=sys.argv[1],
+                            commit_interval=3600.0, batch_max_events=10_000))
+for n in range(7):
+    sender.send(make_event(id=f"e{n}"))
+print(sender.stats.buffered)
+"""
+
+
+def test_a_program_that_exits_without_closing_its_sender_keeps_the_buffered_events(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", EXITING, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "7"  # all still in memory when the program ended
+    queue = DiskQueue(config(tmp_path).queue_path)
+    assert [orjson.loads(body)["id"] for _, body in queue.peek(10, 10_000)] == [
+        f"e{n}" for n in range(7)
+    ]
+    assert queue.stats().enqueued == 7

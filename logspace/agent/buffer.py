@@ -8,7 +8,8 @@ group's first event, or at once when it holds `group_events` events or `group_by
 The durability window: an event is on disk once the commit of its group returns, normally
 within `interval` (plus the commit itself) of `put`. A crash of the process (kill -9) loses the
 events accepted since the last commit: that window, and never more than `max_bytes` of events.
-A clean stop (`close`) commits everything first.
+A clean stop (`close`) commits everything first, and so does a normal exit of the interpreter
+for buffers never closed.
 
 When the disk does not keep up and the buffer holds `max_bytes`, the queue's policy applies here
 too: `drop-oldest` drops the oldest buffered events, `drop-newest` the new one. Nothing blocks.
@@ -22,9 +23,11 @@ running and across restarts; after a crash the counters simply never heard of th
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -41,6 +44,20 @@ log = logging.getLogger("logspace.agent")
 _RETRY_SECONDS = 1.0
 # Dropped events kept for the report until the next commit, at least (see `_drop`).
 _REPORTED_BYTES = 1024 * 1024
+
+
+# Buffers not closed yet: an interpreter that exits normally commits them (see `_commit_all`).
+_open: weakref.WeakSet[Buffer] = weakref.WeakSet()
+
+
+def _commit_all() -> None:
+    """At a normal interpreter exit, commit what open buffers hold: a program that never
+    closed its sender keeps those events for the next start instead of losing them."""
+    for buffer in list(_open):
+        buffer.commit()
+
+
+atexit.register(_commit_all)
 
 
 class BufferClosed(RuntimeError):
@@ -87,6 +104,7 @@ class Buffer:
         self._due = threading.Event()  # a group is full, or someone is stopping us
         self._thread = threading.Thread(target=self._run, name="logspace-commit", daemon=True)
         self._thread.start()
+        _open.add(self)
 
     def __len__(self) -> int:
         return len(self._bodies)
@@ -222,6 +240,7 @@ class Buffer:
         """Take no more events, stop the thread and commit what is left; False if that
         could not be done within `timeout` seconds (the disk is stuck): those events are lost."""
         deadline = time.monotonic() + timeout
+        _open.discard(self)
         with self._lock:
             self._closed = True
         self._stopping = True
