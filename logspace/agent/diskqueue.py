@@ -27,7 +27,6 @@ from __future__ import annotations
 import bisect
 import itertools
 import sqlite3
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -35,11 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import FullPolicy
+from .group import GROUP_BYTES, GROUP_EVENTS, PLACE_BITS, Group, pack, unpack
 
 __all__ = ["DiskQueue", "QueueInUse", "QueueStats"]
 
-# `places` is empty while a group is whole (0, 1, ... in order); after events left it from
-# the middle, it lists the places of those that remain. Sizes and places: uint32 little-endian.
+# A row per group of events, as group.py reads and writes it.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS groups (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -53,19 +52,6 @@ INSERT OR IGNORE INTO counters VALUES ('enqueued', 0), ('sent', 0), ('dropped', 
 """
 
 Row = tuple[int, bytes]
-
-# A group row holds at most this many events or bytes (a batch reads at most a few rows).
-_GROUP_EVENTS = 1000
-_GROUP_BYTES = 1024 * 1024
-_PLACE_BITS = 32
-
-
-def _pack(numbers: Sequence[int]) -> bytes:
-    return struct.pack(f"<{len(numbers)}I", *numbers)
-
-
-def _unpack(blob: bytes) -> tuple[int, ...]:
-    return struct.unpack(f"<{len(blob) // 4}I", blob)
 
 
 class QueueInUse(RuntimeError):
@@ -85,49 +71,6 @@ class QueueStats:
     queued: int
     queued_bytes: int
     buffered: int = 0
-
-
-@dataclass(slots=True)
-class _Group:
-    """One row: the places of its events in the group as first written, and their bodies."""
-
-    seq: int
-    places: Sequence[int]
-    bodies: list[bytes]
-
-    @classmethod
-    def read(cls, seq: int, bodies: bytes, sizes: bytes, places: bytes) -> _Group:
-        ends = list(itertools.accumulate(_unpack(sizes)))
-        starts = [0, *ends[:-1]]
-        return cls(
-            seq,
-            _unpack(places) if places else range(len(ends)),
-            [bodies[start:end] for start, end in zip(starts, ends, strict=True)],
-        )
-
-    @property
-    def ids(self) -> list[int]:
-        base = self.seq << _PLACE_BITS
-        return [base | place for place in self.places]
-
-    def without(self, count: int) -> _Group:
-        """The group without its oldest `count` events."""
-        return _Group(self.seq, self.places[count:], self.bodies[count:])
-
-    def write(self, db: sqlite3.Connection) -> None:
-        """Store what is left of the group (nothing: delete its row)."""
-        if not self.bodies:
-            db.execute("DELETE FROM groups WHERE seq = ?", (self.seq,))
-            return
-        db.execute(
-            "UPDATE groups SET bodies = ?, sizes = ?, places = ? WHERE seq = ?",
-            (
-                b"".join(self.bodies),
-                _pack([len(body) for body in self.bodies]),
-                _pack(self.places),
-                self.seq,
-            ),
-        )
 
 
 class DiskQueue:
@@ -184,8 +127,8 @@ class DiskQueue:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             rows = self._db.execute("SELECT body, created FROM events ORDER BY seq").fetchall()
-            for start in range(0, len(rows), _GROUP_EVENTS):
-                chunk = rows[start : start + _GROUP_EVENTS]
+            for start in range(0, len(rows), GROUP_EVENTS):
+                chunk = rows[start : start + GROUP_EVENTS]
                 self._insert([bytes(body) for body, _ in chunk], chunk[0][1])
             self._db.execute("DROP TABLE events")
             self._db.execute("COMMIT")
@@ -244,23 +187,23 @@ class DiskQueue:
         return kept, spilled
 
     def _insert(self, bodies: list[bytes], now: float) -> None:
-        """Rows of at most `_GROUP_EVENTS` events and about `_GROUP_BYTES` bytes."""
+        """Rows of at most `GROUP_EVENTS` events and about `GROUP_BYTES` bytes."""
         sizes = list(map(len, bodies))
         start = 0
         while start < len(bodies):
-            end = min(len(bodies), start + _GROUP_EVENTS)
+            end = min(len(bodies), start + GROUP_EVENTS)
             ends = list(itertools.accumulate(sizes[start:end]))
             # The first event that reaches the byte bound is the group's last.
-            end = start + min(len(ends), bisect.bisect_left(ends, _GROUP_BYTES) + 1)
+            end = start + min(len(ends), bisect.bisect_left(ends, GROUP_BYTES) + 1)
             self._db.execute(
                 "INSERT INTO groups (created, bodies, sizes, places) VALUES (?, ?, ?, ?)",
-                (now, b"".join(bodies[start:end]), _pack(sizes[start:end]), b""),
+                (now, b"".join(bodies[start:end]), pack(sizes[start:end]), b""),
             )
             self._count += end - start
             self._bytes += sum(sizes[start:end])
             start = end
 
-    def _groups(self) -> Iterable[_Group]:
+    def _groups(self) -> Iterable[Group]:
         """The groups oldest first, one statement each (no cursor stays open meanwhile)."""
         seq = -1
         while True:
@@ -271,7 +214,7 @@ class DiskQueue:
             if row is None:
                 return
             seq = row[0]
-            yield _Group.read(*row)
+            yield Group.read(*row)
 
     def _remove_oldest(self, at_least: int) -> list[bytes]:
         """Drop the oldest events until `at_least` bytes are free."""
@@ -336,8 +279,8 @@ class DiskQueue:
                 removed = 0
                 start = 0
                 while start < len(ordered):
-                    seq = ordered[start] >> _PLACE_BITS
-                    end = bisect.bisect_left(ordered, (seq + 1) << _PLACE_BITS, start)
+                    seq = ordered[start] >> PLACE_BITS
+                    end = bisect.bisect_left(ordered, (seq + 1) << PLACE_BITS, start)
                     removed += self._remove_from(seq, ordered[start:end])
                     start = end
                 # Events the full-queue policy already removed were counted as dropped then.
@@ -354,9 +297,9 @@ class DiskQueue:
         row = self._db.execute("SELECT sizes, places FROM groups WHERE seq = ?", (seq,)).fetchone()
         if row is None:
             return 0
-        sizes = _unpack(row[0])
-        places = _unpack(row[1]) if row[1] else range(len(sizes))
-        base = seq << _PLACE_BITS
+        sizes = unpack(row[0])
+        places = unpack(row[1]) if row[1] else range(len(sizes))
+        base = seq << PLACE_BITS
         if ids == [base | place for place in places]:
             # The common case: the whole group was delivered, no body needs reading.
             self._db.execute("DELETE FROM groups WHERE seq = ?", (seq,))
@@ -369,9 +312,9 @@ class DiskQueue:
             (bodies,) = self._db.execute(
                 "SELECT bodies FROM groups WHERE seq = ?", (seq,)
             ).fetchone()
-            group = _Group.read(seq, bodies, row[0], row[1])
+            group = Group.read(seq, bodies, row[0], row[1])
             staying = [i for i, place in enumerate(group.places) if place not in gone]
-            _Group(
+            Group(
                 seq, [group.places[i] for i in staying], [group.bodies[i] for i in staying]
             ).write(self._db)
             self._count -= len(leaving)
