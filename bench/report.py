@@ -258,8 +258,8 @@ def write_part(
 Written by `{_target(run)}` on {run["started"]} UTC, commit `{m["commit"]}`, on a shared
 box: {m["cpu"]}, {m["nproc"]} cores, Python {m["python"]}, Elasticsearch {m["elasticsearch"]};
 {versions}. Load average (1, 5, 15 min) before {run["load_before"]}, after
-{run["load_after"]}. Arms alternated ABBA; a pair whose reference arm was more than 15 % off
-the run's median reference is left out as disturbed.
+{run["load_after"]}. Arms alternated (ABBA, or ABC CBA with three arms); a round whose
+reference arm was more than 15 % off the run's median reference is left out as disturbed.
 {(chr(10) + run["note"] + chr(10)) if run.get("note") else ""}
 {table(figures)}
 
