@@ -1,17 +1,21 @@
 """Figure (g): what the agents cost the application they sit in, shipping to HQ for real.
 
 (g1, g2, g3) A trivial ASGI app (Starlette under uvicorn, one worker) and a trivial WSGI app
-(a plain callable under gunicorn, one sync worker), with the request agent and without, arms
-alternated ABBA. Each arm is a fresh server process: warmed up by a short `wrk` run, then
-loaded by `wrk` over one connection (latency at light load, g3), then over 16 (throughput at
-saturation, g1 and g2), then stopped with SIGTERM, which closes the agent's sender: it sends
-everything still queued before the process exits (so the next arm starts with Elasticsearch
-idle) and writes its counters. Every agent arm then checks that Elasticsearch holds exactly the
-events the sender counted as sent. Nothing is pinned: the app, wrk, HQ and Elasticsearch share
-the machine's cores, so in the agent arms Elasticsearch's indexing competes with the app.
+(a plain callable under gunicorn, one sync worker) in three arms per round, alternated ABC CBA:
+alone; with the request agent shipping to HQ and Elasticsearch; with the agent shipping to a
+stub that answers 202 and stores nothing (a diagnostic of the agent's own cost). Each arm is a
+fresh server process: warmed up by a short `wrk` run, then loaded by `wrk` at a light paced
+load (two connections, 1 ms between requests: latency, g3), then over 16 connections
+(throughput at saturation, g1 and g2), then stopped with SIGTERM, which closes the agent's
+sender: it sends everything still queued before the process exits (so the next arm starts with
+Elasticsearch idle) and writes its counters. Every agent arm then checks the counters, and
+that Elasticsearch holds exactly the events the sender counted as sent. Nothing is pinned: the
+app, wrk, HQ and Elasticsearch share the machine's cores, so in the hq arms Elasticsearch's
+indexing competes with the app.
 
-(g4) Log records per second through `LogHandler` (to a `Sender` to HQ) and through a plain
-`logging.FileHandler`, each in a fresh process (bench/lograte.py), alternated the same way.
+(g4) Log records per second through `LogHandler` (to a `Sender` to HQ, or to the stub) and
+through a plain `logging.FileHandler`, each in a fresh process (bench/lograte.py), alternated
+the same way.
 """
 
 from __future__ import annotations
@@ -102,8 +106,17 @@ def parse_wrk(output: str) -> Wrk:
     )
 
 
-def run_wrk(wrk: str, url: str, seconds: float, connections: int, threads: int = 2) -> Wrk:
+PACED = Path(__file__).resolve().parent / "paced.lua"
+# Light load for g3: two connections, each pausing 1 ms between requests (bench/paced.lua).
+LIGHT_CONNECTIONS = 2
+
+
+def run_wrk(
+    wrk: str, url: str, seconds: float, connections: int, threads: int = 2, paced: bool = False
+) -> Wrk:
     command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency", url]
+    if paced:
+        command[-1:-1] = ["-s", str(PACED)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
         raise OverheadError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
@@ -176,8 +189,8 @@ ARMS = ("plain", "hq", "stub")
 
 @dataclass
 class Arm:
-    """One arm: wrk's figures at saturation (`wrk`) and at light load (`light`, one
-    connection), CPU-seconds per process over the saturated run, the agent's final counters
+    """One arm: wrk's figures at saturation (`wrk`) and at a light paced load (`light`),
+    CPU-seconds per process over the saturated run, the agent's final counters
     and what Elasticsearch holds of its events (`hq` arms)."""
 
     kind: str
@@ -236,14 +249,16 @@ class Context:
 def app_arm(
     ctx: Context, kind: str, arm: str, seconds: float, light_seconds: float, connections: int
 ) -> Arm:
-    """Warm-up, then one connection (latency at light load: the agent keeps up), then
+    """Warm-up, then a light paced load (latency while the agent keeps up), then
     `connections` (throughput at saturation), then a clean stop."""
     marker = f"g-{kind}-{uuid.uuid4().hex[:12]}"
     stats_file = ctx.work / f"{marker}.json"
     server = Server(kind, ctx.environ(arm, kind, marker, stats_file), ctx.work / "server.log")
     try:
         run_wrk(ctx.wrk, server.url, 2, connections)  # warm-up, not counted
-        light = run_wrk(ctx.wrk, server.url, light_seconds, 1, threads=1)
+        light = run_wrk(
+            ctx.wrk, server.url, light_seconds, LIGHT_CONNECTIONS, threads=1, paced=True
+        )
         pids = {**ctx.pids, "app": server.pid}
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         result = run_wrk(ctx.wrk, server.url, seconds, connections)
@@ -362,7 +377,7 @@ def measure(
     for kind in ("asgi", "wsgi"):
         ctx.say(
             f"(g) {kind}: {pairs} rounds of {'/'.join(ARMS)} (ABC CBA), each arm "
-            f"{light_seconds:g} s of wrk -c1, then {seconds:g} s of wrk -c{connections}"
+            f"{light_seconds:g} s of paced wrk, then {seconds:g} s of wrk -c{connections}"
         )
         measured.apps[kind] = []
         for pair, order in orders(pairs):
@@ -372,7 +387,8 @@ def measure(
                 shipped = f", {arm.stored} events in ES" if name == "hq" else ""
                 ctx.say(
                     f"  pair {pair + 1} {name:5}: {arm.wrk.rate:7.0f} requests/s (p99 "
-                    f"{arm.wrk.p99:.2f} ms), one connection p99 {arm.light.p99:.3f} ms, app "
+                    f"{arm.wrk.p99:.2f} ms), light p50 {arm.light.p50:.3f} / p99 "
+                    f"{arm.light.p99:.3f} ms, app "
                     f"{arm.cpu_us_per_request('app'):.1f} CPU-us/request{shipped}"
                 )
             measured.apps[kind].append(arms)
