@@ -7,7 +7,8 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
 
 import orjson
 from starlette.applications import Starlette
@@ -17,19 +18,38 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import controlroutes, readroutes, retention
-from .errors import InternalError, LogspaceError, MethodNotAllowed, NotFound, StoreUnavailable
-from .health import get_live, get_ready
-from .lingering import LingeringClose
-from .logs import REQUEST_ID, REQUEST_ID_HEADER, RequestLog
-from .metrics import Metrics, get_metrics
-from .readstore import ReadStore
-from .routes import HQ
-from .settings import Settings
-from .store import EventStore, Store
-from .tokens import TokenRegistry
+from logspace.control import routes as control
+from logspace.elastic.readstore import ReadStore
+from logspace.elastic.store import EventStore, Store
+from logspace.errors import (
+    InternalError,
+    LogspaceError,
+    MethodNotAllowed,
+    NotFound,
+    StoreUnavailable,
+)
+from logspace.hq import HQ
+from logspace.ingest.endpoint import INGEST_ROUTES
+from logspace.lingering import LingeringClose
+from logspace.ops import retention
+from logspace.ops.health import get_live, get_ready
+from logspace.ops.logs import REQUEST_ID, REQUEST_ID_HEADER, RequestLog
+from logspace.ops.metrics import Metrics, get_metrics
+from logspace.read.routes import READ_ROUTES
+from logspace.settings import Settings
+from logspace.spaces.tokens import TokenRegistry
 
-__all__ = ["create_app", "create_app_from_environ"]
+__all__ = ["API_ROUTES", "create_app", "create_app_from_environ"]
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+# Path, endpoint, methods: the HTTP API, each wing's table; the router and the OpenAPI test
+# read this one.
+API_ROUTES: Final[tuple[tuple[str, Endpoint, tuple[str, ...]], ...]] = (
+    *INGEST_ROUTES,
+    *READ_ROUTES,
+    *control.CONTROL_ROUTES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +142,7 @@ def create_app(
             background.append(asyncio.create_task(retain))
         async with (
             _watching_tokens(tokens, settings),
-            controlroutes.serving(app, settings, hq.store),
+            control.serving(app, settings, hq.store),
         ):
             try:
                 yield
@@ -134,8 +154,7 @@ def create_app(
                     await hq.store.close()
 
     routes = [
-        *readroutes.routes(),
-        *controlroutes.routes(),
+        *_api_routes(),
         Route("/health/live", get_live, methods=["GET"]),
         Route("/health/ready", get_ready, methods=["GET"]),
         Route("/metrics", get_metrics, methods=["GET"]),
@@ -160,6 +179,32 @@ def create_app(
     # `/events/` is not `/events`: a redirect would make agents send the body twice.
     app.router.redirect_slashes = False
     return app
+
+
+def _api_routes() -> list[Route]:
+    """Every path of `API_ROUTES`, at `/x` and at `/api/x` (the original 0.4 agents' base
+    path). A path that two wings serve (`/events`: PUT stores, GET and POST search) is one
+    route, so a method neither takes gets one 405 naming every method the path takes."""
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for path, endpoint, methods in API_ROUTES:
+        by_path.setdefault(path, {}).update(dict.fromkeys(methods, endpoint))
+    return [
+        Route(prefix + path, _by_method(endpoints), methods=list(endpoints))
+        for path, endpoints in by_path.items()
+        for prefix in ("", "/api")
+    ]
+
+
+def _by_method(endpoints: dict[str, Endpoint]) -> Endpoint:
+    if len(set(endpoints.values())) == 1:
+        return next(iter(endpoints.values()))
+
+    async def endpoint(request: Request) -> Response:
+        # Starlette routes HEAD wherever GET goes.
+        method = "GET" if request.method == "HEAD" else request.method
+        return await endpoints[method](request)
+
+    return endpoint
 
 
 @contextlib.asynccontextmanager

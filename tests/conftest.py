@@ -20,8 +20,8 @@ import pytest
 from starlette.applications import Starlette
 
 from logspace.app import create_app
-from logspace.auth import Grant
 from logspace.settings import Settings
+from logspace.spaces.grants import Grant
 
 # Fixtures for a cluster of several nodes and a node with security on: `es_cluster`, `secure_es`.
 pytest_plugins = ["tests.clusters"]
