@@ -14,9 +14,9 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-# The C extension (setup.py, logspace/ingest/_transcode.c), built again when its source changes.
+# The C extension (setup.py, logspace/fastpath/_transcode.c), built again when its source changes.
 EXTENSION := $(VENV)/.extension-built
-$(EXTENSION): $(INSTALLED) setup.py logspace/ingest/_transcode.c $(wildcard logspace/ingest/_*.h)
+$(EXTENSION): $(INSTALLED) setup.py logspace/fastpath/_transcode.c $(wildcard logspace/fastpath/_*.h)
 	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $@
 
