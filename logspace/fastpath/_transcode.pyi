@@ -1,4 +1,6 @@
 # The C extension's face (logspace/fastpath/_transcode.c), for type checkers.
+from collections.abc import Sequence
+
 FIELD_NAMES: tuple[str, ...]
 MAX_TEXT_BYTES: int
 MAX_ID_BYTES: int
@@ -17,3 +19,13 @@ def transcode(
     oldest: bytes,
     newest: bytes,
 ) -> tuple[bytes, int, set[str], int, int, int] | None: ...
+def verdicts(
+    events: Sequence[object],  # each bytes-like: bytes, memoryview, msgspec.Raw
+    max_events: int,
+    max_properties: int,
+    max_fields: int,
+    max_name: int,
+    max_string: int,
+    oldest: bytes,
+    newest: bytes,
+) -> list[bool]: ...

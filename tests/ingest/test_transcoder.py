@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from logspace import fastpath
@@ -484,6 +484,56 @@ def test_a_damaged_java_batch_gets_the_same_result_either_way(
     fast, thorough = both(damaged, WIDE)
 
     assert fast == thorough
+
+
+def alone_as_it_is(event: bytes, limits: Limits) -> bool:
+    """What `plain_each` says of one event, by definition: the C path takes the batch of that
+    event alone (one event, not two), and writes its document as it is."""
+    result = fastpath.write(b"[" + event + b"]", b"", b"", limits, NOW + limits.max_future)
+    return result is not None and result.events == 1 and result.normalised == 0
+
+
+# Generating both kinds of events is slow on a busy machine; the check is not about speed.
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(common_events | java_events, min_size=1, max_size=3),
+    st.integers(min_value=0),
+    st.integers(min_value=0, max_value=4),
+    st.sampled_from([b"", b"[", b"]", b",", b"NaN", b'"', b"-", b"{}", b" ", b"\\u00e9"]),
+)
+def test_plain_each_judges_each_event_as_a_batch_of_it_alone(
+    batch: list[dict[str, Any]], at: int, cut: int, inserted: bytes
+) -> None:
+    """One call for many events (the agent's), every verdict that of the event alone, also for
+    events damaged anywhere, events of two values and no event at all."""
+    events = [_java_body([event])[1:-1] for event in batch]
+    first = events[0]
+    at %= len(first)
+    events.append(first[:at] + inserted + first[at + cut :])
+    events += [b"", b" ", first + b"," + first, b" " + first + b"\n"]
+    for limits in (WIDE, replace(WIDE, max_properties=2), replace(WIDE, max_events=0)):
+        expected = [alone_as_it_is(event, limits) for event in events]
+
+        assert fastpath.plain_each(events, limits, NOW + limits.max_future) == expected
+        assert fastpath.plain_events(_java_body(batch), limits, NOW + limits.max_future) in (
+            expected[: len(batch)],
+            None,  # bare NaN: not split into events in Python
+        )
+
+
+def test_plain_each_takes_any_bytes_like_events_and_refuses_other_things() -> None:
+    encoded = orjson.dumps(event())
+    newest = NOW + DEFAULT_LIMITS.max_future
+
+    assert (
+        fastpath.plain_each(
+            [encoded, memoryview(encoded), bytearray(encoded)], DEFAULT_LIMITS, newest
+        )
+        == [True] * 3
+    )
+    assert fastpath.plain_each([], DEFAULT_LIMITS, newest) == []
+    with pytest.raises(TypeError):
+        fastpath.plain_each([encoded.decode()], DEFAULT_LIMITS, newest)  # type: ignore[list-item]
 
 
 def _names_batch(count: int, colliding: bool) -> bytes:
