@@ -17,7 +17,7 @@ from logspace.decode import DEFAULT_LIMITS, Limits, decode_batch
 from logspace.events import INT32_MAX, INT64_MIN, format_instant
 from logspace.testing import make_event
 
-from .test_decode_batch import NOW, both
+from .differential import NOW, both
 
 STAMP = "2026-06-01T10:00:00.000Z"
 

@@ -1,0 +1,106 @@
+"""The one differential oracle of decoding: a body gets the same fate through `decode_batch`
+(the C path, then msgspec) as through the thorough `decode` alone.
+
+The tests use `both`; the fuzz target (fuzz/harness.c, see docs/development.md) and the replay
+of its corpora (tests/test_fuzz_corpus.py) use `check`, which adds tight limits and a read of
+the body where a byte past its end is one a sanitizer sees.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from logspace import bulk, transcoder
+from logspace.decode import DEFAULT_LIMITS, Decoded, Limits, decode, decode_batch
+from logspace.errors import LogspaceError
+
+__all__ = ["NOW", "TIGHT", "Difference", "both", "check", "outcome"]
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+# Small enough for short fuzz inputs to reach every limit's edge.
+TIGHT = Limits(
+    max_events=3,
+    max_properties=4,
+    max_property_name_length=8,
+    max_string_length=8,
+    oldest_timestamp=datetime(2026, 6, 1, tzinfo=UTC),
+    max_future=timedelta(hours=1),
+)
+
+
+def outcome(decoded: Any) -> Any:
+    """What reaches Elasticsearch: each event's action and document, as JSON values."""
+    if isinstance(decoded.events, bulk.Bulk):
+        lines = decoded.events.body.splitlines()
+    else:
+        lines = bulk.encode(decoded.events, "space", "p").body.splitlines()
+    return [orjson.loads(line) for line in lines], sorted(decoded.fields)
+
+
+def both(body: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[Any, Any]:
+    """(fast, thorough): each an outcome, or the error body."""
+    results = []
+    for fast in (True, False):
+        try:
+            if fast:
+                results.append(outcome(decode_batch(body, "space", limits, prefix="p", now=NOW)))
+            else:
+                results.append(outcome(Decoded(decode(body, limits, now=NOW, screen=False))))
+        except LogspaceError as error:
+            results.append(error.body())
+    return results[0], results[1]
+
+
+class Difference(AssertionError):
+    """The fast path gave what the thorough one would not, for this body."""
+
+
+def check(body: bytes) -> None:
+    """Everything one fuzz input must satisfy; any other exception escapes as it is."""
+    for limits in (DEFAULT_LIMITS, TIGHT):
+        in_place = _transcode_exactly_sized(body, limits)
+        fast, thorough = both(body, limits)
+        if fast != thorough:
+            raise Difference(
+                f"{limits}\nbody: {body!r}\nfast:     {fast!r}\nthorough: {thorough!r}"
+            )
+        expected = transcoder.transcode(body, "space", "p", limits, NOW + limits.max_future)
+        if _lines(in_place) != _lines(expected):
+            raise Difference(f"the C path's answer depends on where the body lies: {body!r}")
+
+
+_libc = ctypes.CDLL(None)
+_libc.malloc.restype = ctypes.c_void_p
+_libc.malloc.argtypes = [ctypes.c_size_t]
+_libc.free.argtypes = [ctypes.c_void_p]
+
+
+def _transcode_exactly_sized(body: bytes, limits: Limits) -> transcoder.Transcoded | None:
+    """The C path over a copy of the body in a block of malloc'd memory of just its size: a
+    bytes object ends with a hidden NUL, which would hide a read of one byte too many from
+    AddressSanitizer."""
+    address = _libc.malloc(len(body))
+    if address is None:
+        raise MemoryError
+    try:
+        ctypes.memmove(address, body, len(body))
+        with memoryview((ctypes.c_char * len(body)).from_address(address)).cast("B") as view:
+            # The extension takes any buffer; HQ itself only ever passes bytes.
+            return transcoder.transcode(
+                view,  # type: ignore[arg-type]
+                "space",
+                "p",
+                limits,
+                NOW + limits.max_future,
+            )
+    finally:
+        _libc.free(address)
+
+
+def _lines(result: transcoder.Transcoded | None) -> tuple[bytes, int, set[str]] | None:
+    return None if result is None else (result.events.body, len(result), result.fields)
