@@ -1,0 +1,30 @@
+"""Every body of the fuzz corpora (fuzz/corpus: the seeds; fuzz/regressions: every input that
+ever failed) gets the same result from the fast paths as from the thorough decoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .differential import check
+
+FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
+SEEDS = sorted((FUZZ / "corpus").iterdir())
+REGRESSIONS = sorted((FUZZ / "regressions").iterdir())
+
+
+def test_both_corpora_have_bodies() -> None:
+    """A moved directory must not leave the tests below with nothing to replay."""
+    assert len(SEEDS) >= 10
+    assert REGRESSIONS
+
+
+@pytest.mark.parametrize("path", SEEDS, ids=[path.name for path in SEEDS])
+def test_each_seed_gets_the_same_result_either_way(path: Path) -> None:
+    check(path.read_bytes())
+
+
+@pytest.mark.parametrize("path", REGRESSIONS, ids=[path.name for path in REGRESSIONS])
+def test_each_input_that_ever_failed_gets_the_same_result_either_way(path: Path) -> None:
+    check(path.read_bytes())
