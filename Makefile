@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test check format bench bench-quick es-start es-stop es-status clean
+.PHONY: run test test-sanitized fuzz check format bench bench-quick es-start es-stop es-status clean
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -23,9 +23,18 @@ $(EXTENSION): $(INSTALLED) setup.py logspace/_transcode.c logspace/_fieldset.h l
 run: $(EXTENSION)
 	scripts/run
 
-## test: lint, types, then the whole suite against a real Elasticsearch node
+## test: lint, types, the whole suite against a real Elasticsearch node, then test-sanitized
 test: check
 	$(BIN)/pytest
+	scripts/fuzz test
+
+## test-sanitized: the C fast path's tests against an ASan+UBSan build of it (installs clang if missing)
+test-sanitized: $(INSTALLED)
+	scripts/fuzz test
+
+## fuzz: libFuzzer on the C fast path, both sanitizers and the differential check, for FUZZ_SECONDS (600)
+fuzz: $(INSTALLED)
+	scripts/fuzz run
 
 check: $(EXTENSION)
 	$(BIN)/ruff check .
@@ -57,4 +66,4 @@ es-status:
 	scripts/es status
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis
