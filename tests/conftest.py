@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import hypothesis
 import pytest
 from starlette.applications import Starlette
 
@@ -25,6 +26,10 @@ from logspace.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ES_VERSION = "9.5.4"  # keep in step with scripts/es
+
+# Under the sanitizers every example runs several times slower, on a shared machine: the
+# sanitizer step of `make test` (scripts/fuzz) picks this profile, where examples have no deadline.
+hypothesis.settings.register_profile("sanitized", deadline=None)
 
 
 @pytest.fixture(scope="session")
