@@ -1,4 +1,14 @@
 # Logspace HQ: `docker build -t logspace-hq .`, then see docs/operations.md.
+FROM python:3.11-slim-bookworm AS wheel
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml setup.py README.md ./
+COPY logspace/ logspace/
+COPY index_templates/ index_templates/
+COPY kibana/ kibana/
+RUN pip wheel --no-cache-dir --no-deps -w /wheel .
+
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -10,19 +20,13 @@ RUN groupadd --system logspace \
     && useradd --system --gid logspace --home-dir /app --no-create-home logspace
 
 WORKDIR /app
-COPY pyproject.toml setup.py README.md ./
-COPY logspace/ logspace/
-COPY index_templates/ index_templates/
-COPY kibana/ kibana/
-# An editable install leaves the package beside index_templates/ and kibana/, where it looks
-# for them (next to its own directory), exactly as in a checkout. The C compiler builds the
-# ingest fast path (logspace/_transcode.c) and leaves again. The check fails the build if the
-# templates, the saved objects or the fast path cannot be found.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends gcc libc6-dev \
-    && pip install -e . \
-    && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* \
-    && python -c "from logspace import kibana, templates, transcoder; templates.load('check'); kibana.load('check'); assert transcoder.AVAILABLE"
+# The wheel is built in a stage of its own, with the C compiler for the ingest fast path
+# (logspace/_transcode.c); the image gets the wheel only, which carries the index templates and
+# Kibana's saved objects as package data. The check fails the build if the templates, the saved
+# objects or the fast path cannot be found in the installed package.
+COPY --from=wheel /wheel/ /wheel/
+RUN pip install /wheel/*.whl && rm -rf /wheel \
+    && cd / && python -c "from logspace.elastic import templates; from logspace.ingest import transcoder; from logspace.ops import kibana; templates.load('check'); kibana.load('check'); assert transcoder.AVAILABLE"
 
 USER logspace
 ENV LOGSPACE_HOST=0.0.0.0 \

@@ -13,9 +13,9 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-# The C extension (setup.py, logspace/_transcode.c), built again when its source changes.
+# The C extension (setup.py, logspace/ingest/_transcode.c), built again when its source changes.
 EXTENSION := $(VENV)/.extension-built
-$(EXTENSION): $(INSTALLED) setup.py logspace/_transcode.c logspace/_fieldset.h logspace/_jsontokens.h
+$(EXTENSION): $(INSTALLED) setup.py logspace/ingest/_transcode.c $(wildcard logspace/ingest/_*.h)
 	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $@
 

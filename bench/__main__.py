@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 import uvloop
 
+from logspace.elastic.store import Store
 from logspace.settings import Settings
-from logspace.store import Store
 
 from . import memory, pipeline, report
 from .documents import Pool

@@ -1,8 +1,8 @@
-/* The libFuzzer target of the ingest fast path (logspace/_transcode.c).
+/* The libFuzzer target of the ingest fast path (logspace/ingest/_transcode.c).
  *
  * libFuzzer needs a C entry point, and the extension needs a Python interpreter around it, so
- * this embeds one. Each input is a request body, handed to `tests.differential.check`: the C
- * path must not crash, nor read outside the body (AddressSanitizer), nor hit undefined
+ * this embeds one. Each input is a request body, handed to `tests.ingest.differential.check`:
+ * the C path must not crash, nor read outside the body (AddressSanitizer), nor hit undefined
  * behaviour (UndefinedBehaviorSanitizer), nor accept anything but what the thorough decoder
  * gives. Any exception there is a finding. Built and run by scripts/fuzz, which also builds the
  * extension with coverage and both sanitizers; see docs/development.md.
@@ -42,12 +42,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     fail_on(status);
 
     /* Imported here, before fuzzing starts, so libFuzzer sees the extension's counters. */
-    PyObject *module = PyImport_ImportModule("tests.differential");
+    PyObject *module = PyImport_ImportModule("tests.ingest.differential");
     check = module ? PyObject_GetAttrString(module, "check") : NULL;
     Py_XDECREF(module);
     if (check == NULL) {
         PyErr_Print();
-        fprintf(stderr, "fuzz/harness.c: cannot import tests.differential.check (PYTHONPATH?)\n");
+        fprintf(stderr, "fuzz/harness.c: no tests.ingest.differential.check (PYTHONPATH?)\n");
         exit(2);
     }
     return 0;

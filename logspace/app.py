@@ -7,7 +7,8 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
 
 import orjson
 from starlette.applications import Starlette
@@ -17,18 +18,38 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import controlroutes, readroutes, retention
-from .errors import InternalError, LogspaceError, MethodNotAllowed, NotFound, StoreUnavailable
-from .health import get_live, get_ready
-from .logs import REQUEST_ID, REQUEST_ID_HEADER, RequestLog
-from .metrics import Metrics, get_metrics
-from .readstore import ReadStore
-from .routes import HQ
-from .settings import Settings
-from .store import EventStore, Store
-from .tokens import TokenRegistry
+from logspace.control import routes as control
+from logspace.elastic.readstore import ReadStore
+from logspace.elastic.store import EventStore, Store
+from logspace.errors import (
+    InternalError,
+    LogspaceError,
+    MethodNotAllowed,
+    NotFound,
+    StoreUnavailable,
+)
+from logspace.hq import HQ
+from logspace.ingest.endpoint import INGEST_ROUTES
+from logspace.lingering import LingeringClose
+from logspace.ops import retention
+from logspace.ops.health import get_live, get_ready
+from logspace.ops.logs import REQUEST_ID, REQUEST_ID_HEADER, RequestLog
+from logspace.ops.metrics import Metrics, get_metrics
+from logspace.read.routes import READ_ROUTES
+from logspace.settings import Settings
+from logspace.spaces.tokens import TokenRegistry
 
-__all__ = ["create_app", "create_app_from_environ"]
+__all__ = ["API_ROUTES", "create_app", "create_app_from_environ"]
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+# Path, endpoint, methods: the HTTP API, each wing's table; the router and the OpenAPI test
+# read this one.
+API_ROUTES: Final[tuple[tuple[str, Endpoint, tuple[str, ...]], ...]] = (
+    *INGEST_ROUTES,
+    *READ_ROUTES,
+    *control.CONTROL_ROUTES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +118,12 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_store = store is None
         event_store = store or Store(settings)
+        metrics = Metrics()
         if reader is None and isinstance(event_store, Store):
-            searched: ReadStore | None = event_store.reader()
+            searched: ReadStore | None = event_store.reader(metrics.read_failed)
         else:
             searched = reader
-        hq = HQ(settings, tokens, event_store, Metrics(), searched)
+        hq = HQ(settings, tokens, event_store, metrics, searched)
         app.state.hq = hq
         try:
             await hq.store.ensure_templates()
@@ -120,7 +142,7 @@ def create_app(
             background.append(asyncio.create_task(retain))
         async with (
             _watching_tokens(tokens, settings),
-            controlroutes.serving(app, settings, hq.store),
+            control.serving(app, settings, hq.store),
         ):
             try:
                 yield
@@ -132,15 +154,21 @@ def create_app(
                     await hq.store.close()
 
     routes = [
-        *readroutes.routes(),
-        *controlroutes.routes(),
+        *_api_routes(),
         Route("/health/live", get_live, methods=["GET"]),
         Route("/health/ready", get_ready, methods=["GET"]),
         Route("/metrics", get_metrics, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestLog)],
+        middleware=[
+            Middleware(
+                LingeringClose,
+                max_bytes=settings.linger_max_bytes,
+                seconds=settings.linger_seconds,
+            ),
+            Middleware(RequestLog),
+        ],
         lifespan=lifespan,
         exception_handlers={
             LogspaceError: _logspace_error,
@@ -151,6 +179,32 @@ def create_app(
     # `/events/` is not `/events`: a redirect would make agents send the body twice.
     app.router.redirect_slashes = False
     return app
+
+
+def _api_routes() -> list[Route]:
+    """Every path of `API_ROUTES`, at `/x` and at `/api/x` (the original 0.4 agents' base
+    path). A path that two wings serve (`/events`: PUT stores, GET and POST search) is one
+    route, so a method neither takes gets one 405 naming every method the path takes."""
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for path, endpoint, methods in API_ROUTES:
+        by_path.setdefault(path, {}).update(dict.fromkeys(methods, endpoint))
+    return [
+        Route(prefix + path, _by_method(endpoints), methods=list(endpoints))
+        for path, endpoints in by_path.items()
+        for prefix in ("", "/api")
+    ]
+
+
+def _by_method(endpoints: dict[str, Endpoint]) -> Endpoint:
+    if len(set(endpoints.values())) == 1:
+        return next(iter(endpoints.values()))
+
+    async def endpoint(request: Request) -> Response:
+        # Starlette routes HEAD wherever GET goes.
+        method = "GET" if request.method == "HEAD" else request.method
+        return await endpoints[method](request)
+
+    return endpoint
 
 
 @contextlib.asynccontextmanager

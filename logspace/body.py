@@ -12,7 +12,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import AsyncIterable, Mapping
 
-from .errors import InvalidGzip, Overloaded, RequestTooLarge, UnsupportedContentEncoding
+from logspace.errors import InvalidGzip, Overloaded, RequestTooLarge, UnsupportedContentEncoding
 
 __all__ = ["Admission", "Reservation", "read_body"]
 
@@ -28,13 +28,17 @@ class Admission:
         self.in_flight = 0
         self.peak = 0
 
-    def acquire(self, size: int) -> None:
+    def check(self, size: int) -> None:
+        """Raise `Overloaded` unless `size` more bytes would be admitted now."""
         if self.in_flight + size > self.limit and self.in_flight > 0:
             raise Overloaded(
                 "HQ is busy with other requests; send this batch again shortly.",
                 {"in-flight-bytes-limit": self.limit},
                 retry_after=1,
             )
+
+    def acquire(self, size: int) -> None:
+        self.check(size)
         self.in_flight += size
         self.peak = max(self.peak, self.in_flight)
 
@@ -48,6 +52,9 @@ class Reservation:
     def __init__(self, admission: Admission) -> None:
         self._admission = admission
         self.size = 0
+
+    def check(self, size: int) -> None:
+        self._admission.check(size)
 
     def take(self, size: int) -> None:
         self._admission.acquire(size)
@@ -73,8 +80,12 @@ async def read_body(
         )
     declared = headers.get("content-length", "")
     # isascii: str.isdigit() also takes digits int() refuses, such as "²".
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+    if declared.isascii() and declared.isdigit():
+        if int(declared) > limit:
+            raise _too_large(limit)
+        # Before the first read, so a client waiting on `Expect: 100-continue` is refused
+        # without sending the body (the bytes are taken as they arrive, below).
+        reservation.check(int(declared))
     gunzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if encoding.endswith("gzip") else None
     parts: list[bytes] = []
     size = 0

@@ -12,13 +12,14 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC
 
-from . import kibana, logs, retention
-from .auth import is_space_name
-from .errors import StoreUnavailable
-from .metrics import MULTIPROCESS_VARIABLE
-from .settings import Settings, SettingsError
-from .store import Store
-from .tokens import load_tokens
+from logspace.elastic.store import Store
+from logspace.errors import StoreUnavailable
+from logspace.ops import kibana, logs, retention
+from logspace.ops.metrics import MULTIPROCESS_VARIABLE
+from logspace.settings import Settings, SettingsError
+from logspace.spaces.grants import is_space_name
+from logspace.spaces.tokens import load_tokens
+from logspace.textvalues import parse_keep
 
 __all__ = ["main"]
 
@@ -29,7 +30,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if argv[:1] == ["agent"]:
         # Before parsing, so `logspace agent --help` reaches the agent's own parser. The
         # agents need none of HQ's settings; they have their own (logspace.agent.config).
-        from .agent.cli import main as agent_main
+        from logspace.agent.cli import main as agent_main
 
         return agent_main(argv[1:], environ)
     args = _parser().parse_args(argv)
@@ -94,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _keep(value: str) -> int:
     try:
-        return retention.parse_keep(value)
+        return parse_keep(value)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 

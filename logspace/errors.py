@@ -4,6 +4,7 @@
     ├── MissingSpaceToken             403    MISSING_SPACE_TOKEN
     ├── InvalidSpaceToken             403    INVALID_SPACE_TOKEN
     ├── AccessDenied                  403    ACCESS_DENIED
+    ├── MetricsTokenRequired          401    METRICS_TOKEN_REQUIRED (with WWW-Authenticate)
     ├── InvalidJson                   400    INVALID_JSON
     ├── InvalidBatch                  400    INVALID_BATCH
     ├── InvalidEvents                 400    INVALID_EVENTS
@@ -48,6 +49,7 @@ __all__ = [
     "InvalidSpaceToken",
     "LogspaceError",
     "MethodNotAllowed",
+    "MetricsTokenRequired",
     "MissingSpaceToken",
     "NotFound",
     "NotReady",
@@ -108,6 +110,20 @@ class AccessDenied(LogspaceError):
 
     status = 403
     type = "ACCESS_DENIED"
+
+
+class MetricsTokenRequired(LogspaceError):
+    """GET /metrics without the metrics token (`LOGSPACE_METRICS_TOKEN`), or with another."""
+
+    status = 401
+    type = "METRICS_TOKEN_REQUIRED"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "GET /metrics needs the metrics token: send 'Authorization: Bearer <token>'.",
+            {},
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
 
 
 class InvalidJson(LogspaceError):

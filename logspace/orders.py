@@ -9,8 +9,10 @@
 `trigger-type` is `Application`, `Scheduler` or `Off`, in any case. A `Scheduler` order needs a
 `trigger-parameter`: a Quartz cron expression with a seconds field (see `logspace.cron`).
 `commit-max-seconds` (optional, 0 to 86400) is how long events may wait in the agent before
-they are sent; 0 sends at once (the original waited for ever). Unknown fields are refused, so a
-typo is reported instead of silently ignored.
+they are sent; 0 sends at once (the original waited for ever). `agent-orders` may be left out
+(no agent runs), and `commit-max-count`, which early versions of the original wrote, is read
+and ignored (`Order.ignored`): the original's own example files have both. Other unknown
+fields are refused, so a typo is reported instead of silently ignored.
 
 HQ checks order files with `read_order`; the agent controller reads HQ's answers with it.
 `Order.to_json()` writes the canonical form, in the field order the original Java parser needs.
@@ -25,12 +27,13 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from .cron import Cron, CronError
-from .problems import Problem, kind, show, unknown_fields
+from logspace.cron import Cron, CronError
+from logspace.problems import Problem, kind, show, unknown_fields
 
 __all__ = [
     "CONTROLLER_ID",
     "MAX_COMMIT_SECONDS",
+    "ORIGINAL_COMMIT_SECONDS",
     "TRIGGER_TYPES",
     "AgentOrder",
     "InvalidOrder",
@@ -46,6 +49,9 @@ __all__ = [
 TriggerType = Literal["Application", "Scheduler", "Off"]
 TRIGGER_TYPES: Final[tuple[TriggerType, ...]] = ("Application", "Scheduler", "Off")
 MAX_COMMIT_SECONDS: Final = 86_400
+# What the original Java controller waits without an order: the commit delay HQ serves when
+# an order file has none, since that controller cannot read an order without one.
+ORIGINAL_COMMIT_SECONDS: Final = 300
 MAX_AGENT_ORDERS: Final = 1000
 MAX_TEXT: Final = 255
 
@@ -94,6 +100,8 @@ class AgentOrder:
 class Order:
     agents: tuple[AgentOrder, ...] = ()
     commit_max_seconds: int | None = None
+    # Fields read but not part of the order (not written by `to_json`).
+    ignored: tuple[str, ...] = ()
 
     def get(self, agent_id: str) -> AgentOrder | None:
         for agent in self.agents:
@@ -133,12 +141,10 @@ def read_order(value: Any, *, now: datetime | None = None) -> Order:
     problems: list[Problem] = []
     if not isinstance(value, dict):
         raise InvalidOrder([Problem("$", f"expected an object, found {kind(value)}")])
-    unknown_fields(value, ("agent-orders", "commit-max-seconds"), "$", problems)
-    entries = value.get("agent-orders")
+    unknown_fields(value, ("agent-orders", "commit-max-seconds", "commit-max-count"), "$", problems)
+    entries = value.get("agent-orders", [])
     agents: list[AgentOrder] = []
-    if entries is None:
-        problems.append(Problem("$.agent-orders", "missing (a list, possibly empty)"))
-    elif not isinstance(entries, list):
+    if not isinstance(entries, list):
         problems.append(Problem("$.agent-orders", f"expected a list, found {kind(entries)}"))
     elif len(entries) > MAX_AGENT_ORDERS:
         problems.append(
@@ -171,9 +177,17 @@ def read_order(value: Any, *, now: datetime | None = None) -> Order:
                 f"found {show(commit)}",
             )
         )
+    ignored: tuple[str, ...] = ()
+    if "commit-max-count" in value:
+        count = value["commit-max-count"]
+        if type(count) is not int or count < 0:
+            problems.append(
+                Problem("$.commit-max-count", f"expected a whole number, found {show(count)}")
+            )
+        ignored = ("commit-max-count",)
     if problems:
         raise InvalidOrder(problems)
-    return Order(tuple(agents), commit)
+    return Order(tuple(agents), commit, ignored)
 
 
 def _agent_order(

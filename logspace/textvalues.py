@@ -16,6 +16,7 @@ __all__ = [
     "boolean",
     "non_negative_float",
     "optional_text",
+    "parse_keep",
     "positive_float",
     "positive_int",
     "read_toml",
@@ -94,3 +95,14 @@ def read_toml(path: str, variable: str, known: Mapping[str, str]) -> dict[str, s
         else:
             raise ValueError(f"{path}: {key} must be a string, number or boolean")
     return values
+
+
+_KEEP = re.compile(r"([0-9]{1,6})d")
+
+
+def parse_keep(text: str) -> int:
+    """`90d` -> 90: the retention window in days."""
+    match = _KEEP.fullmatch(text.strip())
+    if match is None or int(match[1]) == 0:
+        raise ValueError(f"{text!r} is not a retention window such as 90d (days, at least 1d)")
+    return int(match[1])

@@ -21,8 +21,8 @@ import pytest
 from starlette.applications import Starlette
 
 from logspace.app import create_app
-from logspace.auth import Grant
 from logspace.settings import Settings
+from logspace.spaces.grants import Grant
 
 ROOT = Path(__file__).resolve().parent.parent
 ES_VERSION = "9.5.4"  # keep in step with scripts/es

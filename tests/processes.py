@@ -28,14 +28,20 @@ def hq_environ(**variables: str) -> dict[str, str]:
 
 
 def start_hq(
-    env: Mapping[str, str], *args: str, ready_path: str = "/", timeout: float = 60
+    env: Mapping[str, str],
+    *args: str,
+    ready_path: str = "/",
+    timeout: float = 60,
+    python: str = sys.executable,
+    cwd: str | None = None,
 ) -> tuple[str, subprocess.Popen[str]]:
-    """`logspace serve` on a free port; returns once GET `ready_path` answers (200 where
-    `ready_path` is not "/")."""
+    """`logspace serve` on a free port, run by `python`; returns once GET `ready_path`
+    answers (200 where `ready_path` is not "/")."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "logspace", "serve", "--port", str(port), *args],
+        [python, "-m", "logspace", "serve", "--port", str(port), *args],
         env=dict(env),
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

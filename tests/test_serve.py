@@ -102,6 +102,43 @@ def test_text_logs_name_the_request_id(serve: Any) -> None:
     assert f"request_id={request_id}" in output
 
 
+# A line feed, a carriage return, an ANSI escape, NEL and LINE SEPARATOR (lines to splitlines()).
+FORGING_PATH = "/nothing%0AERROR%20logspace.auth:%20forged%0D%1B[2J%C2%85%E2%80%A8"
+
+
+def test_text_logs_cannot_be_forged_through_the_path(serve: Any) -> None:
+    """The URL-decoded path is logged with its control characters escaped: one request, one
+    line."""
+    server = serve()
+    response = httpx.get(f"{server.url}{FORGING_PATH}")
+
+    output = server.stop()
+
+    assert response.status_code == 404
+    assert not any(line.startswith("ERROR logspace.auth") for line in output.splitlines())
+    (access,) = [line for line in output.splitlines() if "GET /nothing" in line]
+    assert access.startswith(
+        "INFO logspace.access: GET /nothing\\x0aERROR logspace.auth: forged\\x0d\\x1b[2J"
+        "\\x85\\u2028 404 "
+    )
+    assert 'path="/nothing\\x0aERROR logspace.auth: forged\\x0d\\x1b[2J\\x85\\u2028"' in access
+    assert not any(c in output for c in "\r\x1b\x85\u2028")
+
+
+def test_json_logs_cannot_be_forged_through_the_path(serve: Any) -> None:
+    server = serve(LOGSPACE_LOG_FORMAT="json")
+    httpx.get(f"{server.url}{FORGING_PATH}")
+
+    output = server.stop()
+
+    lines = [orjson.loads(line) for line in output.splitlines()]
+    (access,) = [line for line in lines if line.get("path", "").startswith("/nothing")]
+    path = "/nothing\nERROR logspace.auth: forged\r\x1b[2J\x85\u2028"
+    assert access["message"] == f"GET {path} 404"
+    assert access["path"] == path
+    assert not any(c in output for c in "\r\x1b\x85\u2028")
+
+
 def test_metrics_are_summed_over_all_workers(serve: Any) -> None:
     """Each scrape reaches one worker; it still reports what every worker counted."""
     server = serve("--workers", "2")

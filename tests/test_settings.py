@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from logspace.auth import Grant
 from logspace.settings import SETTINGS, Settings, SettingsError
-from logspace.tokens import load_tokens
+from logspace.spaces.grants import Grant
+from logspace.spaces.tokens import load_tokens
 
 TOKENS = {"LOGSPACE_SPACE_TOKENS": "development:development"}
 

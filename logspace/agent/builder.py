@@ -16,7 +16,7 @@ from typing import Any, Literal, Self
 
 import orjson
 
-from ..decode import decode
+from ..decoder import decode
 from ..errors import EventError, InvalidBatch, InvalidEvents, InvalidJson
 from ..events import FAMILIES, BadValue, check_property_name
 

@@ -1,15 +1,16 @@
 """The OpenAPI 3.1 document of HQ's HTTP API, served at `GET /openapi.json`. Pure data.
 
 Written by hand, next to `docs/api.md`; a test checks that it is valid OpenAPI and that it
-names every route of `readroutes.READ_ROUTES` and `controlroutes.CONTROL_ROUTES` with the same
-methods. Schemas are in `schemas.py`, central control's part in `control.py`.
+names every route of `app.API_ROUTES` with the same methods. Schemas are in `schemas.py`,
+central control's part in `control.py`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .. import activity
+from logspace.read import activity
+
 from . import control
 from .parts import MANY as _MANY
 from .parts import TIME as _TIME
@@ -46,6 +47,11 @@ _EXPORT_PARAMETERS = [
         {"enum": ["comma", "semicolon", "tab"], "default": "comma"},
     ),
     query("limit", "Export at most this many events.", {"type": "integer", "minimum": 1}),
+    query(
+        "formulas",
+        "CSV only: `escape` puts `'` before text a spreadsheet would run as a formula.",
+        {"enum": ["escape", "keep"], "default": "escape"},
+    ),
 ]
 _SUGGEST_PARAMETERS = [
     query("text", "Case-insensitive prefix of a name or of a word in it.", {"type": "string"}),
@@ -185,7 +191,7 @@ def document() -> dict[str, Any]:
                 "post": {
                     "operationId": "suggestWithBody",
                     "summary": "The same, with its parameters as a JSON body.",
-                    "requestBody": body({"type": "object"}),
+                    "requestBody": body(ref("SuggestRequest")),
                     "responses": {"200": json_content(ref("Suggestions")), **_READ_ERRORS},
                 },
             },

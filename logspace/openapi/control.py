@@ -1,6 +1,6 @@
 """The central-control part of the OpenAPI document, merged in by `__init__.py`. Pure data.
 
-Paths of `controlroutes.CONTROL_ROUTES`: capabilities up from agent controllers, orders down.
+Paths of `control.routes.CONTROL_ROUTES`: capabilities up from agent controllers, orders down.
 """
 
 from __future__ import annotations
@@ -24,10 +24,57 @@ _CONTROLLER_ID: Final = {
 }
 _HEADER: Final = {"schema": {"type": "string"}}
 
+# What a controller uploads; a stored upload is the same plus `updated` (and `space` is set).
+_CAPABILITIES: Final[dict[str, Any]] = {
+    "id": {"type": "string"},
+    "system": {"type": "string"},
+    "space": {"type": "string", "description": "Ignored: HQ sets the token's space."},
+    "agent-capabilities": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["id", "trigger-types"],
+            "additionalProperties": False,
+            "properties": {
+                "id": {"type": "string"},
+                "type": {"type": "string"},
+                "trigger-types": {"type": "array", "items": _TRIGGER},
+                "property-descriptions": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "type"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "type": {
+                                "enum": [
+                                    "BOOLEAN",
+                                    "DATE",
+                                    "DOUBLE",
+                                    "FLOAT",
+                                    "INTEGER",
+                                    "LONG",
+                                    "STRING",
+                                ]
+                            },
+                            "units": {
+                                "type": "object",
+                                "additionalProperties": {"type": "number"},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
 SCHEMAS: Final[dict[str, Any]] = {
     "Order": {
         "type": "object",
-        "required": ["agent-orders"],
+        "description": "As HQ serves it: always in this shape, which the original Java agents' "
+        "parser reads (an order file without commit-max-seconds gets HQ's default).",
+        "required": ["agent-orders", "commit-max-seconds"],
         "additionalProperties": False,
         "properties": {
             "agent-orders": {
@@ -52,57 +99,20 @@ SCHEMAS: Final[dict[str, Any]] = {
     },
     "Capabilities": {
         "type": "object",
-        "required": ["id", "agent-capabilities"],
+        "required": ["id"],
+        "additionalProperties": False,
+        "properties": _CAPABILITIES,
+    },
+    # Not an `allOf` with Capabilities: its `additionalProperties: false` would refuse `updated`.
+    "StoredCapabilities": {
+        "type": "object",
+        "required": ["id", "space", "agent-capabilities", "updated"],
         "additionalProperties": False,
         "properties": {
-            "id": {"type": "string"},
-            "system": {"type": "string"},
-            "space": {"type": "string", "description": "Ignored: HQ sets the token's space."},
-            "agent-capabilities": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "trigger-types"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "id": {"type": "string"},
-                        "type": {"type": "string"},
-                        "trigger-types": {"type": "array", "items": _TRIGGER},
-                        "property-descriptions": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["name", "type"],
-                                "properties": {
-                                    "name": {"type": "string"},
-                                    "type": {
-                                        "enum": [
-                                            "BOOLEAN",
-                                            "DATE",
-                                            "DOUBLE",
-                                            "FLOAT",
-                                            "INTEGER",
-                                            "LONG",
-                                            "STRING",
-                                        ]
-                                    },
-                                    "units": {
-                                        "type": "object",
-                                        "additionalProperties": {"type": "number"},
-                                    },
-                                },
-                            },
-                        },
-                    },
-                },
-            },
+            **_CAPABILITIES,
+            "space": {"type": "string", "description": "The space of the token."},
+            "updated": _TIME,
         },
-    },
-    "StoredCapabilities": {
-        "allOf": [
-            ref("Capabilities"),
-            {"type": "object", "required": ["space", "updated"], "properties": {"updated": _TIME}},
-        ]
     },
     "OrderListing": {
         "type": "object",
@@ -116,6 +126,16 @@ SCHEMAS: Final[dict[str, Any]] = {
                         "file": {"type": "string"},
                         "last-modified": _TIME,
                         "order": ref("Order"),
+                        "filled-in": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "Fields HQ added to the file's order.",
+                        },
+                        "ignored": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "Fields of the file HQ does not serve.",
+                        },
                     },
                 },
             },

@@ -10,6 +10,20 @@ from .parts import ref
 
 __all__ = ["SCHEMAS"]
 
+# A number, or a non-finite one: sent bare (NaN) by the Java agents, stored as a string.
+_FLOATING: Final = {"oneOf": [{"type": "number"}, {"enum": ["NaN", "Infinity", "-Infinity"]}]}
+# The filter's members, shared by the request bodies below. Each body lists every member it
+# takes and refuses any other, as HQ does: an `allOf` of open objects would take any key.
+_FILTER: Final[dict[str, Any]] = {
+    "start": _TIME,
+    "end": _TIME,
+    "type": {"oneOf": [{"type": "string"}, _MANY]},
+    "system": {"oneOf": [{"type": "string"}, _MANY]},
+    "agent-id": {"oneOf": [{"type": "string"}, _MANY]},
+    "where": ref("Condition"),
+    "order": {"enum": ["asc", "desc"]},
+}
+
 SCHEMAS: Final[dict[str, Any]] = {
     "Error": {
         "type": "object",
@@ -22,7 +36,7 @@ SCHEMAS: Final[dict[str, Any]] = {
     },
     "Event": {
         "type": "object",
-        "required": ["id", "type", "system", "agent-id", "timestamp"],
+        "required": ["id", "system", "agent-id", "timestamp"],
         "properties": {
             "id": {"type": "string"},
             "type": {"type": "string"},
@@ -34,8 +48,8 @@ SCHEMAS: Final[dict[str, Any]] = {
             "marker": {"type": "string"},
             "boolean-properties": {"type": "object", "additionalProperties": {"type": "boolean"}},
             "date-properties": {"type": "object", "additionalProperties": _TIME},
-            "double-properties": {"type": "object", "additionalProperties": {"type": "number"}},
-            "float-properties": {"type": "object", "additionalProperties": {"type": "number"}},
+            "double-properties": {"type": "object", "additionalProperties": _FLOATING},
+            "float-properties": {"type": "object", "additionalProperties": _FLOATING},
             "integer-properties": {
                 "type": "object",
                 "additionalProperties": {"type": "integer"},
@@ -108,42 +122,36 @@ SCHEMAS: Final[dict[str, Any]] = {
             },
         ]
     },
-    "Filter": {
+    "Filter": {"type": "object", "properties": _FILTER, "additionalProperties": False},
+    "SearchRequest": {
         "type": "object",
         "properties": {
-            "start": _TIME,
-            "end": _TIME,
-            "type": {"oneOf": [{"type": "string"}, _MANY]},
-            "system": {"oneOf": [{"type": "string"}, _MANY]},
-            "agent-id": {"oneOf": [{"type": "string"}, _MANY]},
-            "where": ref("Condition"),
-            "order": {"enum": ["asc", "desc"]},
+            **_FILTER,
+            "size": {"type": "integer", "minimum": 0, "maximum": 1000},
+            "cursor": {"type": "string"},
         },
-    },
-    "SearchRequest": {
-        "allOf": [
-            ref("Filter"),
-            {
-                "type": "object",
-                "properties": {
-                    "size": {"type": "integer", "minimum": 0, "maximum": 1000},
-                    "cursor": {"type": "string"},
-                },
-            },
-        ]
+        "additionalProperties": False,
     },
     "ExportRequest": {
-        "allOf": [
-            ref("Filter"),
-            {
-                "type": "object",
-                "properties": {
-                    "format": {"enum": ["json", "ndjson", "csv"]},
-                    "delimiter": {"enum": ["comma", "semicolon", "tab"]},
-                    "limit": {"type": "integer", "minimum": 1},
-                },
-            },
-        ]
+        "type": "object",
+        "properties": {
+            **_FILTER,
+            "format": {"enum": ["json", "ndjson", "csv"]},
+            "delimiter": {"enum": ["comma", "semicolon", "tab"]},
+            "limit": {"type": "integer", "minimum": 1},
+            "formulas": {"enum": ["escape", "keep"]},
+        },
+        "additionalProperties": False,
+    },
+    "SuggestRequest": {
+        "type": "object",
+        "properties": {
+            "text": {"type": "string"},
+            "agent-id": {"oneOf": [{"type": "string"}, _MANY]},
+            "system": {"oneOf": [{"type": "string"}, _MANY]},
+            "size": {"type": "integer", "minimum": 1, "maximum": 1000},
+        },
+        "additionalProperties": False,
     },
     "EventPage": {
         "type": "object",

@@ -1,0 +1,77 @@
+"""The Elasticsearch client HQ talks through, and what its errors mean.
+
+One `AsyncElasticsearch` per HQ process, made by `connect`, shared by the event, read and
+control stores. Its own retries are off: the stores retry what is worth retrying themselves,
+within their own deadlines. `retryable` and `describe` are the one reading of its errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from elastic_transport import ConnectionTimeout, NdjsonSerializer
+from elasticsearch import ApiError, AsyncElasticsearch, OrjsonSerializer, TransportError
+
+from logspace.settings import Settings
+
+__all__ = ["JSON", "NDJSON", "connect", "describe", "retryable"]
+
+JSON: Final = {"accept": "application/json", "content-type": "application/json"}
+NDJSON: Final = {"accept": "application/json", "content-type": "application/x-ndjson"}
+
+
+class _Serializer(OrjsonSerializer):
+    """orjson, but a `_bulk` response that reports no errors is not read any further: under
+    `bulk.RESPONSE_FILTER` it starts with `{"errors":false`, and its items (one per event)
+    would cost HQ more CPU to parse than the rest of the write."""
+
+    def loads(self, data: bytes) -> Any:
+        if data.startswith(b'{"errors":false'):
+            return {"errors": False}
+        return super().loads(data)
+
+
+class _BulkBodySerializer(NdjsonSerializer):
+    """`bulk.Bulk` bodies are NDJSON already: sent as they are, not copied twice over."""
+
+    def dumps(self, data: Any) -> bytes:
+        if isinstance(data, bytes) and data.endswith(b"\n"):
+            return data
+        return super().dumps(data)
+
+
+def connect(settings: Settings) -> AsyncElasticsearch:
+    options: dict[str, Any] = {}
+    if settings.es_api_key:
+        options["api_key"] = settings.es_api_key
+    elif settings.es_username:
+        options["basic_auth"] = (settings.es_username, settings.es_password or "")
+    if settings.es_ca_certs:
+        options["ca_certs"] = settings.es_ca_certs
+    return AsyncElasticsearch(
+        settings.es_url,
+        serializers={
+            OrjsonSerializer.mimetype: _Serializer(),
+            NdjsonSerializer.mimetype: _BulkBodySerializer(),
+        },
+        request_timeout=settings.es_timeout,
+        # The stores retry themselves, only what needs it, within their own deadlines.
+        max_retries=0,
+        **options,
+    )
+
+
+def retryable(error: Exception) -> bool:
+    """Whether the same request may succeed later: 429, 5xx, or no answer at all. Any other
+    answer means a request HQ should not have sent (or credentials an operator must fix)."""
+    if isinstance(error, ApiError):
+        return error.status_code == 429 or error.status_code >= 500
+    return isinstance(error, TransportError)
+
+
+def describe(error: Exception) -> str:
+    if isinstance(error, ApiError):
+        return f"Elasticsearch answered {error.status_code} ({error.error})"
+    if isinstance(error, ConnectionTimeout):
+        return "Elasticsearch did not answer in time (ConnectionTimeout)"
+    return f"Elasticsearch could not be reached ({type(error).__name__})"

@@ -1,0 +1,332 @@
+"""Every setting HQ reads: its variable, its field of `Settings`, its parser, its default and
+its documentation, declared once here (`docs/configuration.md`'s test reads this table).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from logspace.events import BadValue, parse_instant
+from logspace.orders import MAX_COMMIT_SECONDS, ORIGINAL_COMMIT_SECONDS
+from logspace.spaces.grants import parse_space_tokens
+from logspace.textvalues import boolean as _boolean
+from logspace.textvalues import optional_text as _optional_text
+from logspace.textvalues import parse_keep
+from logspace.textvalues import positive_float as _positive_float
+from logspace.textvalues import positive_int as _positive_int
+from logspace.textvalues import text as _text
+from logspace.textvalues import url as _url
+
+__all__ = ["SETTINGS", "Setting", "SettingsError"]
+
+_INDEX_PREFIX = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,99}")
+
+
+class SettingsError(ValueError):
+    """A setting has a value HQ cannot use; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    field: str
+    parse: Callable[[str, str], Any]
+    default: str | None
+    doc: str
+
+
+def _port(name: str, value: str) -> int:
+    number = _positive_int(name, value)
+    if number > 65535:
+        raise SettingsError(f"{name}={value!r} is not a TCP port (1-65535)")
+    return number
+
+
+def _instant(name: str, value: str) -> datetime:
+    try:
+        return parse_instant(value)
+    except BadValue as bad:
+        raise SettingsError(f"{name}={value!r}: {bad}") from None
+
+
+def _field_budget(name: str, value: str) -> int:
+    number = _positive_int(name, value)
+    # The templates let an index hold 10000 fields; keep room for the event's own fields.
+    if number > 9900:
+        raise SettingsError(f"{name}={value!r} must be at most 9900")
+    return number
+
+
+def _index_prefix(name: str, value: str) -> str:
+    if not _INDEX_PREFIX.fullmatch(value):
+        raise SettingsError(
+            f"{name}={value!r} is not a valid index prefix "
+            "(lower-case letters, digits, '_', '-', '.'; starting with a letter or digit)"
+        )
+    return value
+
+
+def _retention_days(name: str, value: str) -> int | None:
+    if not value.strip():
+        return None
+    try:
+        return parse_keep(value)
+    except ValueError as error:
+        raise SettingsError(f"{name}={error}") from None
+
+
+def _commit_seconds(name: str, value: str) -> int:
+    if not (value.strip().isascii() and value.strip().isdigit()):
+        raise SettingsError(f"{name}={value!r} is not a whole number of seconds")
+    number = int(value)
+    if number > MAX_COMMIT_SECONDS:
+        raise SettingsError(f"{name}={value!r} must be at most {MAX_COMMIT_SECONDS}")
+    return number
+
+
+def _metrics_token(name: str, value: str) -> str | None:
+    token = value.strip()
+    if token and not (token.isascii() and token.isprintable() and " " not in token):
+        raise SettingsError(f"{name} must be printable ASCII without spaces")
+    return token or None
+
+
+def _log_format(name: str, value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in ("text", "json"):
+        raise SettingsError(f"{name}={value!r} is not a log format (text or json)")
+    return lowered
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "LOGSPACE_ES_URL", "es_url", _url, "http://127.0.0.1:9200", "Base URL of Elasticsearch."
+    ),
+    Setting(
+        "LOGSPACE_ES_USERNAME",
+        "es_username",
+        _optional_text,
+        "",
+        "User name for Elasticsearch basic authentication.",
+    ),
+    Setting(
+        "LOGSPACE_ES_PASSWORD",
+        "es_password",
+        _optional_text,
+        "",
+        "Password for Elasticsearch basic authentication.",
+    ),
+    Setting(
+        "LOGSPACE_ES_API_KEY",
+        "es_api_key",
+        _optional_text,
+        "",
+        "Elasticsearch API key (the base64 `id:key` form); used instead of a user.",
+    ),
+    Setting(
+        "LOGSPACE_ES_CA_CERTS",
+        "es_ca_certs",
+        _optional_text,
+        "",
+        "Path to a CA bundle for an Elasticsearch served over HTTPS.",
+    ),
+    Setting(
+        "LOGSPACE_ES_TIMEOUT",
+        "es_timeout",
+        _positive_float,
+        "30",
+        "Seconds one request to Elasticsearch may take.",
+    ),
+    Setting(
+        "LOGSPACE_ES_RETRY_SECONDS",
+        "es_retry_seconds",
+        _positive_float,
+        "5",
+        "How long HQ keeps re-sending events Elasticsearch could not take (429, 5xx, "
+        "connection failures) before answering 503 with `Retry-After`.",
+    ),
+    Setting(
+        "LOGSPACE_SPACE_TOKENS",
+        "space_tokens",
+        parse_space_tokens,
+        "",
+        "Comma-separated `space:token` pairs; a space may have several tokens. Required to serve.",
+    ),
+    Setting(
+        "LOGSPACE_INDEX_PREFIX",
+        "index_prefix",
+        _index_prefix,
+        "logspace-events",
+        "Prefix of event index names: `<prefix>-<space>-<yyyy.mm>`.",
+    ),
+    Setting(
+        "LOGSPACE_INSTALL_TEMPLATES",
+        "install_templates",
+        _boolean,
+        "true",
+        "Install or update the index templates when HQ starts (and before the first "
+        "write if Elasticsearch was down then).",
+    ),
+    Setting("LOGSPACE_HOST", "host", _text, "127.0.0.1", "Address `logspace serve` listens on."),
+    Setting("LOGSPACE_PORT", "port", _port, "4567", "Port `logspace serve` listens on."),
+    Setting(
+        "LOGSPACE_MAX_BODY_BYTES",
+        "max_body_bytes",
+        _positive_int,
+        "10485760",
+        "Largest accepted request body in bytes, after gzip decompression; larger bodies get 413.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_EVENTS",
+        "max_events",
+        _positive_int,
+        "10000",
+        "Most events accepted in one request; more get 413 TOO_MANY_EVENTS.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_PROPERTIES",
+        "max_properties",
+        _positive_int,
+        "200",
+        "Most properties (over all seven families) one event may have.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_PROPERTY_NAME_LENGTH",
+        "max_property_name_length",
+        _positive_int,
+        "255",
+        "Longest property name, in characters.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_STRING_LENGTH",
+        "max_string_length",
+        _positive_int,
+        "10485760",
+        "Longest string property value, in characters. Values over 8191 characters are "
+        "stored but not searchable.",
+    ),
+    Setting(
+        "LOGSPACE_OLDEST_TIMESTAMP",
+        "oldest_timestamp",
+        _instant,
+        "2000-01-01T00:00:00Z",
+        "Events with an older timestamp are refused, so they cannot create indices for "
+        "years nobody keeps.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_FUTURE_SECONDS",
+        "max_future_seconds",
+        _positive_int,
+        "86400",
+        "How far ahead of HQ's clock an event's timestamp may be.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_FIELDS_PER_SPACE",
+        "max_fields_per_space",
+        _field_budget,
+        "1000",
+        "Most distinct properties (family and name) a space may create, at most 9900. "
+        "An event that would add more is refused before Elasticsearch fails.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_INFLIGHT_BYTES",
+        "max_inflight_bytes",
+        _positive_int,
+        "67108864",
+        "Request body bytes one worker processes at once; beyond that HQ answers 503 "
+        "OVERLOADED with `Retry-After` at once instead of queueing.",
+    ),
+    Setting(
+        "LOGSPACE_LINGER_MAX_BYTES",
+        "linger_max_bytes",
+        _positive_int,
+        "67108864",
+        "After answering before a request body was read (413, 503 OVERLOADED, 403), HQ reads "
+        "and discards up to this many more bytes of it before closing, so that clients that "
+        "send the whole body before reading see the answer.",
+    ),
+    Setting(
+        "LOGSPACE_LINGER_SECONDS",
+        "linger_seconds",
+        _positive_float,
+        "30",
+        "How long HQ goes on discarding such a body (see `LOGSPACE_LINGER_MAX_BYTES`).",
+    ),
+    Setting(
+        "LOGSPACE_SPACE_TOKENS_FILE",
+        "space_tokens_file",
+        _optional_text,
+        "",
+        "A file with one `space:token[:access]` entry per line (`#` comments allowed), used "
+        "besides `LOGSPACE_SPACE_TOKENS`. HQ reloads it on SIGHUP and when it changes.",
+    ),
+    Setting(
+        "LOGSPACE_TOKENS_RELOAD_SECONDS",
+        "tokens_reload_seconds",
+        _positive_float,
+        "5",
+        "How often HQ checks `LOGSPACE_SPACE_TOKENS_FILE` for changes.",
+    ),
+    Setting(
+        "LOGSPACE_RETENTION_KEEP",
+        "retention_keep_days",
+        _retention_days,
+        "",
+        "Delete event indices older than this window (e.g. `90d`) from inside HQ; empty: never.",
+    ),
+    Setting(
+        "LOGSPACE_RETENTION_INTERVAL_SECONDS",
+        "retention_interval",
+        _positive_float,
+        "3600",
+        "How often HQ applies `LOGSPACE_RETENTION_KEEP`.",
+    ),
+    Setting(
+        "LOGSPACE_LOG_FORMAT",
+        "log_format",
+        _log_format,
+        "text",
+        "`text`, or `json` for one JSON object per log line.",
+    ),
+    Setting(
+        "LOGSPACE_METRICS_TOKEN",
+        "metrics_token",
+        _metrics_token,
+        "",
+        "When set, `GET /metrics` answers only requests with `Authorization: Bearer <token>`: "
+        "the metrics name every space. Empty: anyone who reaches HQ may read them.",
+    ),
+    Setting(
+        "LOGSPACE_CONTROL_INDEX",
+        "control_index",
+        _index_prefix,
+        "logspace-control",
+        "The Elasticsearch index of agent controllers' capabilities; must not match `<prefix>-*`.",
+    ),
+    Setting(
+        "LOGSPACE_ORDERS_DIR",
+        "orders_dir",
+        _optional_text,
+        "",
+        "Directory of order files, `<dir>/<space>/<controller-id>.json`; empty: no orders.",
+    ),
+    Setting(
+        "LOGSPACE_ORDERS_RELOAD_SECONDS",
+        "orders_reload_seconds",
+        _positive_float,
+        "5",
+        "How often HQ checks `LOGSPACE_ORDERS_DIR` for changed order files.",
+    ),
+    Setting(
+        "LOGSPACE_ORDERS_DEFAULT_COMMIT_SECONDS",
+        "orders_default_commit_seconds",
+        _commit_seconds,
+        str(ORIGINAL_COMMIT_SECONDS),
+        "The `commit-max-seconds` HQ serves for an order file without one (the original Java "
+        "agents cannot read an order without it).",
+    ),
+)
