@@ -1,8 +1,11 @@
-"""`make bench`: every figure of issue 7, as ratios against references measured in the same run.
+"""`make bench`: every figure of issues 7 and 18, as ratios against references measured in the
+same run. `python -m bench g` (or any subset of the figures' letters) runs only those.
 
 Knobs (environment): BENCH_QUICK=1 for a short development run; BENCH_PAIRS, BENCH_ARM_SECONDS,
 BENCH_LATENCY_SECONDS, BENCH_LATENCY_BULK, BENCH_SWEEP ("500,1000:2,4" = bulk sizes x
-concurrencies), BENCH_FIGURES (a subset of "abcde"), BENCH_MEMORY_K, BENCH_MEMORY_REPEATS.
+concurrencies), BENCH_FIGURES (a subset of "abcdeg"; the command line wins), BENCH_MEMORY_K,
+BENCH_MEMORY_REPEATS; for (g) BENCH_G_SECONDS, BENCH_G_LIGHT_SECONDS, BENCH_G_CONNECTIONS,
+BENCH_G_RECORDS; BENCH_NOTE, a sentence for the results (e.g. what else ran on the machine).
 Elasticsearch: LOGSPACE_ES_URL, else a dedicated node on BENCH_ES_PORT (9290) with
 BENCH_ES_HEAP (2g), started and stopped here with `scripts/es`.
 """
@@ -24,7 +27,7 @@ import uvloop
 from logspace.elastic.store import Store
 from logspace.settings import Settings
 
-from . import memory, pipeline, report
+from . import memory, overhead, overheadfigures, pipeline, report
 from .documents import Pool
 from .load import Elasticsearch, Latency, Throughput, offer, saturate, sender
 from .procs import DedicatedNode, HQProcess, cpu_seconds
@@ -51,11 +54,16 @@ class Plan:
     latency_bulk: int = int(_env("BENCH_LATENCY_BULK", "1000"))
     sweep: str = _env("BENCH_SWEEP", "500,1000,2000,5000:2,4,8", "1000,5000:2,4")
     sweep_seconds: float = float(_env("BENCH_SWEEP_SECONDS", "6", "4"))
-    figures: str = _env("BENCH_FIGURES", "abcde")
+    figures: str = sys.argv[1] if len(sys.argv) > 1 else _env("BENCH_FIGURES", "abcdeg")
     memory_k: str = _env("BENCH_MEMORY_K", "1,8,32,128", "1,8,32")
     memory_repeats: int = int(_env("BENCH_MEMORY_REPEATS", "3", "1"))
     memory_body_events: int = 370  # about 230 KB, the design's body size
     memory_hold_seconds: float = 4.0
+    # (g): wrk arms as in issue 18 (16 connections, 10 s); log records per (g4) arm.
+    g_seconds: float = float(_env("BENCH_G_SECONDS", "10", "5"))
+    g_light_seconds: float = float(_env("BENCH_G_LIGHT_SECONDS", "5", "3"))
+    g_connections: int = int(_env("BENCH_G_CONNECTIONS", "16"))
+    g_records: int = int(_env("BENCH_G_RECORDS", "100000", "50000"))
 
     @property
     def mode(self) -> str:
@@ -78,6 +86,9 @@ class Bench:
         self.es = Elasticsearch(es_url, PREFIX)
         self.figures: list[Figure] = []
         self.appendix: list[str] = []
+        # Figure (g) is a part of its own in bench/results.md (see report.write_part).
+        self.overhead_figures: list[Figure] = []
+        self.overhead_appendix: list[str] = []
         self.data: dict[str, Any] = {}
         self.hq: HQProcess | None = None
         self.session: aiohttp.ClientSession | None = None
@@ -123,6 +134,8 @@ class Bench:
                     await self.latency(pool)
             if "d" in self.plan.figures:
                 await self.memory()
+            if "g" in self.plan.figures:
+                await self.overhead()
         finally:
             await self.session.close()
             await asyncio.to_thread(self.hq.stop)
@@ -392,6 +405,46 @@ class Bench:
             + "\n".join(appendix)
         )
 
+    # -- (g) -------------------------------------------------------------------------------
+
+    async def overhead(self) -> None:
+        """What the agents cost an application (issue 18): requests/s and p99 with and
+        without the request agent, log records/s through LogHandler and a FileHandler."""
+        assert self.hq is not None
+        wrk = overhead.ensure_wrk(say)
+        plan = self.plan
+        with overhead.workspace() as work:
+            stub = await asyncio.to_thread(overhead.StubHQ, work / "stub.log")
+            try:
+                ctx = overhead.Context(
+                    wrk=wrk,
+                    hq_url=self.hq.url,
+                    stub_url=stub.url,
+                    es_url=self.es_url,
+                    prefix=PREFIX,
+                    pids={"es": self.node.pid(), "hq": self.hq.pid, "stub": stub.pid},
+                    work=work,
+                    say=say,
+                )
+                measured = await asyncio.to_thread(
+                    overhead.measure,
+                    ctx,
+                    plan.pairs,
+                    plan.g_seconds,
+                    plan.g_light_seconds,
+                    plan.g_connections,
+                    plan.g_records,
+                )
+            finally:
+                await asyncio.to_thread(stub.stop)
+        self.data["overhead"] = measured.as_json()
+        self.overhead_figures.extend(overheadfigures.figures(measured))
+        self.overhead_appendix.extend(
+            overheadfigures.appendix(
+                measured, plan.g_seconds, plan.g_light_seconds, plan.g_connections, plan.g_records
+            )
+        )
+
     # -- (b) -------------------------------------------------------------------------------
 
     def in_process(self) -> None:
@@ -519,20 +572,33 @@ async def main() -> int:
         "seconds": round((datetime.now(UTC) - started).total_seconds()),
         "load_before": load_before,
         "load_after": report.load_average(),
+        # Free text for the results, e.g. what else ran on the machine.
+        "note": os.environ.get("BENCH_NOTE", ""),
         "loader_cpu_s": round(cpu_seconds(os.getpid()) - cpu_before, 1),
         "machine": report.machine(bench.data.get("es_version", "?")),
         "data": bench.data,
     }
     notes_file = HERE / "optimisations.md"
     notes = notes_file.read_text() if notes_file.exists() else ""
-    table = report.write(
-        run, bench.figures, "## Appendix: absolute figures\n\n" + "\n\n".join(bench.appendix), notes
-    )
+    figures = bench.figures + bench.overhead_figures
+    report.record(run, figures)
     print()
-    print(table)
+    if bench.figures:
+        appendix = "## Appendix: absolute figures\n\n" + "\n\n".join(bench.appendix)
+        print(report.write(run, bench.figures, appendix, notes))
+    if bench.overhead_figures:
+        print(
+            report.write_part(
+                run,
+                "g",
+                "(g) What the agents cost an application (issue 18)",
+                bench.overhead_figures,
+                "\n\n".join(bench.overhead_appendix),
+            )
+        )
     name = "results" if plan.mode == "full" else "results-quick"
     print(f"\nbench/{name}.md written ({run['seconds']} s)")
-    return 0 if all(f.passes for f in bench.figures) else 1
+    return 0 if all(f.passes for f in figures) else 1
 
 
 if __name__ == "__main__":

@@ -1,10 +1,16 @@
-"""Figures from pairs, and the outputs: `bench/results.md` and a line in `bench/results.jsonl`."""
+"""Figures from pairs, and the outputs: `bench/results.md` and a line in `bench/results.jsonl`.
+
+`results.md` holds the figures of issue 7 ((a) to (e)), written by a run that measures any of
+them, followed by parts of their own (figure (g)), each replaced only by a run that measures
+it. So `python -m bench g` updates (g) and leaves the rest as the last full run wrote it.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
 import random
+import re
 import statistics
 import subprocess
 from dataclasses import dataclass
@@ -113,7 +119,9 @@ def machine(es_version: str) -> dict[str, Any]:
             "elastic-transport",
             "aiohttp",
             "orjson",
+            "gunicorn",
         )
+        if _installed(name)
     }
     return {
         "nproc": os.cpu_count(),
@@ -125,6 +133,14 @@ def machine(es_version: str) -> dict[str, Any]:
         "versions": versions,
         "commit": _run("git", "-C", str(HERE), "rev-parse", "--short", "HEAD"),
     }
+
+
+def _installed(name: str) -> bool:
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def load_average() -> list[float]:
@@ -165,24 +181,47 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
-def write(run: dict[str, Any], figures: list[Figure], appendix: str, notes: str) -> str:
-    """Write results.md (this run) and append the run to results.jsonl; returns the table."""
-    record = {**run, "figures": {f.key: f.as_json() for f in figures}}
+def _name(run: dict[str, Any]) -> str:
     # Quick (development) runs stay out of the committed history.
-    name = "results" if run["mode"] == "full" else "results-quick"
-    with (HERE / f"{name}.jsonl").open("ab") as out:
+    return "results" if run["mode"] == "full" else "results-quick"
+
+
+def record(run: dict[str, Any], figures: list[Figure]) -> None:
+    """Append the run, with every figure it measured, to results.jsonl."""
+    record = {**run, "figures": {f.key: f.as_json() for f in figures}}
+    with (HERE / f"{_name(run)}.jsonl").open("ab") as out:
         out.write(orjson.dumps(record) + b"\n")
+
+
+_PART = re.compile(r"<!-- part (\w+) -->\n.*?<!-- end of part \1 -->\n", re.DOTALL)
+
+
+def _parts(path: Path) -> dict[str, str]:
+    text = path.read_text() if path.exists() else ""
+    return {match.group(1): match.group(0) for match in _PART.finditer(text)}
+
+
+def _target(run: dict[str, Any]) -> str:
+    if run["plan"].get("figures") not in (None, "abcdeg"):
+        return f"python -m bench {run['plan']['figures']}"
+    return "make bench" if run["mode"] == "full" else "make bench-quick"
+
+
+def write(run: dict[str, Any], figures: list[Figure], appendix: str, notes: str) -> str:
+    """Write the figures of issue 7 into results.md, keeping its parts; returns the table."""
+    path = HERE / f"{_name(run)}.md"
+    parts = _parts(path)
     m = run["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
-    target = "make bench" if run["mode"] == "full" else "make bench-quick"
     text = f"""# Benchmark results
 
-Written by `{target}` on {run["started"]} UTC, commit `{m["commit"]}`; every run also
-appends a line to `bench/{name}.jsonl`. How to run: `docs/development.md`.
+Written by `{_target(run)}` on {run["started"]} UTC, commit `{m["commit"]}`; every run also
+appends a line to `bench/{_name(run)}.jsonl`. How to run: `docs/development.md`.
 
 Every figure is a ratio against a reference measured in the same run (arms alternated ABBA)
 unless it has a unit. "worst pair" is the least favourable pair; pairs whose reference arm was
 more than 15 % off the run's median reference are left out as disturbed (counted in brackets).
+Figure (g) is a part of its own, at the end.
 
 {table(figures)}
 
@@ -202,5 +241,32 @@ more than 15 % off the run's median reference are left out as disturbed (counted
 
 {notes}
 """
-    (HERE / f"{name}.md").write_text(text)
+    path.write_text(text.rstrip("\n") + "\n" + "".join("\n" + p for p in parts.values()))
+    return table(figures)
+
+
+def write_part(
+    run: dict[str, Any], key: str, title: str, figures: list[Figure], appendix: str
+) -> str:
+    """Write (or replace) part `key` of results.md, leaving the rest as it is."""
+    path = HERE / f"{_name(run)}.md"
+    m = run["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    part = f"""<!-- part {key} -->
+## {title}
+
+Written by `{_target(run)}` on {run["started"]} UTC, commit `{m["commit"]}`, on a shared
+box: {m["cpu"]}, {m["nproc"]} cores, Python {m["python"]}, Elasticsearch {m["elasticsearch"]};
+{versions}. Load average (1, 5, 15 min) before {run["load_before"]}, after
+{run["load_after"]}. Arms alternated (ABBA, or ABC CBA with three arms); a round whose
+reference arm was more than 15 % off the run's median reference is left out as disturbed.
+{(chr(10) + run["note"] + chr(10)) if run.get("note") else ""}
+{table(figures)}
+
+{appendix}
+<!-- end of part {key} -->
+"""
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    old = _parts(path).get(key)
+    path.write_text(text.replace(old, part) if old else text.rstrip("\n") + "\n\n" + part)
     return table(figures)

@@ -81,6 +81,18 @@ AGENT_SETTINGS: tuple[AgentSetting, ...] = (
         "LOGSPACE_AGENT_QUEUE_FULL_POLICY", "queue_full_policy", _full_policy, "When full."
     ),
     AgentSetting(
+        "LOGSPACE_AGENT_BUFFER_MAX_BYTES",
+        "buffer_max_bytes",
+        _positive_int,
+        "In-memory buffer bound.",
+    ),
+    AgentSetting(
+        "LOGSPACE_AGENT_COMMIT_INTERVAL",
+        "commit_interval",
+        _non_negative_float,
+        "Group commit interval.",
+    ),
+    AgentSetting(
         "LOGSPACE_AGENT_BATCH_MAX_EVENTS", "batch_max_events", _positive_int, "Events per batch."
     ),
     AgentSetting(
@@ -116,6 +128,9 @@ class AgentConfig:
     queue_name: str = "agent"
     queue_max_bytes: int = 64 * 1024 * 1024
     queue_full_policy: FullPolicy = "drop-oldest"
+    # `send` only buffers in memory; a thread commits the buffer to the queue in groups.
+    buffer_max_bytes: int = 16 * 1024 * 1024
+    commit_interval: float = 0.05
     batch_max_events: int = 1000
     batch_max_bytes: int = 1024 * 1024
     batch_max_age: float = 5.0

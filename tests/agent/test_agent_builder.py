@@ -5,12 +5,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logspace.agent import EventBuilder, InvalidEvent, encode_event
+from logspace.agent.builder import format_instant, instant_from_timestamp, random_id
 from logspace.decoder import decode
+from logspace.errors import LogspaceError
 from logspace.testing import make_event
 
 
@@ -125,3 +130,83 @@ def test_build_returns_independent_copies() -> None:
     first = builder.build()
     first["long-properties"]["n"] = 2
     assert builder.build()["long-properties"] == {"n": 1}
+
+
+def test_random_ids_are_version_4_uuids() -> None:
+    ids = [random_id() for _ in range(2000)]
+
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+
+
+@pytest.mark.parametrize(
+    "seconds",
+    [0.0, 1.001, 1.0009995, 1.9995, 1689028554.8229995, 1772481507.1199994, 1e9 + 0.0005],
+)
+def test_a_posix_timestamp_is_written_as_format_instant_writes_its_datetime(
+    seconds: float,
+) -> None:
+    expected = format_instant(datetime.fromtimestamp(seconds, UTC))
+    assert instant_from_timestamp(seconds) == expected
+
+
+@given(st.floats(min_value=946684800, max_value=4102444800))
+def test_any_log_record_time_is_written_as_format_instant_writes_it(seconds: float) -> None:
+    assert instant_from_timestamp(seconds) == format_instant(datetime.fromtimestamp(seconds, UTC))
+
+
+# Events with values at and beyond HQ's limits, and names HQ refuses.
+edge_names = st.sampled_from(["n", "a.b", "a..b", ".a", " ", "x" * 200, "ctl\x01"])
+edge_values = st.one_of(
+    st.integers(-(2**64), 2**64),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+    st.sampled_from(["x" * 32_768, "x" * 32_769, "2026-01-01T00:00:00Z", "yesterday"]),
+    st.booleans(),
+)
+edge_events = st.builds(
+    lambda family, properties, stamp: make_event(timestamp=stamp, **{family: properties}),
+    st.sampled_from(
+        [
+            "boolean_properties",
+            "date_properties",
+            "double_properties",
+            "float_properties",
+            "integer_properties",
+            "long_properties",
+            "string_properties",
+        ]
+    ),
+    st.dictionaries(edge_names, edge_values, max_size=3),
+    st.sampled_from(
+        [
+            "2026-01-01T00:00:00.000Z",
+            "1999-12-31T23:59:59.999Z",
+            "2026-01-01T00:00:00Z",
+            "2999-01-01T00:00:00.000Z",
+        ]
+    ),
+)
+
+
+@settings(max_examples=300)
+@given(edge_events)
+def test_encode_event_takes_exactly_what_hqs_decoder_takes(event: dict[str, Any]) -> None:
+    """The C path answers first; it may only ever vouch for what the decoder accepts."""
+    try:
+        body = orjson.dumps(event)
+    except TypeError:
+        return
+    try:
+        decode(b"[" + body + b"]")
+        accepted = True
+    except LogspaceError:
+        accepted = False
+
+    try:
+        assert encode_event(event) == body
+        assert accepted
+    except InvalidEvent:
+        assert not accepted

@@ -174,6 +174,8 @@ config = AgentConfig(token="development", hq_url=hq_url, queue_dir=queue_dir,
 sender = Sender(config).start()
 for n in range(int(first), int(last)):
     sender.send(EventBuilder("demo/restart", id=f"restart-{n}").long("n", n).build())
+while sender.stats.buffered:  # on disk only once the buffer's group commit is done
+    time.sleep(0.01)
 print("queued", flush=True)
 if mode == "hang":
     time.sleep(600)

@@ -8,9 +8,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
-from logspace.agent import AsyncSender, LogHandler, MemorySink, RuntimeAgent, Scheduler
+from logspace.agent import (
+    AsyncSender,
+    EventBuilder,
+    LogHandler,
+    MemorySink,
+    RuntimeAgent,
+    Scheduler,
+)
 from logspace.agent.runtime import monitor_runtime
 
 from ..agent_support import Serve, agent_config, serve_hq
@@ -134,3 +142,30 @@ async def test_log_and_runtime_events_reach_elasticsearch(
     [log] = stored({"term": {"type": "log"}})
     assert log["string-properties"]["message"] == "payment refused"
     assert {e["gid"] for e in stored({"prefix": {"type": "python/"}})} == {monitor.agent.gid}
+
+
+def test_the_log_event_is_the_one_event_builder_builds(logger: logging.Logger) -> None:
+    sink = MemorySink()
+    logger.addHandler(LogHandler(sink))
+    try:
+        raise ValueError("late")
+    except ValueError:
+        logger.exception("order %s failed", 7)
+
+    [event] = sink.events
+    strings, integers = event["string-properties"], event["integer-properties"]
+    built = (
+        EventBuilder("log", "log", id=event["id"], timestamp=event["timestamp"])
+        .string("category", strings["category"])
+        .string("message", strings["message"])
+        .string("level", strings["level"])
+        .integer("level_number", integers["level_number"])
+        .string("module", strings["module"])
+        .string("function", strings["function"])
+        .integer("line", integers["line"])
+        .string("thread_name", strings["thread_name"])
+        .string("exception", strings["exception"])
+        .build()
+    )
+    assert orjson.dumps(event) == orjson.dumps(built)  # the same bytes on the wire
+    assert "ValueError: late" in strings["exception"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -16,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from starlette.routing import Route
 
-from logspace.agent import ASGIMiddleware, AsyncSender, MemorySink, WSGIMiddleware
+from logspace.agent import ASGIMiddleware, AsyncSender, EventBuilder, MemorySink, WSGIMiddleware
 from logspace.settings import Settings
 
 from ..agent_support import Serve, agent_config, serve_hq
@@ -220,3 +221,38 @@ def test_wsgi_reports_when_the_server_closes_the_body_and_failures_as_500() -> N
     ):
         c.get("http://app.test/boom")
     assert only(failing)["integer-properties"]["response_code"] == 500
+
+
+def built_like_before(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as EventBuilder builds it from the same values, set in the order the agent
+    documents; the middleware builds its dict directly, and must build exactly this."""
+    strings, integers = event["string-properties"], event["integer-properties"]
+    longs = event["long-properties"]
+    builder = (
+        EventBuilder(event["type"], event["agent-id"], id=event["id"], timestamp=event["timestamp"])
+        .string("protocol", strings["protocol"])
+        .string("path", strings["path"])
+        .string("http_method", strings["http_method"])
+        .integer("response_code", integers["response_code"])
+        .long("duration", longs["duration"])
+        .long("duration_us", longs["duration_us"])
+    )
+    for name in ("domain", "query_string", "request_id", "ip_address", "location"):
+        if name in strings:
+            builder.string(name, strings[name])
+    if "port" in integers:
+        builder.integer("port", integers["port"])
+    return builder.build()
+
+
+@pytest.mark.anyio
+async def test_the_request_event_is_the_one_event_builder_builds() -> None:
+    sink = MemorySink()
+    transport = httpx.ASGITransport(app=starlette_app(sink), client=("10.1.2.3", 5555))
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test:8080") as client:
+        await client.post("/moved?x=1", headers={"Request-ID": "r-1"})
+
+    event = only(sink)
+    # The same members in the same order, nested ones too: the same bytes on the wire.
+    assert orjson.dumps(event) == orjson.dumps(built_like_before(event))
+    assert event["long-properties"]["duration"] == event["long-properties"]["duration_us"] // 1000

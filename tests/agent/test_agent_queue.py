@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,84 @@ def test_the_queue_in_memory_works_the_same() -> None:
     queue.put([b"123", b"456"])
     assert [b for _, b in queue.peek(5, 100)] == [b"456"]
     assert queue.stats().dropped == 1
+
+
+def test_a_batch_spans_groups_and_events_leave_from_the_middle_of_a_group(
+    tmp_path: Path,
+) -> None:
+    """Groups are how the queue stores events, never what it returns: ids stay valid when
+    other events of their group left before them (e.g. a 400 dropped one of a batch)."""
+    path = tmp_path / "q.sqlite3"
+    queue = DiskQueue(path)
+    queue.put([b"a1", b"a2", b"a3"])
+    queue.put([b"b1", b"b2"])
+    rows = queue.peek(10, 1000)
+    assert [body for _, body in rows] == [b"a1", b"a2", b"a3", b"b1", b"b2"]
+    ids = {body: event_id for event_id, body in rows}
+
+    assert queue.drop([ids[b"a2"], ids[b"b1"]]) == 2
+    queue.close()
+    reopened = DiskQueue(path)
+
+    rows = reopened.peek(10, 1000)
+    assert rows == [(ids[b"a1"], b"a1"), (ids[b"a3"], b"a3"), (ids[b"b2"], b"b2")]
+    assert reopened.ack([ids[b"a1"], ids[b"a2"], ids[b"a3"]]) == 2  # a2 was gone already
+    assert [body for _, body in reopened.peek(10, 1000)] == [b"b2"]
+    stats = reopened.stats()
+    assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (5, 2, 2, 1)
+    assert reopened.size_bytes == 2
+
+
+def test_drop_oldest_takes_part_of_a_group_and_keeps_the_rest(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path / "q.sqlite3", max_bytes=12)
+    queue.put([b"1111", b"2222", b"3333"])
+
+    assert queue.put([b"44", b"55"]) == [b"1111"]
+    assert [body for _, body in queue.peek(10, 100)] == [b"2222", b"3333", b"44", b"55"]
+    assert (len(queue), queue.size_bytes) == (4, 12)
+
+
+def test_peek_counts_and_bytes_across_groups(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path / "q.sqlite3")
+    queue.put([b"aa", b"bb"])
+    queue.put([b"cc", b"dd"])
+
+    assert [b for _, b in queue.peek(3, 1000)] == [b"aa", b"bb", b"cc"]
+    assert [b for _, b in queue.peek(10, 6)] == [b"aa", b"bb", b"cc"]
+    assert [b for _, b in queue.peek(10, 5)] == [b"aa", b"bb"]
+
+
+def test_a_large_put_is_stored_in_several_groups_and_comes_out_whole(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path / "q.sqlite3")
+    bodies = [b"%05d" % n for n in range(2500)]
+    queue.put(bodies)
+
+    out: list[bytes] = []
+    while rows := queue.peek(700, 1_000_000):
+        out.extend(body for _, body in rows)
+        queue.ack([event_id for event_id, _ in rows])
+    assert out == bodies
+    assert queue.stats().sent == 2500
+
+
+def test_a_queue_file_with_a_row_per_event_is_taken_over_in_order(tmp_path: Path) -> None:
+    """Queue files written before groups (one row per event) keep their events and counters."""
+    path = tmp_path / "q.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL,
+                             created REAL NOT NULL);
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO counters VALUES ('enqueued', 5), ('sent', 2), ('dropped', 0);
+        INSERT INTO events (body, created) VALUES (x'6331', 1.5), (x'6332', 2.5), (x'6333', 3.5);
+        """
+    )
+    old.close()
+
+    queue = DiskQueue(path)
+
+    assert [body for _, body in queue.peek(10, 100)] == [b"c1", b"c2", b"c3"]
+    assert queue.oldest_created() == 1.5
+    stats = queue.stats()
+    assert (stats.enqueued, stats.sent, stats.queued) == (5, 2, 3)
