@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test test-sanitized fuzz check format bench bench-quick es-start es-stop es-status clean
+.PHONY: run test test-sanitized fuzz check format bench bench-quick es-start es-stop es-status clean \
+	es-cluster-start es-cluster-stop es-cluster-status es-secure-start es-secure-stop es-secure-status
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -13,9 +14,9 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-# The C extension (setup.py, logspace/ingest/_transcode.c), built again when its source changes.
+# The C extension (setup.py, logspace/fastpath/_transcode.c), built again when its source changes.
 EXTENSION := $(VENV)/.extension-built
-$(EXTENSION): $(INSTALLED) setup.py logspace/ingest/_transcode.c $(wildcard logspace/ingest/_*.h)
+$(EXTENSION): $(INSTALLED) setup.py logspace/fastpath/_transcode.c $(wildcard logspace/fastpath/_*.h)
 	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $@
 
@@ -58,12 +59,29 @@ format: $(INSTALLED)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## es-start, es-stop, es-status: the single local node (127.0.0.1:9250) that `make run` and the tests use
 es-start:
 	scripts/es start
 es-stop:
 	scripts/es stop
 es-status:
 	scripts/es status
+
+## es-cluster-*: a cluster of LOGSPACE_ES_NODES (3) nodes on LOGSPACE_ES_CLUSTER_PORT (9400) and up
+es-cluster-start:
+	scripts/es cluster start
+es-cluster-stop:
+	scripts/es cluster stop
+es-cluster-status:
+	scripts/es cluster status
+
+## es-secure-*: one node with security and TLS on LOGSPACE_ES_SECURE_PORT (9270); start prints the credentials
+es-secure-start:
+	scripts/es secure start
+es-secure-stop:
+	scripts/es secure stop
+es-secure-status:
+	scripts/es secure status
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,5 +1,6 @@
-"""What pyproject.toml cannot say: the C extension, `logspace.ingest._transcode` (the ingest
-fast path), and the two data directories at the top of the repository that ship inside the package.
+"""What pyproject.toml cannot say: the C extension, `logspace.fastpath._transcode` (the event
+rules in C, the fast path), and the two data directories at the top of the repository that
+ship inside the package.
 
 Without a C compiler the build goes on and HQ takes the slower path. The index templates and
 Kibana's saved objects have one source each, `index_templates/` and `kibana/`; they are mapped
@@ -22,9 +23,9 @@ setup(
     package_data={name: patterns for name, (_, patterns) in DATA_PACKAGES.items()},
     ext_modules=[
         Extension(
-            "logspace.ingest._transcode",
-            ["logspace/ingest/_transcode.c"],
-            depends=[str(header) for header in sorted(Path("logspace/ingest").glob("_*.h"))],
+            "logspace.fastpath._transcode",
+            ["logspace/fastpath/_transcode.c"],
+            depends=[str(header) for header in sorted(Path("logspace/fastpath").glob("_*.h"))],
             optional=True,
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )

@@ -1,4 +1,4 @@
-/* The libFuzzer target of the ingest fast path (logspace/ingest/_transcode.c).
+/* The libFuzzer target of the ingest fast path (logspace/fastpath/_transcode.c).
  *
  * libFuzzer needs a C entry point, and the extension needs a Python interpreter around it, so
  * this embeds one. Each input is a request body, handed to `tests.ingest.differential.check`:

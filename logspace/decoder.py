@@ -57,7 +57,7 @@ def decode(
 
     `now` (default: the current time) bounds how far in the future timestamps may be.
     `vouched` may say, for each event of the body, whether a faster checker found it to break
-    no rule and need no normalising (`ingest.transcoder.plain_events`, with the same `now`):
+    no rule and need no normalising (`fastpath.plain_events`, with the same `now`):
     those events are not checked again here. Without it, or if its length is not the batch's,
     every event is checked.
     """

@@ -1,10 +1,10 @@
-"""The common batch, checked and written as its `_bulk` body in one pass of C: the fast path
-of `ingest.decode.decode_batch`.
+"""The common batch, checked and written as its `_bulk` body in one pass of C (`fastpath`):
+the fast path of `ingest.decode.decode_batch`.
 
 Agents mostly send events whose every value already has its stored form, or one a single
 pass can write: canonical UTC timestamps, no nulls; the original Java agents' arrays of one
 value (unwrapped), their bare NaN and Infinity (quoted), their empty marker (left out). For
-such a batch `_transcode.c` checks every rule of the thorough decoder (`logspace.decoder`)
+such a batch `fastpath/_transcode.c` checks every rule of the thorough decoder (`logspace.decoder`)
 while it copies each event's members, compacted and so normalised, into the document line
 (plus `space`) and writes the action line beside it, creating no Python object per event or
 value. That matters because HQ shares its CPU with Elasticsearch: see bench/results.md.
@@ -18,28 +18,19 @@ The stored documents are the events' own JSON, so their keys keep the sender's o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from datetime import datetime
 
-import msgspec
 import orjson
 
+from logspace import fastpath
 from logspace.elastic import bulk
-from logspace.events import Limits, Unindexed, instant_bound
+from logspace.events import Limits, Unindexed
 from logspace.ingest.budget import Use, uses_in
 
-__all__ = ["AVAILABLE", "Transcoded", "plain_events", "transcode"]
+__all__ = ["AVAILABLE", "Transcoded", "transcode"]
 
-_transcode: Callable[..., tuple[bytes, int, set[str], int, int, int] | None] | None
-try:
-    from logspace.ingest._transcode import transcode as _compiled
-
-    _transcode = _compiled
-except ImportError:  # pragma: no cover - no C compiler: the thorough decoder does it all
-    _transcode = None
-
-# False only where the package was installed without a C compiler (see setup.py).
-AVAILABLE = _transcode is not None
+AVAILABLE = fastpath.AVAILABLE
 
 
 class Transcoded:
@@ -62,53 +53,12 @@ class Transcoded:
 def transcode(
     body: bytes, space: str, prefix: str, limits: Limits, newest: datetime
 ) -> Transcoded | None:
-    """The batch as `_bulk` lines for `<prefix>-<space>-<month>`, or None when one of the
-    slower paths must look at it."""
-    if _transcode is None:  # pragma: no cover - see AVAILABLE
-        return None
-    result = _transcode(
-        body, bulk.action_start(prefix, space), bulk.document_end(space), *_rules(limits, newest)
+    """The batch as `_bulk` lines for `<prefix>-<space>-<month>`, or None when the thorough
+    decoder must look at it."""
+    written = fastpath.write(
+        body, bulk.action_start(prefix, space), bulk.document_end(space), limits, newest
     )
-    if result is None:
+    if written is None:
         return None
-    lines, count, fields, non_finite, long_strings, _ = result
-    return Transcoded(bulk.Bulk(lines, count), fields, Unindexed(non_finite, long_strings))
-
-
-_RAW_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
-
-
-def plain_events(body: bytes, limits: Limits, newest: datetime) -> list[bool] | None:
-    """For each event of a batch the C path did not take as a whole, whether it would take
-    that event alone as it is (no array to unwrap, no NaN to quote, no empty text to leave
-    out): then the event breaks no rule and needs no normalising, so `decode` need not check
-    it in Python. A batch with a few bad events is then about as cheap as a
-    good one. None when the body is no JSON array (or the extension is missing)."""
-    if _transcode is None:  # pragma: no cover - see AVAILABLE
-        return None
-    try:
-        raws = _RAW_ARRAY.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
-        return None
-    # The lines written are not wanted, only the verdict.
-    arguments = (b"", b"", *_rules(limits, newest))
-    transcode_ = _transcode
-    return [_as_it_is(transcode_(b"[%s]" % raw, *arguments)) for raw in raws]
-
-
-def _as_it_is(result: tuple[bytes, int, set[str], int, int, int] | None) -> bool:
-    return result is not None and result[5] == 0
-
-
-def _rules(limits: Limits, newest: datetime) -> tuple[int, int, int, int, int, bytes, bytes]:
-    """The limits as `_transcode.transcode` takes them, the timestamp window as canonical
-    instants (which compare as strings do)."""
-    return (
-        limits.max_events,
-        limits.max_properties,
-        limits.max_fields,
-        limits.max_property_name_length,
-        limits.max_string_length,
-        instant_bound(limits.oldest_timestamp, up=True).encode(),
-        instant_bound(newest).encode(),
-    )
+    unindexed = Unindexed(written.non_finite, written.long_strings)
+    return Transcoded(bulk.Bulk(written.lines, written.events), written.fields, unindexed)

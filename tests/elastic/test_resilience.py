@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import httpx
@@ -19,12 +17,11 @@ import pytest
 
 from logspace.testing import make_event
 
+from ..clusters import EsScriptError, LocalNode
 from ..processes import hq_environ, start_hq
 from ..proxy import Proxy, proxy_to
 
 pytestmark = pytest.mark.anyio
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -157,33 +154,28 @@ def test_sigterm_lets_the_request_in_flight_finish(proxy: Proxy, prefix: str, st
 
 # -- Elasticsearch stopped and restarted under load -------------------------------------
 
-FAULT_NODE_PORT = "9281"
 
-
-def node(command: str, port: str = FAULT_NODE_PORT) -> str:
-    """Drive a node of this test's own, which it may stop and start."""
-    env = os.environ | {"LOGSPACE_ES_PORT": port, "LOGSPACE_ES_HEAP": "512m"}
-    done = subprocess.run(
-        [str(ROOT / "scripts" / "es"), command],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+@contextmanager
+def own_node() -> Iterator[LocalNode]:
+    """A node of this test's own on free ports (suites running at once do not meet), which it
+    may stop and start; stopped and its directory removed afterwards."""
+    node = LocalNode.started_on_free_ports()
+    try:
+        yield node
+    finally:
+        with suppress(EsScriptError):
+            node.stop()
+        node.purge()
 
 
 @pytest.fixture
-def restartable_es() -> Iterator[str]:
-    url = node("start")
-    yield url
-    node("stop")
+def restartable_es() -> Iterator[LocalNode]:
+    with own_node() as node:
+        yield node
 
 
 async def test_events_acknowledged_while_elasticsearch_restarts_are_stored_exactly_once(
-    make_hq: Any, restartable_es: str, prefix: str
+    make_hq: Any, restartable_es: LocalNode, prefix: str
 ) -> None:
     """Four senders push overlapping batches (the same ids again and again) while the node is
     stopped and started. Every batch is sent again until it gets 202, as an agent would.
@@ -193,7 +185,7 @@ async def test_events_acknowledged_while_elasticsearch_restarts_are_stored_exact
     unexpected: list[str] = []
     stop = asyncio.Event()
 
-    async with make_hq(es_url=restartable_es, es_retry_seconds=0.5, es_timeout=5) as hq:
+    async with make_hq(es_url=restartable_es.url, es_retry_seconds=0.5, es_timeout=5) as hq:
 
         async def sender(number: int) -> None:
             sent = 0
@@ -219,14 +211,14 @@ async def test_events_acknowledged_while_elasticsearch_restarts_are_stored_exact
 
         senders = [asyncio.create_task(sender(n)) for n in range(4)]
         await asyncio.sleep(2)
-        await asyncio.to_thread(node, "stop")
+        await asyncio.to_thread(restartable_es.stop)
         await asyncio.sleep(1)
-        await asyncio.to_thread(node, "start")
+        await asyncio.to_thread(restartable_es.start)
         await asyncio.sleep(2)
         stop.set()
         await asyncio.gather(*senders)
 
-    with httpx.Client(base_url=restartable_es, timeout=30) as es:
+    with httpx.Client(base_url=restartable_es.url, timeout=30) as es:
         es.post(f"/{prefix}-*/_refresh").raise_for_status()
         counts = es.post(
             f"/{prefix}-*/_search",
@@ -249,7 +241,6 @@ async def test_events_acknowledged_while_elasticsearch_restarts_are_stored_exact
 
 # -- Elasticsearch's disk past its flood-stage watermark --------------------------------
 
-FLOOD_NODE_PORT = "9285"
 # Free space no disk has: the node is past every watermark at the next disk check.
 FLOOD = {
     "cluster.routing.allocation.disk.threshold_enabled": True,
@@ -262,14 +253,9 @@ FLOOD = {
 
 @pytest.fixture
 def floodable_es() -> Iterator[str]:
-    """A node of this test's own; its disk settings are put back before it stops."""
-    url = node("start", FLOOD_NODE_PORT)
-    yield url
-    with httpx.Client(base_url=url, timeout=60) as es:
-        es.put("/_cluster/settings", json={"persistent": dict.fromkeys(FLOOD)})
-        es.delete("/*", params={"expand_wildcards": "all"})
-        es.delete("/_index_template/*")
-    node("stop", FLOOD_NODE_PORT)
+    """A node of this test's own; it goes with its disk settings."""
+    with own_node() as node:
+        yield node.url
 
 
 def flood(url: str, index: str) -> None:

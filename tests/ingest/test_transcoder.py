@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logspace import fastpath
 from logspace.elastic import bulk
 from logspace.events import DEFAULT_LIMITS, INT32_MAX, INT64_MIN, Limits, format_instant
 from logspace.ingest import transcoder
@@ -128,7 +129,7 @@ def test_these_take_the_c_path_with_the_same_result(fields: dict[str, Any]) -> N
     body = orjson.dumps([event() | fields])
 
     assert transcoded(body) is not None
-    assert transcoder.plain_events(body, DEFAULT_LIMITS, NOW + DEFAULT_LIMITS.max_future) == [True]
+    assert fastpath.plain_events(body, DEFAULT_LIMITS, NOW + DEFAULT_LIMITS.max_future) == [True]
     fast, thorough = both(body)
     assert fast == thorough
 
@@ -165,7 +166,7 @@ def test_these_take_the_c_path_normalised_with_the_same_result(body: bytes) -> N
     assert transcoded(body) is not None
     # Taken, but not as it is: `decode` must normalise such an event itself (None: a body
     # with bare NaN is not split into events at all, so every event is checked in Python).
-    plain = transcoder.plain_events(body, DEFAULT_LIMITS, NOW + DEFAULT_LIMITS.max_future)
+    plain = fastpath.plain_events(body, DEFAULT_LIMITS, NOW + DEFAULT_LIMITS.max_future)
     assert plain in ([False], None)
     fast, thorough = both(body)
     assert fast == thorough
@@ -383,7 +384,7 @@ def test_a_batch_with_a_few_bad_events_is_checked_in_python_only_where_needed() 
     events[9]["timestamp"] = "2026-06-01T12:00:00+02:00"  # valid, but normalised by `decode`
     body = orjson.dumps(events)
 
-    plain = transcoder.plain_events(body, DEFAULT_LIMITS, NOW + DEFAULT_LIMITS.max_future)
+    plain = fastpath.plain_events(body, DEFAULT_LIMITS, NOW + DEFAULT_LIMITS.max_future)
 
     assert plain == [i not in (3, 7, 9) for i in range(20)]
     fast, thorough = both(body)
@@ -543,7 +544,7 @@ def test_the_c_path_knows_the_event_model_of_events_py() -> None:
         REQUIRED_FIELDS,
         format_instant,
     )
-    from logspace.ingest import _transcode
+    from logspace.fastpath import _transcode
 
     assert set(_transcode.FIELD_NAMES) == {*REQUIRED_FIELDS, *OPTIONAL_FIELDS, *FAMILIES}
     assert _transcode.FIELD_NAMES[-len(FAMILIES) :] == tuple(FAMILIES)

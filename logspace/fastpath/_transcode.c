@@ -1,7 +1,7 @@
 /* The common batch, checked and written as a `_bulk` body in one pass, without Python objects.
  *
  * `transcode` reads a JSON array of events and, when every event is of the common kind
- * (see logspace/ingest/transcoder.py), writes per event the `create` action line and the document
+ * (see logspace/fastpath/__init__.py), writes per event the `create` action line and the document
  * line (the event's own members, compacted, plus `space`). It returns None for anything it
  * does not accept as is: the slower paths then check the batch again and name every problem.
  * So this file may be strict without loss, but must never accept what the thorough decoder

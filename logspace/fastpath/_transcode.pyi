@@ -1,4 +1,4 @@
-# The C extension's face (logspace/ingest/_transcode.c), for type checkers.
+# The C extension's face (logspace/fastpath/_transcode.c), for type checkers.
 FIELD_NAMES: tuple[str, ...]
 MAX_TEXT_BYTES: int
 MAX_ID_BYTES: int
