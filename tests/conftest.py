@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import hypothesis
 import pytest
 from starlette.applications import Starlette
 
@@ -28,6 +29,11 @@ pytest_plugins = ["tests.clusters"]
 
 ROOT = Path(__file__).resolve().parent.parent
 ES_VERSION = "9.5.4"  # keep in step with scripts/es
+
+# No timing assertions in the suite: on a shared machine, or under the sanitizers (scripts/fuzz),
+# an example can take past Hypothesis's default deadline of 200 ms without anything being wrong.
+hypothesis.settings.register_profile("logspace", deadline=None)
+hypothesis.settings.load_profile("logspace")
 
 
 @pytest.fixture(scope="session")

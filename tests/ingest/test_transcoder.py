@@ -23,7 +23,7 @@ from logspace.ingest import transcoder
 from logspace.ingest.decode import decode_batch
 from logspace.testing import make_event
 
-from .test_decode_batch import NOW, both
+from .differential import NOW, both
 
 STAMP = "2026-06-01T10:00:00.000Z"
 
