@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC
 
+from logspace.elastic import tls
 from logspace.elastic.store import Store
 from logspace.errors import StoreUnavailable
 from logspace.ops import kibana, logs, retention
@@ -36,6 +37,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env(environ)
+        tls.context(settings)  # certificate files: fail here, with the setting named
         if args.command == "serve":
             load_tokens(settings)  # fail here, with the setting named, not in each worker
     except SettingsError as error:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import orjson
 
+from logspace.elastic import tls
 from logspace.settings import Settings
 
 __all__ = ["SAVED_OBJECTS", "KibanaError", "import_objects", "load", "ndjson"]
@@ -67,7 +68,7 @@ async def import_objects(
         base_url=url.rstrip("/"),
         headers=headers,
         auth=auth,
-        verify=settings.es_ca_certs or True,
+        verify=tls.httpx_verify(settings, "Kibana"),
         timeout=60.0,
         transport=transport,
     ) as client:
