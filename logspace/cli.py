@@ -18,7 +18,7 @@ from logspace.elastic import security, tls
 from logspace.elastic.client import connect
 from logspace.elastic.store import Store
 from logspace.errors import StoreUnavailable
-from logspace.ops import kibana, logs, retention
+from logspace.ops import kibana, kibanaapi, kibanaspaces, logs, retention
 from logspace.ops.metrics import MULTIPROCESS_VARIABLE
 from logspace.settings import Settings, SettingsError
 from logspace.spaces.analysts import SpaceAccess
@@ -56,7 +56,16 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if args.command == "retention":
         return asyncio.run(_retention(settings, args.keep, args.space, args.dry_run))
     if args.command == "kibana":
-        return asyncio.run(_kibana_setup(settings, args.url, args.wait))
+        spaces = list(dict.fromkeys(args.space or []))
+        if args.all_spaces:
+            try:
+                spaces += sorted({g.space for g in load_tokens(settings).values()} - set(spaces))
+            except SettingsError as error:
+                print(f"logspace: --all-spaces: {error}", file=sys.stderr)
+                return 2
+        return asyncio.run(
+            _kibana_setup(settings, args.url, args.wait, spaces, args.analyst_access)
+        )
     if args.command == "spaces":
         return asyncio.run(_spaces(settings, args))
     return asyncio.run(_install_templates(settings))
@@ -85,7 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     kibana_command = commands.add_parser("kibana", help="set up Kibana for Logspace")
     kibana_commands = kibana_command.add_subparsers(dest="action", required=True)
     setup = kibana_commands.add_parser(
-        "setup", help="import the data view and the overview dashboard (overwriting)"
+        "setup",
+        help="import the data view and the overview dashboard (overwriting); with --space, "
+        "also a Kibana space, its objects and a Kibana role per Logspace space",
     )
     setup.add_argument("--url", required=True, help="Kibana's base URL, e.g. http://kibana:5601")
     setup.add_argument(
@@ -94,6 +105,24 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="SECONDS",
         help="keep trying this long while Kibana is unreachable or starting (default: 0)",
+    )
+    setup.add_argument(
+        "--space",
+        action="append",
+        type=_space,
+        metavar="SPACE",
+        help="also set up a Kibana space for this Logspace space (repeatable)",
+    )
+    setup.add_argument(
+        "--all-spaces",
+        action="store_true",
+        help="... for every space of LOGSPACE_SPACE_TOKENS and LOGSPACE_SPACE_TOKENS_FILE",
+    )
+    setup.add_argument(
+        "--analyst-access",
+        choices=["read", "all"],
+        default="read",
+        help="Kibana privilege of a space's analysts in its Kibana space (default: read)",
     )
     _spaces_parser(commands)
     agent = commands.add_parser(
@@ -230,17 +259,29 @@ def _count(value: int | None) -> str:
     return "?" if value is None else str(value)
 
 
-async def _kibana_setup(settings: Settings, url: str, wait: float) -> int:
+async def _kibana_setup(
+    settings: Settings,
+    url: str,
+    wait: float,
+    spaces: list[str],
+    privilege: kibanaspaces.AnalystAccess,
+) -> int:
     try:
-        lines = await kibana.import_objects(
-            url, kibana.load(settings.index_prefix), settings, wait=wait
-        )
+        async with kibanaapi.Kibana(url, settings, wait=wait) as client:
+            objects = kibana.load(settings.index_prefix)
+            _print(kibana.imported(await client.send(kibanaapi.import_objects(objects))))
+            for space in spaces:
+                access = SpaceAccess(settings.index_prefix, space)
+                _print(await kibanaspaces.setup_space(client, access, privilege))
     except kibana.KibanaError as error:
         print(f"logspace: {error}", file=sys.stderr)
         return 1
-    for line in lines:
-        print(line)
     return 0
+
+
+def _print(lines: list[str]) -> None:
+    for line in lines:
+        print(line, flush=True)
 
 
 async def _spaces(settings: Settings, args: argparse.Namespace) -> int:
