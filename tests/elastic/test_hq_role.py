@@ -257,3 +257,24 @@ async def test_without_delete_index_retention_fails_and_says_why(
     assert refused.value.message.startswith("Could not delete indices: Elasticsearch answered 403")
     with secure_es.client() as elastic:
         assert elastic.head(f"/{secure_prefix}-alpha-2015.05").status_code == 200
+
+
+def test_the_operations_guide_explains_every_privilege_of_the_role_and_no_other() -> None:
+    """docs/operations.md's table of HQ's role lists exactly the file's privileges."""
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    section = guide.split("## HQ's Elasticsearch role", 1)[1].split("\n## ", 1)[0]
+    documented = set()
+    for row in section.splitlines():
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            for privilege in cells[0].replace("`", "").split(", "):
+                documented.add((privilege, cells[1]))
+    role = security.hq_role("P", "C")
+    scope = {"P-*": "`<prefix>-*`", "C": "control index"}
+    granted = {(privilege, "cluster") for privilege in role["cluster"]} | {
+        (privilege, scope[entry["names"][0]])
+        for entry in role["indices"]
+        for privilege in entry["privileges"]
+    }
+
+    assert documented == granted
