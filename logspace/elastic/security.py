@@ -50,6 +50,9 @@ class SecurityError(Exception):
     """Elasticsearch refused or could not be reached; the message says what and why."""
 
 
+_REFUSED = object()  # `_call`: a 404 is a refusal like any other
+
+
 def hq_role(prefix: str, control_index: str, path: Traversable = HQ_ROLE_FILE) -> dict[str, Any]:
     """HQ's least-privilege role for an index prefix and a control index."""
     text = path.read_text().replace("{prefix}", prefix).replace("{control_index}", control_index)
@@ -58,12 +61,22 @@ def hq_role(prefix: str, control_index: str, path: Traversable = HQ_ROLE_FILE) -
 
 
 async def _call(
-    client: AsyncElasticsearch, what: str, method: str, path: str, body: Any = None
+    client: AsyncElasticsearch,
+    what: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    missing: Any = _REFUSED,
 ) -> Any:
+    """The answer's body; `missing` instead when Elasticsearch answers 404 and the caller
+    gave one, else `SecurityError` for any refusal."""
     try:
         response = await client.perform_request(method, path, headers=JSON, body=body)
-    except EsNotFound:
-        raise
+    except EsNotFound as error:
+        if missing is not _REFUSED:
+            return missing
+        raise SecurityError(f"Could not {what}: {_explain(error)}") from error
     except (ApiError, TransportError) as error:
         raise SecurityError(f"Could not {what}: {_explain(error)}") from error
     return response.body
@@ -78,10 +91,7 @@ def _explain(error: Exception) -> str:
 
 
 async def _found(client: AsyncElasticsearch, what: str, path: str) -> dict[str, Any] | None:
-    try:
-        body: dict[str, Any] = await _call(client, what, "GET", path)
-    except EsNotFound:
-        return None
+    body: dict[str, Any] | None = await _call(client, what, "GET", path, missing=None)
     return body
 
 
@@ -99,11 +109,9 @@ async def put_role(client: AsyncElasticsearch, name: str, body: dict[str, Any]) 
 
 
 async def _delete_role(client: AsyncElasticsearch, name: str) -> str:
-    try:
-        await _call(client, f"delete role {name}", "DELETE", f"/_security/role/{name}")
-    except EsNotFound:
-        return "absent"
-    return "deleted"
+    path = f"/_security/role/{name}"
+    gone = await _call(client, f"delete role {name}", "DELETE", path, missing="absent")
+    return "absent" if gone == "absent" else "deleted"
 
 
 async def grant(client: AsyncElasticsearch, access: SpaceAccess) -> list[str]:
