@@ -17,7 +17,14 @@ from logspace.ops.kibana import imported, load
 from logspace.ops.kibanaapi import Kibana
 from logspace.spaces.analysts import SpaceAccess
 
-__all__ = ["AnalystAccess", "role_body", "setup_space", "space_body", "space_differs"]
+__all__ = [
+    "AnalystAccess",
+    "role_body",
+    "role_differs",
+    "setup_space",
+    "space_body",
+    "space_differs",
+]
 
 # Kibana's base privileges in a space: `read` lets analysts use Discover and the dashboards;
 # `all` lets them also save their own searches, visualisations and dashboards there.
