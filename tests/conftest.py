@@ -24,8 +24,9 @@ from logspace.app import create_app
 from logspace.settings import Settings
 from logspace.spaces.grants import Grant
 
-# Fixtures for a cluster of several nodes and a node with security on: `es_cluster`, `secure_es`.
-pytest_plugins = ["tests.clusters"]
+# Fixtures for a cluster of several nodes and a node with security on: `es_cluster`, `secure_es`;
+# and HQ on that node: `secure_prefix`, `secure_settings`.
+pytest_plugins = ["tests.clusters", "tests.secure_hq"]
 
 ROOT = Path(__file__).resolve().parent.parent
 ES_VERSION = "9.5.4"  # keep in step with scripts/es

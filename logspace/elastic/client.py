@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from elastic_transport import ConnectionTimeout, NdjsonSerializer
+from elastic_transport import ConnectionTimeout, NdjsonSerializer, TlsError
 from elasticsearch import ApiError, AsyncElasticsearch, OrjsonSerializer, TransportError
 
+from logspace.elastic import tls
 from logspace.settings import Settings
 
 __all__ = ["JSON", "NDJSON", "connect", "describe", "retryable"]
@@ -46,8 +47,7 @@ def connect(settings: Settings) -> AsyncElasticsearch:
         options["api_key"] = settings.es_api_key
     elif settings.es_username:
         options["basic_auth"] = (settings.es_username, settings.es_password or "")
-    if settings.es_ca_certs:
-        options["ca_certs"] = settings.es_ca_certs
+    options.update(tls.client_options(settings))
     return AsyncElasticsearch(
         settings.es_url,
         serializers={
@@ -72,6 +72,15 @@ def retryable(error: Exception) -> bool:
 def describe(error: Exception) -> str:
     if isinstance(error, ApiError):
         return f"Elasticsearch answered {error.status_code} ({error.error})"
+    if isinstance(error, TlsError) or (
+        # A client certificate Elasticsearch refuses shows after the handshake, as a reset.
+        isinstance(error, TransportError) and "[SSL" in str(error.message)
+    ):
+        # Most often a CA or client certificate that does not fit: say what TLS said.
+        return (
+            f"TLS with Elasticsearch failed ({error.message}); check LOGSPACE_ES_CA_CERTS "
+            "and LOGSPACE_ES_CLIENT_CERT"
+        )
     if isinstance(error, ConnectionTimeout):
         return "Elasticsearch did not answer in time (ConnectionTimeout)"
     return f"Elasticsearch could not be reached ({type(error).__name__})"

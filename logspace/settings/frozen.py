@@ -29,6 +29,9 @@ class Settings:
     es_password: str | None = field(default=None, repr=False)
     es_api_key: str | None = field(default=None, repr=False)
     es_ca_certs: str | None = None
+    es_client_cert: str | None = None
+    es_client_key: str | None = None
+    es_verify_certs: bool = True
     es_timeout: float = 30.0
     es_retry_seconds: float = 5.0
     index_prefix: str = "logspace-events"
@@ -85,6 +88,11 @@ class Settings:
                 f"LOGSPACE_MAX_INFLIGHT_BYTES={settings.max_inflight_bytes} must be at least "
                 f"LOGSPACE_MAX_BODY_BYTES={settings.max_body_bytes}, or the largest bodies "
                 "could only be refused"
+            )
+        if settings.es_client_key and not settings.es_client_cert:
+            raise SettingsError(
+                "LOGSPACE_ES_CLIENT_KEY is set without LOGSPACE_ES_CLIENT_CERT: a key alone "
+                "is no client certificate"
             )
         if settings.control_index.startswith(f"{settings.index_prefix}-"):
             # Retention, the read API and the event template all take `<prefix>-*` as events.

@@ -135,6 +135,29 @@ SETTINGS: tuple[Setting, ...] = (
         "Path to a CA bundle for an Elasticsearch served over HTTPS.",
     ),
     Setting(
+        "LOGSPACE_ES_CLIENT_CERT",
+        "es_client_cert",
+        _optional_text,
+        "",
+        "Path to a PEM client certificate HQ presents to Elasticsearch over HTTPS (with its "
+        "key in it, or in `LOGSPACE_ES_CLIENT_KEY`).",
+    ),
+    Setting(
+        "LOGSPACE_ES_CLIENT_KEY",
+        "es_client_key",
+        _optional_text,
+        "",
+        "Path to the PEM private key of `LOGSPACE_ES_CLIENT_CERT`.",
+    ),
+    Setting(
+        "LOGSPACE_ES_VERIFY_CERTS",
+        "es_verify_certs",
+        _boolean,
+        "true",
+        "Check Elasticsearch's certificate (and Kibana's, for `kibana setup`); `false` only "
+        "for local trials: HQ then logs a warning at start.",
+    ),
+    Setting(
         "LOGSPACE_ES_TIMEOUT",
         "es_timeout",
         _positive_float,
