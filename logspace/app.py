@@ -117,8 +117,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_store = store is None
-        event_store = store or Store(settings)
         metrics = Metrics()
+        event_store = store or Store(settings, observer=metrics)
         if reader is None and isinstance(event_store, Store):
             searched: ReadStore | None = event_store.reader(metrics.read_failed)
         else:

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from logspace.elastic.bulk import WriteOutcome
+from logspace.elastic.flushpolicy import REASONS
 from logspace.errors import (
     EventsNotStored,
     InvalidEvents,
@@ -47,6 +48,12 @@ MULTIPROCESS_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
 # Storing a batch takes milliseconds when Elasticsearch keeps up, and up to
 # LOGSPACE_ES_RETRY_SECONDS (plus a request timeout) when it does not.
 _WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Events and bytes per bulk request: from one small request alone to LOGSPACE_BULK_MAX_*.
+_BULK_EVENT_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+_BULK_BYTE_BUCKETS = tuple(1024 * 4**n for n in range(9))  # 1 KiB .. 64 MiB
+# A request waits for its bulk from nothing (idle HQ) to LOGSPACE_BULK_MAX_WAIT_SECONDS, or
+# longer while every bulk slot is taken.
+_BULK_WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 # A read takes one or a few searches: milliseconds, up to LOGSPACE_ES_TIMEOUT each.
 _READ_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -127,6 +134,34 @@ class Metrics:
             buckets=_READ_BUCKETS,
             registry=self.registry,
         )
+        self.bulk_events = Histogram(
+            "logspace_bulk_request_events",
+            "Events per bulk request sent to Elasticsearch (concurrent requests share them).",
+            buckets=_BULK_EVENT_BUCKETS,
+            registry=self.registry,
+        )
+        self.bulk_bytes = Histogram(
+            "logspace_bulk_request_bytes",
+            "Bytes of `_bulk` lines per bulk request sent to Elasticsearch.",
+            buckets=_BULK_BYTE_BUCKETS,
+            registry=self.registry,
+        )
+        self.bulk_wait_seconds = Histogram(
+            "logspace_bulk_wait_seconds",
+            "Time a request's events waited for a bulk request to carry them (each attempt).",
+            buckets=_BULK_WAIT_BUCKETS,
+            registry=self.registry,
+        )
+        self.bulk_flushes = Counter(
+            "logspace_bulk_flushes",
+            "Bulk requests sent, by why they went: idle (none was in flight), events or bytes "
+            "(full), time (waited LOGSPACE_BULK_MAX_WAIT_SECONDS), shutdown, alone (a request "
+            "sent by itself: to an index that holds bulks, or after a shared bulk failed).",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in REASONS:
+            self.bulk_flushes.labels(reason)  # every reason shows, at 0 until it happens
         self.deleted_indices = Counter(
             "logspace_retention_deleted_indices",
             "Event indices deleted by the retention that runs inside HQ.",
@@ -163,6 +198,15 @@ class Metrics:
         finally:
             self.reads.labels(endpoint, read.space, outcome).inc()
             self.read_seconds.labels(endpoint).observe(time.perf_counter() - started)
+
+    def bulk_sent(self, reason: str, events: int, size: int) -> None:
+        """The coalescer sent a bulk request (`coalescer.BulkObserver`)."""
+        self.bulk_flushes.labels(reason).inc()
+        self.bulk_events.observe(events)
+        self.bulk_bytes.observe(size)
+
+    def bulk_waited(self, seconds: float) -> None:
+        self.bulk_wait_seconds.observe(seconds)
 
     def read_failed(self, reason: str) -> None:
         """Elasticsearch failed a read: `unavailable` (unreachable, 429, 5xx) or `refused`."""

@@ -14,6 +14,7 @@ from logspace.events import BadValue, parse_instant
 from logspace.orders import MAX_COMMIT_SECONDS, ORIGINAL_COMMIT_SECONDS
 from logspace.spaces.grants import parse_space_tokens
 from logspace.textvalues import boolean as _boolean
+from logspace.textvalues import non_negative_float as _non_negative_float
 from logspace.textvalues import optional_text as _optional_text
 from logspace.textvalues import parse_keep
 from logspace.textvalues import positive_float as _positive_float
@@ -148,6 +149,36 @@ SETTINGS: tuple[Setting, ...] = (
         "5",
         "How long HQ keeps re-sending events Elasticsearch could not take (429, 5xx, "
         "connection failures) before answering 503 with `Retry-After`.",
+    ),
+    Setting(
+        "LOGSPACE_BULK_MAX_EVENTS",
+        "bulk_max_events",
+        _positive_int,
+        "2000",
+        "Concurrent requests share bulk requests to Elasticsearch; a shared bulk takes "
+        "requests up to this many events (a larger request goes alone).",
+    ),
+    Setting(
+        "LOGSPACE_BULK_MAX_BYTES",
+        "bulk_max_bytes",
+        _positive_int,
+        "8388608",
+        "Most bytes of `_bulk` lines in one bulk request; a larger request is split.",
+    ),
+    Setting(
+        "LOGSPACE_BULK_MAX_WAIT_SECONDS",
+        "bulk_max_wait_seconds",
+        _non_negative_float,
+        "0.005",
+        "While a bulk is in flight, how long a request may wait for others to share the next "
+        "one. With none in flight it goes at once.",
+    ),
+    Setting(
+        "LOGSPACE_BULK_CONCURRENCY",
+        "bulk_concurrency",
+        _positive_int,
+        "2",
+        "Shared bulk requests one worker keeps in flight at once; requests gather meanwhile.",
     ),
     Setting(
         "LOGSPACE_SPACE_TOKENS",
