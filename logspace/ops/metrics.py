@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Final
+from typing import Final, NamedTuple
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -162,6 +162,7 @@ class Metrics:
         )
         for reason in REASONS:
             self.bulk_flushes.labels(reason)  # every reason shows, at 0 until it happens
+        self._stored: dict[str, _Stored] = {}
         self.deleted_indices = Counter(
             "logspace_retention_deleted_indices",
             "Event indices deleted by the retention that runs inside HQ.",
@@ -181,7 +182,7 @@ class Metrics:
         finally:
             ingest.finish()
             self.requests_in_flight.dec()
-        self.requests.labels(ingest.space, "accepted").inc()
+        self.stored_counters(ingest.space).requests.inc()
 
     @contextmanager
     def read(self, endpoint: str) -> Iterator[Read]:
@@ -198,6 +199,18 @@ class Metrics:
         finally:
             self.reads.labels(endpoint, read.space, outcome).inc()
             self.read_seconds.labels(endpoint).observe(time.perf_counter() - started)
+
+    def stored_counters(self, space: str) -> _Stored:
+        """The counters every stored batch of `space` moves, found once per space:
+        `labels()` checks its arguments each time, which a fleet's many small requests feel."""
+        counters = self._stored.get(space)
+        if counters is None:
+            counters = self._stored[space] = _Stored(
+                self.requests.labels(space, "accepted"),
+                self.events.labels(space, "accepted", ""),
+                self.events.labels(space, "duplicate", ""),
+            )
+        return counters
 
     def bulk_sent(self, reason: str, events: int, size: int) -> None:
         """The coalescer sent a bulk request (`coalescer.BulkObserver`)."""
@@ -220,6 +233,12 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class _Stored(NamedTuple):
+    requests: Counter
+    accepted: Counter
+    duplicate: Counter
 
 
 class Read:
@@ -245,9 +264,9 @@ class Ingest:
         self._metrics.events_in_flight.inc(events)
 
     def stored(self, outcome: WriteOutcome, unindexed: Unindexed) -> None:
-        events = self._metrics.events
-        events.labels(self.space, "accepted", "").inc(outcome.created)
-        events.labels(self.space, "duplicate", "").inc(outcome.duplicate)
+        counters = self._metrics.stored_counters(self.space)
+        counters.accepted.inc(outcome.created)
+        counters.duplicate.inc(outcome.duplicate)
         if unindexed.non_finite:
             self._metrics.unindexed.labels(self.space, "non-finite").inc(unindexed.non_finite)
         if unindexed.long_strings:
