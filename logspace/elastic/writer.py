@@ -124,9 +124,15 @@ class Writer:
             runs = [pending]  # the usual case: all of it, as one contribution
         else:
             runs = list(bulk.chunks(lines, pending, self._settings.bulk_max_bytes))
-        answers = await asyncio.gather(
-            *(self._contribute(lines, run, deadline) for run in runs), return_exceptions=True
-        )
+        if len(runs) == 1:  # without gather's task per run: most writes are one small run
+            try:
+                answers: list[Any] = [await self._contribute(lines, runs[0], deadline)]
+            except Exception as error:
+                answers = [error]
+        else:
+            answers = await asyncio.gather(
+                *(self._contribute(lines, run, deadline) for run in runs), return_exceptions=True
+            )
         retry: list[int] = []
         reason = ""
         hopeless = False

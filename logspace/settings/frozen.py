@@ -39,6 +39,7 @@ class Settings:
     install_templates: bool = True
     host: str = "127.0.0.1"
     port: int = 4567
+    keep_alive_seconds: int = 75
     max_body_bytes: int = 10 * 1024 * 1024
     max_events: int = 10_000
     max_properties: int = 200

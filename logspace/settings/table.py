@@ -205,6 +205,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOGSPACE_HOST", "host", _text, "127.0.0.1", "Address `logspace serve` listens on."),
     Setting("LOGSPACE_PORT", "port", _port, "4567", "Port `logspace serve` listens on."),
     Setting(
+        "LOGSPACE_KEEP_ALIVE_SECONDS",
+        "keep_alive_seconds",
+        _positive_int,
+        "75",
+        "How long `logspace serve` keeps an idle client connection open for its next request.",
+    ),
+    Setting(
         "LOGSPACE_MAX_BODY_BYTES",
         "max_body_bytes",
         _positive_int,
