@@ -89,6 +89,11 @@ async def test_an_event_elasticsearch_refuses_fails_only_its_own_request(
     assert metrics.value("logspace_bulk_request_events_count") == 3
     assert metrics.value("logspace_bulk_request_events_sum") == 1 + 1 + 4
     assert metrics.value("logspace_bulk_request_events_bucket", le="5.0") == 3
+    assert metrics.value("logspace_bulk_request_bytes_count") == 3
+    assert metrics.value("logspace_bulk_wait_seconds_count") == 4  # once per request
+    # The two waited for the held bulk to be answered.
+    assert metrics.value("logspace_bulk_wait_seconds_bucket", le="1.0") == 2
+    assert metrics.value("logspace_bulk_flushes_total", reason="idle") == 3
     ids = {e["id"] for e in stored()}
     assert {e["id"] for e in good} | {bad[0]["id"]} <= ids
     assert bad[1]["id"] not in ids
