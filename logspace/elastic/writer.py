@@ -26,6 +26,7 @@ from logspace.elastic.coalescer import (
     Closed,
     Coalescer,
     HeldUp,
+    Send,
     Unallocatable,
 )
 from logspace.elastic.flushpolicy import FlushPolicy
@@ -55,13 +56,15 @@ class Writer:
         client: AsyncElasticsearch,
         noticed: Callable[[Exception], None],
         observer: BulkObserver | None = None,
+        send: Send | None = None,
     ) -> None:
+        """`send` stands in for `_bulk` requests to Elasticsearch, for tests."""
         self._settings = settings
         self._client = client
         self._full_timeout_client = client.options(request_timeout=settings.es_timeout)
         self._noticed = noticed
         self.coalescer = Coalescer(
-            self._watched_bulk,
+            send or self._watched_bulk,
             FlushPolicy(
                 max_events=settings.bulk_max_events,
                 max_bytes=settings.bulk_max_bytes,
@@ -151,8 +154,6 @@ class Writer:
                 reason = reason or "Elasticsearch did not answer in time"
             elif isinstance(answer, Unallocatable):
                 reason, hopeless = str(answer), True
-            elif isinstance(answer, HeldUp):
-                reason = reason or str(answer)
             elif isinstance(answer, Closed):
                 raise self._unavailable("HQ is shutting down", len(pending))
             elif isinstance(answer, ApiError | TransportError):
@@ -166,11 +167,18 @@ class Writer:
         return retry, reason, hopeless
 
     async def _contribute(self, lines: bulk.Bulk, run: list[int], deadline: float) -> Any:
-        if deadline <= asyncio.get_running_loop().time():
-            raise TimeoutError()
-        return await self.coalescer.submit(
-            lines.join(run), len(run), deadline, lambda: lines.indices(run)
-        )
+        body = lines.join(run)
+        while True:
+            if deadline <= asyncio.get_running_loop().time():
+                raise TimeoutError()
+            try:
+                return await self.coalescer.submit(
+                    body, len(run), deadline, lambda: lines.indices(run)
+                )
+            except HeldUp:
+                # Another request's index held the bulk: not this request's problem, so it
+                # does not count as an attempt and goes again at once (within its deadline).
+                continue
 
     # -- one bulk request --------------------------------------------------------
 

@@ -1,6 +1,6 @@
-"""The coalescer with a scripted `send` in place of Elasticsearch: shared bulks, each
-contribution answered from its own items; what concerns the bulk reaches everyone in it;
-indices that hold bulks are kept apart."""
+"""The coalescer (and the writer above it) with a scripted `send` in place of Elasticsearch:
+shared bulks, each contribution answered from its own items; what concerns the bulk reaches
+everyone in it; indices that hold bulks are kept apart."""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ from typing import Any
 import pytest
 from elastic_transport import ConnectionError as TransportConnectionError
 
+from logspace.elastic import bulk
+from logspace.elastic.client import connect
 from logspace.elastic.coalescer import Closed, Coalescer, HeldUp, Unallocatable
 from logspace.elastic.flushpolicy import FlushPolicy
+from logspace.elastic.writer import Writer
+from logspace.errors import StoreUnavailable
+from logspace.settings import Settings
+from logspace.testing import make_event
 
 pytestmark = pytest.mark.anyio
 
@@ -188,3 +194,40 @@ async def test_on_close_what_waits_is_sent_at_once_and_then_nothing_more() -> No
     assert script.sent == ["idle", "shutdown", "shutdown"]
     with pytest.raises(Closed):
         await submit(coalescer, "after")
+
+
+async def test_a_write_held_up_by_another_requests_index_is_stored_all_the_same() -> None:
+    """The bulk is held longer than the writer's retry window: the write to the index that
+    cannot be allocated gets 503 with the reason, the other is sent again and stored."""
+    settings = Settings(space_tokens={}, es_retry_seconds=0.05, bulk_concurrency=1)
+    gate = asyncio.Event()
+
+    async def send(body: bytes, deadline: float, indices: Callable[[], list[str]]) -> Any:
+        if "p-s-2021.01" in indices():
+            await gate.wait()
+        if "p-s-2021.02" in indices():
+            await asyncio.sleep(0.2)  # longer than the retry window
+            raise Unallocatable({"p-s-2021.02": "no room"})
+        return {"errors": False}
+
+    client = connect(settings)
+    writer = Writer(settings, client, lambda error: None, send=send)
+    try:
+        first = asyncio.create_task(writer.write(encoded("2021-01-01T00:00:00Z")))
+        await asyncio.sleep(0.01)
+        stuck = asyncio.create_task(writer.write(encoded("2021-02-01T00:00:00Z")))
+        innocent = asyncio.create_task(writer.write(encoded("2021-03-01T00:00:00Z")))
+        await asyncio.sleep(0.01)
+        gate.set()
+
+        assert (await first).created == 1
+        assert (await innocent).created == 1
+        with pytest.raises(StoreUnavailable) as refused:
+            await stuck
+    finally:
+        await client.close()
+    assert refused.value.parameters["reason"] == "no room"
+
+
+def encoded(timestamp: str) -> bulk.Bulk:
+    return bulk.encode([make_event(timestamp=timestamp)], "s", "p")
