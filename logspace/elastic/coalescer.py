@@ -101,11 +101,6 @@ class Coalescer:
         # Indices found unallocatable -> until when (loop time) their writes go alone.
         self._stuck: dict[str, float] = {}
 
-    @property
-    def waiting(self) -> int:
-        """Contributions waiting for a bulk."""
-        return len(self._waiting)
-
     async def submit(
         self, body: bytes, count: int, deadline: float, indices: Callable[[], Sequence[str]]
     ) -> dict[str, Any]:
