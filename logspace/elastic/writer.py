@@ -264,7 +264,8 @@ class Writer:
     async def _bulk(self, body: bytes, *, seconds: float) -> dict[str, Any]:
         # `options()` builds a new client object (about 0.2 ms). A bulk with (nearly) the whole
         # `es_timeout` left reuses one: its writers stop waiting at their own deadlines anyway.
-        if seconds >= self._settings.es_timeout - 1.0:
+        timeout = self._settings.es_timeout
+        if seconds >= timeout - min(1.0, timeout / 10):
             client = self._full_timeout_client
         else:
             client = self._client.options(request_timeout=max(seconds, 0.001))
