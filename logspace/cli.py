@@ -211,6 +211,9 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int)
             proxy_headers=False,
             server_header=False,
             timeout_graceful_shutdown=30,
+            # Agents send every few seconds to a minute: a connection kept that long is
+            # reused instead of opened again for each batch (uvicorn's default is 5 s).
+            timeout_keep_alive=settings.keep_alive_seconds,
             log_config=logs.logging_config(settings.log_format),
             access_log=False,
         )

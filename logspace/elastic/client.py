@@ -57,6 +57,9 @@ def connect(settings: Settings) -> AsyncElasticsearch:
         request_timeout=settings.es_timeout,
         # The stores retry themselves, only what needs it, within their own deadlines.
         max_retries=0,
+        # The coalescer's bulks, with room for reads, control and template checks beside
+        # them (the default, 10, made requests queue for a connection).
+        connections_per_node=settings.bulk_concurrency + 16,
         **options,
     )
 

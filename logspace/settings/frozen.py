@@ -34,10 +34,15 @@ class Settings:
     es_verify_certs: bool = True
     es_timeout: float = 30.0
     es_retry_seconds: float = 5.0
+    bulk_max_events: int = 2000
+    bulk_max_bytes: int = 8 * 1024 * 1024
+    bulk_max_wait_seconds: float = 0.005
+    bulk_concurrency: int = 2
     index_prefix: str = "logspace-events"
     install_templates: bool = True
     host: str = "127.0.0.1"
     port: int = 4567
+    keep_alive_seconds: int = 75
     max_body_bytes: int = 10 * 1024 * 1024
     max_events: int = 10_000
     max_properties: int = 200

@@ -14,6 +14,7 @@ from logspace.events import BadValue, parse_instant
 from logspace.orders import MAX_COMMIT_SECONDS, ORIGINAL_COMMIT_SECONDS
 from logspace.spaces.grants import parse_space_tokens
 from logspace.textvalues import boolean as _boolean
+from logspace.textvalues import non_negative_float as _non_negative_float
 from logspace.textvalues import optional_text as _optional_text
 from logspace.textvalues import parse_keep
 from logspace.textvalues import positive_float as _positive_float
@@ -173,6 +174,36 @@ SETTINGS: tuple[Setting, ...] = (
         "connection failures) before answering 503 with `Retry-After`.",
     ),
     Setting(
+        "LOGSPACE_BULK_MAX_EVENTS",
+        "bulk_max_events",
+        _positive_int,
+        "2000",
+        "Concurrent requests share bulk requests to Elasticsearch; a shared bulk takes "
+        "requests up to this many events (a larger request goes alone).",
+    ),
+    Setting(
+        "LOGSPACE_BULK_MAX_BYTES",
+        "bulk_max_bytes",
+        _positive_int,
+        "8388608",
+        "Most bytes of `_bulk` lines in one bulk request; a larger request is split.",
+    ),
+    Setting(
+        "LOGSPACE_BULK_MAX_WAIT_SECONDS",
+        "bulk_max_wait_seconds",
+        _non_negative_float,
+        "0.005",
+        "While a bulk is in flight, how long a request may wait for others to share the next "
+        "one. With none in flight it goes at once.",
+    ),
+    Setting(
+        "LOGSPACE_BULK_CONCURRENCY",
+        "bulk_concurrency",
+        _positive_int,
+        "2",
+        "Shared bulk requests one worker keeps in flight at once; requests gather meanwhile.",
+    ),
+    Setting(
         "LOGSPACE_SPACE_TOKENS",
         "space_tokens",
         parse_space_tokens,
@@ -196,6 +227,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("LOGSPACE_HOST", "host", _text, "127.0.0.1", "Address `logspace serve` listens on."),
     Setting("LOGSPACE_PORT", "port", _port, "4567", "Port `logspace serve` listens on."),
+    Setting(
+        "LOGSPACE_KEEP_ALIVE_SECONDS",
+        "keep_alive_seconds",
+        _positive_int,
+        "75",
+        "How long `logspace serve` keeps an idle client connection open for its next request.",
+    ),
     Setting(
         "LOGSPACE_MAX_BODY_BYTES",
         "max_body_bytes",
