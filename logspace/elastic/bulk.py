@@ -1,8 +1,9 @@
 """Events -> `_bulk` request bodies; `_bulk` responses -> what happened to each event. Pure.
 
 Every event is written with op_type `create` and `_id` = its id into
-`<prefix>-<space>-<yyyy.mm>` (the month of its own timestamp, UTC), so sending a batch
-again lands on the same documents: Elasticsearch answers 409 and the event counts as stored.
+`<prefix>-<space>-<period>` (the month, quarter or year of its own timestamp, UTC: see
+`logspace.partitions`), so sending a batch again lands on the same documents: Elasticsearch
+answers 409 and the event counts as stored.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from itertools import chain, repeat
 from typing import Any, overload
 
 import orjson
+
+from logspace.partitions import Partition, period
 
 __all__ = [
     "RESPONSE_FILTER",
@@ -33,13 +36,13 @@ __all__ = [
 RESPONSE_FILTER = "errors,items.*.status,items.*.error.type,items.*.error.reason"
 
 
-def index_name(prefix: str, space: str, timestamp: str) -> str:
-    """`timestamp` is normalised (`YYYY-MM-DDT...Z`), so the month is at fixed positions."""
-    return f"{prefix}-{space}-{timestamp[:4]}.{timestamp[5:7]}"
+def index_name(prefix: str, space: str, timestamp: str, partition: Partition = "month") -> str:
+    """`timestamp` is normalised (`YYYY-MM-DDT...Z`)."""
+    return f"{prefix}-{space}-{period(partition, timestamp)}"
 
 
 def action_start(prefix: str, space: str) -> bytes:
-    """An action line up to the month of its index name (prefix and space need no escaping)."""
+    """An action line up to the period of its index name (prefix and space need no escaping)."""
     return b'{"create":{"_index":"%s-%s-' % (prefix.encode(), space.encode())
 
 
@@ -104,7 +107,9 @@ class Bulk(Sequence[bytes]):
         return self._ends
 
 
-def encode(events: list[dict[str, Any]], space: str, prefix: str) -> Bulk:
+def encode(
+    events: list[dict[str, Any]], space: str, prefix: str, partition: Partition = "month"
+) -> Bulk:
     """One `create` action plus document per event, for events of `space` as the thorough
     decoder gives them. Sets their `space`."""
     if not events:
@@ -117,10 +122,11 @@ def encode(events: list[dict[str, Any]], space: str, prefix: str) -> Bulk:
     head = action_start(prefix, space)
 
     def start(timestamp: str) -> bytes:
-        return b'%s%s.%s","_id":' % (head, timestamp[:4].encode(), timestamp[5:7].encode())
+        return b'%s%s","_id":' % (head, period(partition, timestamp).encode())
 
-    # A batch usually falls in one month, so in one index: one start for every action.
-    if timestamps[0][:7] == min(timestamps)[:7] == max(timestamps)[:7]:
+    # A batch usually falls in one period, so in one index: one start for every action.
+    # (Periods grow with the timestamp, so the first and last decide.)
+    if period(partition, min(timestamps)) == period(partition, max(timestamps)):
         starts: Iterable[bytes] = repeat(start(timestamps[0]))
     else:
         starts = map(start, timestamps)

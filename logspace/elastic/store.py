@@ -64,7 +64,7 @@ class Store:
         self._settings = settings
         self._client = client or connect(settings)
         self._full_timeout_client = self._client.options(request_timeout=settings.es_timeout)
-        self._templates = templates.load(settings.index_prefix)
+        self._templates = templates.load(settings.index_prefix, replicas=settings.index_replicas)
         # When the templates were last found in place; None means "check before writing".
         self._templates_checked_at: float | None = None
         self._templates_lock = asyncio.Lock()
@@ -80,13 +80,19 @@ class Store:
 
     def control(self) -> ControlStore:
         """The control side of this store (capabilities of agent controllers), same client."""
-        return ControlStore(self._client, self._settings.control_index, self._retry_after)
+        return ControlStore(
+            self._client,
+            self._settings.control_index,
+            self._retry_after,
+            replicas=templates.replica_settings(self._settings.index_replicas),
+        )
 
     # -- templates ---------------------------------------------------------------
 
     async def install_templates(self) -> list[str]:
         """Install or update our index templates, then bring existing event indices of older
-        mappings up to date; one report line per template and per index updated."""
+        mappings up to date, and to the replicas setting when it changed; one report line per
+        template and per index updated."""
         try:
             report = await templates.install(self._client, self._templates)
         except (ApiError, TransportError) as error:
@@ -96,6 +102,16 @@ class Store:
                 retry_after=self._retry_after,
             ) from error
         self._templates_checked_at = asyncio.get_running_loop().time()
+        replicas_changed = any(
+            t.replicas is not None and not line.endswith((": unchanged", ": installed"))
+            for t, line in zip(self._templates, report, strict=True)
+        )
+        if replicas_changed:
+            report.append(
+                await templates.apply_replicas(
+                    self._client, self._settings.index_prefix, self._settings.index_replicas
+                )
+            )
         if not self._indices_current or any(not r.endswith(": unchanged") for r in report):
             report.extend(
                 await templates.upgrade_indices(
@@ -158,7 +174,9 @@ class Store:
         if isinstance(events, bulk.Bulk):
             lines = events
         else:
-            lines = bulk.encode(events, space, self._settings.index_prefix)
+            lines = bulk.encode(
+                events, space, self._settings.index_prefix, self._settings.index_partition
+            )
             events.clear()
         loop = asyncio.get_running_loop()
         started = loop.time()

@@ -27,6 +27,7 @@ import orjson
 from logspace.elastic import bulk
 from logspace.events import Limits, Unindexed, instant_bound
 from logspace.ingest.budget import Use, uses_in
+from logspace.partitions import CODES, Partition
 
 __all__ = ["AVAILABLE", "Transcoded", "plain_events", "transcode"]
 
@@ -60,14 +61,23 @@ class Transcoded:
 
 
 def transcode(
-    body: bytes, space: str, prefix: str, limits: Limits, newest: datetime
+    body: bytes,
+    space: str,
+    prefix: str,
+    limits: Limits,
+    newest: datetime,
+    partition: Partition = "month",
 ) -> Transcoded | None:
-    """The batch as `_bulk` lines for `<prefix>-<space>-<month>`, or None when one of the
+    """The batch as `_bulk` lines for `<prefix>-<space>-<period>`, or None when one of the
     slower paths must look at it."""
     if _transcode is None:  # pragma: no cover - see AVAILABLE
         return None
     result = _transcode(
-        body, bulk.action_start(prefix, space), bulk.document_end(space), *_rules(limits, newest)
+        body,
+        bulk.action_start(prefix, space),
+        bulk.document_end(space),
+        *_rules(limits, newest),
+        CODES[partition],
     )
     if result is None:
         return None

@@ -36,6 +36,36 @@ def test_index_names_use_the_utc_month() -> None:
     assert index_name("p", "s", "1999-12-31T23:59:59.999Z") == "p-s-1999.12"
 
 
+@pytest.mark.parametrize(
+    ("partition", "names"),
+    [
+        ("month", ["p-s-2026.01", "p-s-2026.03", "p-s-2026.04", "p-s-2026.12"]),
+        ("quarter", ["p-s-2026.q1", "p-s-2026.q1", "p-s-2026.q2", "p-s-2026.q4"]),
+        ("year", ["p-s-2026", "p-s-2026", "p-s-2026", "p-s-2026"]),
+    ],
+)
+def test_index_names_follow_the_partition(partition: Any, names: list[str]) -> None:
+    stamps = ["2026-01-01T00:00:00Z", "2026-03-31T23:59:59Z", "2026-04-01T00:00:00Z"]
+    stamps.append("2026-12-31T23:59:59.999Z")
+
+    assert [index_name("p", "s", stamp, partition) for stamp in stamps] == names
+
+
+def test_a_batch_across_two_periods_writes_each_event_to_its_own() -> None:
+    events = [
+        make_event(timestamp="2026-03-31T23:59:59.000Z"),
+        make_event(timestamp="2026-04-01T00:00:00.000Z"),
+    ]
+
+    by_month = encode([dict(e) for e in events], "s", "p", "month").indices([0, 1])
+    by_quarter = encode([dict(e) for e in events], "s", "p", "quarter").indices([0, 1])
+    by_year = encode([dict(e) for e in events], "s", "p", "year").indices([0, 1])
+
+    assert by_month == ["p-s-2026.03", "p-s-2026.04"]
+    assert by_quarter == ["p-s-2026.q1", "p-s-2026.q2"]
+    assert by_year == ["p-s-2026"]
+
+
 def test_a_response_without_errors_means_everything_is_stored() -> None:
     result = classify(recorded("created.json"), [0, 1])
 
