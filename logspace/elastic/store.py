@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
-from logspace.elastic import bulk, templates
+from logspace.elastic import bulk, shards, templates
 from logspace.elastic.client import JSON, NDJSON, connect, describe, retryable
 from logspace.elastic.controlstore import ControlStore
 from logspace.elastic.readstore import ReadStore
@@ -362,6 +362,13 @@ class Store:
             return {"elasticsearch": describe(error)}
         problems = templates.outdated(self._templates, installed)
         return {"templates": "; ".join(problems)} if problems else {}
+
+    async def shard_use(self) -> shards.ShardUse:
+        """The cluster's shards against its limit (see `shards`)."""
+        try:
+            return await shards.read_shard_use(self._client)
+        except (ApiError, TransportError) as error:
+            raise self._operation_failed("read the cluster's shard count", error) from error
 
     async def indices(self, pattern: str) -> list[dict[str, Any]]:
         """The indices matching `pattern`, open or closed: `index`, `docs.count`, `store.size`."""
