@@ -20,7 +20,7 @@ from logspace.textvalues import parse_keep
 from logspace.textvalues import positive_float as _positive_float
 from logspace.textvalues import positive_int as _positive_int
 from logspace.textvalues import text as _text
-from logspace.textvalues import url as _url
+from logspace.textvalues import urls as _urls
 
 __all__ = ["SETTINGS", "Setting", "SettingsError"]
 
@@ -69,14 +69,6 @@ def _index_prefix(name: str, value: str) -> str:
             "(lower-case letters, digits, '_', '-', '.'; starting with a letter or digit)"
         )
     return value
-
-
-def _urls(name: str, value: str) -> str:
-    """One URL or several, comma-separated: the nodes of one cluster."""
-    urls = [_url(name, part.strip()) for part in value.split(",") if part.strip()]
-    if not urls:
-        raise SettingsError(f"{name}={value!r} names no URL")
-    return ",".join(urls)
 
 
 def _partition(name: str, value: str) -> Partition:
