@@ -8,6 +8,7 @@ answers 409 and the event counts as stored.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
@@ -168,7 +169,8 @@ class BulkResult:
     # Elasticsearch's own words for the first event to retry, e.g. `429 cluster_block_exception:
     # index [...] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark...`
     retry_reason: str = ""
-    # A cluster or index block (read-only, flood-stage disk): retrying at once will not help.
+    # A cluster or index block (read-only, flood-stage disk), or the shard limit: retrying at
+    # once will not help.
     blocked: bool = False
 
 
@@ -184,8 +186,9 @@ class WriteOutcome:
 
 def classify(response: dict[str, Any], positions: Sequence[int]) -> BulkResult:
     """Stored (201) and already stored (409, listed in `duplicates`) are done; 429 and 5xx
-    may be retried; other statuses are final. `positions` maps the response items back to
-    the batch."""
+    may be retried, and so may a new index refused for the cluster's shard limit (a 400, but
+    the event is fine: `blocked`, as no quick retry helps); other statuses are final.
+    `positions` maps the response items back to the batch."""
     result = BulkResult()
     if not response.get("errors"):
         return result
@@ -199,12 +202,12 @@ def classify(response: dict[str, Any], positions: Sequence[int]) -> BulkResult:
             continue
         if status == 409:
             result.duplicates.append(position)
-        elif status == 429 or status >= 500:
+        elif status == 429 or status >= 500 or (status == 400 and _shard_limit(outcome)):
             result.retry.append(position)
             error = outcome.get("error") or {}
             if not result.retry_reason:
                 result.retry_reason = f"{status} {error_text(error)}"
-            result.blocked |= error.get("type") == "cluster_block_exception"
+            result.blocked |= error.get("type") == "cluster_block_exception" or status == 400
         else:
             error = outcome.get("error") or {}
             result.rejected.append(
@@ -214,6 +217,19 @@ def classify(response: dict[str, Any], positions: Sequence[int]) -> BulkResult:
             )
     return result
 
+
+def _shard_limit(outcome: dict[str, Any]) -> bool:
+    """Whether a 400 is no fault of the event: its new index would take the cluster past
+    `cluster.max_shards_per_node` (an operator must act; the event is fine)."""
+    reason = str((outcome.get("error") or {}).get("reason", ""))
+    return _SHARD_LIMIT.search(reason) is not None
+
+
+# "maximum normal shards open" since 8.x, "maximum shards open" before.
+_SHARD_LIMIT = re.compile(
+    r"this action would add \[[0-9]+\] (total )?shards, but this cluster "
+    r"currently has \[[0-9]+\]/\[[0-9]+\] maximum (normal )?shards open"
+)
 
 # An item's reason may end with the request, event source and all: that is left out.
 _REQUEST_IN_REASON = ", request: ["

@@ -118,6 +118,19 @@ def test_elasticsearchs_own_reason_for_a_retry_is_kept_without_the_events_conten
     assert not unallocated.blocked
 
 
+def test_a_new_index_past_the_shard_limit_is_retried_later_not_refused_for_good() -> None:
+    """Elasticsearch answers 400, but the event is fine: an operator must raise the limit (or
+    free shards), and the agent must keep the event meanwhile."""
+    result = classify(recorded("shard-limit.json"), [0, 1])
+
+    assert (result.retry, result.rejected) == ([1], [])
+    assert result.blocked
+    assert result.retry_reason.startswith(
+        "400 illegal_argument_exception: Validation Failed: 1: this action would add [2] "
+        "shards, but this cluster currently has [2]/[3] maximum normal shards open"
+    )
+
+
 def test_a_response_that_does_not_match_the_request_is_an_error() -> None:
     with pytest.raises(ValueError, match="3 items for 2 actions"):
         classify(recorded("duplicate-rejected-created.json"), [0, 1])
