@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
-from logspace.elastic.client import JSON
+from logspace.elastic.client import JSON, describe
+from logspace.errors import StoreUnavailable
 
 __all__ = ["DEFAULT_MAX_SHARDS_PER_NODE", "ShardUse", "read_shard_use"]
 
@@ -61,8 +62,19 @@ def max_shards_per_node(body: dict[str, Any]) -> int:
     return DEFAULT_MAX_SHARDS_PER_NODE
 
 
-async def read_shard_use(client: AsyncElasticsearch) -> ShardUse:
-    """Two small GETs (the cluster `monitor` privilege); errors are the client's."""
+async def read_shard_use(client: AsyncElasticsearch, retry_after: int) -> ShardUse:
+    """Two small GETs (the cluster `monitor` privilege); `StoreUnavailable` if either fails."""
+    try:
+        return await _read(client)
+    except (ApiError, TransportError) as error:
+        raise StoreUnavailable(
+            f"Could not read the cluster's shard count: {describe(error)}.",
+            {"reason": describe(error)},
+            retry_after=retry_after,
+        ) from error
+
+
+async def _read(client: AsyncElasticsearch) -> ShardUse:
     health = await client.perform_request(
         "GET",
         "/_cluster/health",

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
-from logspace.elastic import bulk, shards, templates
+from logspace.elastic import allocation, bulk, shards, templates
 from logspace.elastic.client import JSON, NDJSON, connect, describe, retryable
 from logspace.elastic.controlstore import ControlStore
 from logspace.elastic.readstore import ReadStore
@@ -34,11 +34,6 @@ MAX_BULK_BYTES = 8 * 1024 * 1024
 TEMPLATE_CHECK_SECONDS = 60.0
 # Load balancers give up on a readiness probe within seconds; answer before they do.
 READINESS_SECONDS = 3.0
-_EXPLAIN_FILTER = (
-    "current_state,can_allocate,allocate_explanation,"
-    "node_allocation_decisions.deciders.decider,node_allocation_decisions.deciders.decision,"
-    "node_allocation_decisions.deciders.explanation"
-)
 
 
 class _Stuck(Exception):
@@ -91,8 +86,7 @@ class Store:
 
     async def install_templates(self) -> list[str]:
         """Install or update our index templates, then bring existing event indices of older
-        mappings up to date, and to the replicas setting when it changed; one report line per
-        template and per index updated."""
+        mappings up to date; one report line per template and per index updated."""
         try:
             report = await templates.install(self._client, self._templates)
         except (ApiError, TransportError) as error:
@@ -102,16 +96,6 @@ class Store:
                 retry_after=self._retry_after,
             ) from error
         self._templates_checked_at = asyncio.get_running_loop().time()
-        replicas_changed = any(
-            t.replicas is not None and not line.endswith((": unchanged", ": installed"))
-            for t, line in zip(self._templates, report, strict=True)
-        )
-        if replicas_changed:
-            report.append(
-                await templates.apply_replicas(
-                    self._client, self._settings.index_prefix, self._settings.index_replicas
-                )
-            )
         if not self._indices_current or any(not r.endswith(": unchanged") for r in report):
             report.extend(
                 await templates.upgrade_indices(
@@ -278,7 +262,9 @@ class Store:
             done, _ = await asyncio.wait({task}, timeout=patience)
             if not done:
                 # Side by side, so the write still ends by its deadline whatever the probe does.
-                probe = asyncio.ensure_future(self._unallocatable(lines.indices(run)))
+                probe = asyncio.ensure_future(
+                    allocation.unallocatable(self._client, lines.indices(run))
+                )
                 await asyncio.wait({task, probe}, return_when=asyncio.FIRST_COMPLETED)
                 if probe.done() and probe.result():
                     raise _Stuck(probe.result())
@@ -287,41 +273,6 @@ class Store:
             task.cancel()  # nothing, once they are done
             if probe is not None:
                 probe.cancel()
-
-    async def _unallocatable(self, indices: Sequence[str]) -> str | None:
-        """Why the first of `indices` whose primary shard cannot be allocated cannot be, or
-        None. Needs the cluster `monitor` privilege; without it, or for an index not created
-        yet, there is nothing to tell."""
-        for index in indices[:3]:
-            try:
-                response = await self._client.options(
-                    request_timeout=READINESS_SECONDS
-                ).perform_request(
-                    "POST",
-                    "/_cluster/allocation/explain",
-                    params={"filter_path": _EXPLAIN_FILTER},
-                    headers=JSON,
-                    body={"index": index, "shard": 0, "primary": True},
-                )
-            except (ApiError, TransportError):
-                continue
-            explained = response.body
-            if explained.get("current_state") != "unassigned":
-                continue
-            if explained.get("can_allocate") != "no":
-                continue
-            refusals = [
-                f"{decider.get('decider')}: {decider.get('explanation')}"
-                for node in explained.get("node_allocation_decisions", [])
-                for decider in node.get("deciders", [])
-                if decider.get("decision") == "NO"
-            ]
-            detail = refusals[0] if refusals else explained.get("allocate_explanation", "")
-            return (
-                f"index {index} has no primary shard and Elasticsearch cannot allocate one: "
-                f"{detail}"
-            )
-        return None
 
     async def _bulk(self, body: bytes, *, seconds: float) -> dict[str, Any]:
         # `options()` builds a new client object; the first request of a write, which has
@@ -365,10 +316,7 @@ class Store:
 
     async def shard_use(self) -> shards.ShardUse:
         """The cluster's shards against its limit (see `shards`)."""
-        try:
-            return await shards.read_shard_use(self._client)
-        except (ApiError, TransportError) as error:
-            raise self._operation_failed("read the cluster's shard count", error) from error
+        return await shards.read_shard_use(self._client, self._retry_after)
 
     async def indices(self, pattern: str) -> list[dict[str, Any]]:
         """The indices matching `pattern`, open or closed: `index`, `docs.count`, `store.size`."""

@@ -132,8 +132,10 @@ async def installed_version(client: AsyncElasticsearch, template: Template) -> i
 
 async def install(client: AsyncElasticsearch, templates: list[Template]) -> list[str]:
     """Install what is missing, of another version or made for other replicas; one line per
-    template saying what happened."""
+    template saying what happened. When the template with the replicas was replaced, the
+    existing event indices get them too (one more line)."""
     report = []
+    replicas = None
     for template in templates:
         installed = await _installed(client, template)
         version = None if installed is None else installed.body.get("version")
@@ -152,17 +154,22 @@ async def install(client: AsyncElasticsearch, templates: list[Template]) -> list
                 headers=JSON,
                 body=template.body,
             )
+            if template.replicas is not None and outcome != "installed":
+                replicas = template.replicas
         report.append(f"{template.kind} template {template.name}: {outcome}")
+    if replicas is not None:
+        (patterns,) = [t.body["index_patterns"] for t in templates if t.kind == "index"]
+        report.append(await apply_replicas(client, ",".join(patterns), replicas))
     return report
 
 
-async def apply_replicas(client: AsyncElasticsearch, prefix: str, replicas: str) -> str:
-    """Give every open event index under `prefix` the replicas of `replicas` (a template only
-    shapes new indices); one report line."""
+async def apply_replicas(client: AsyncElasticsearch, pattern: str, replicas: str) -> str:
+    """Give every open index matching `pattern` (the event indices) the replicas of
+    `replicas`: a template only shapes new indices. One report line."""
     try:
         await client.perform_request(
             "PUT",
-            f"/{prefix}-*/_settings",
+            f"/{pattern}/_settings",
             params={"allow_no_indices": "true", "expand_wildcards": "open"},
             headers=JSON,
             body={"index": replica_settings(replicas)},
