@@ -20,6 +20,7 @@ from logspace.agent.cli import main
 from logspace.agent.controller import Controller
 from logspace.testing import make_event
 
+from ..agent_support import unused_port
 from .test_agent_controller import Delivery, order
 from .test_agent_controller import ScriptedHQ as OrderHQ
 from .test_agent_shipper import Rig, ids
@@ -56,14 +57,24 @@ def test_a_bad_url_among_several_is_named() -> None:
 
 
 def test_the_cli_takes_hq_url_repeated_or_comma_separated(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """`--cycles 0` runs nothing: the command only reads its configuration and stops."""
-    arguments = ["os", "--cycles", "0", "--token", "t", "--queue-dir", str(tmp_path)]
-    status = main([*arguments, "--hq-url", f"{A},{B}", "--hq-url", "bad"], {})
+    """One round of the OS monitor with three HQs that refuse connections (ports nobody
+    listens on): the agent tries each in turn, then keeps its events queued; a bad URL is
+    refused."""
+    a, b, c = (f"http://127.0.0.1:{unused_port()}" for _ in range(3))
+    arguments = ["os", "--cycles", "1", "--token", "t", "--queue-dir", str(tmp_path)]
+    environ = {"LOGSPACE_AGENT_SHUTDOWN_TIMEOUT": "1"}
 
-    assert status == 2
-    assert "--hq-url='bad' is not an http(s) URL" in capsys.readouterr().err
+    ran = main([*arguments, "--hq-url", f"{a},{b}", "--hq-url", c], environ)
+    refused = main([*arguments, "--hq-url", f"{a},{b}", "--hq-url", "bad"], environ)
+
+    assert (ran, refused) == (0, 2)
+    assert f"trying HQ at {b}" in caplog.text
+    assert f"trying HQ at {c}" in caplog.text
+    errors = capsys.readouterr().err
+    assert "logspace agent: sent 0, dropped 0, queued" in errors
+    assert "--hq-url='bad' is not an http(s) URL" in errors
 
 
 # -- the shipper, answer by answer ----------------------------------------------------------
