@@ -36,6 +36,7 @@ from logspace.ops import retention
 from logspace.ops.health import get_live, get_ready
 from logspace.ops.logs import REQUEST_ID, REQUEST_ID_HEADER, RequestLog
 from logspace.ops.metrics import Metrics, get_metrics
+from logspace.ops.shardwatch import ShardWatch
 from logspace.read.routes import READ_ROUTES
 from logspace.settings import Settings
 from logspace.spaces.tokens import TokenRegistry
@@ -124,7 +125,10 @@ def create_app(
             searched: ReadStore | None = event_store.reader(metrics.read_failed)
         else:
             searched = reader
-        hq = HQ(settings, tokens, event_store, metrics, searched)
+        watch = None
+        if isinstance(event_store, Store):
+            watch = ShardWatch(event_store.shard_use, settings.shards_warn_percent, metrics)
+        hq = HQ(settings, tokens, event_store, metrics, searched, watch)
         app.state.hq = hq
         try:
             await hq.store.ensure_templates()
@@ -132,6 +136,8 @@ def create_app(
             # HQ still starts: writes answer 503 and install the templates once ES is back.
             log.warning("index templates not installed yet: %s", error.message)
         background = []
+        if watch is not None:
+            background.append(asyncio.create_task(watch.run()))
         if settings.retention_keep_days is not None and isinstance(hq.store, Store):
             retain = retention.run_periodically(
                 hq.store,

@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     templates_commands = templates.add_subparsers(dest="action", required=True)
     templates_commands.add_parser("install", help="install or update the index templates")
     retain = commands.add_parser(
-        "retention", help="delete whole monthly event indices older than a window"
+        "retention", help="delete whole event indices (months, quarters, years) older than a window"
     )
     retain.add_argument(
         "--keep", required=True, type=_keep, help="window to keep, in days, e.g. 90d"
@@ -253,7 +253,7 @@ async def _retention(settings: Settings, keep: int, space: str | None, dry_run: 
     cutoff = plan.cutoff.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     print(
         f"{len(plan.expired)} {'to delete' if dry_run else 'deleted'}, {len(plan.kept)} kept: "
-        f"months that ended before {cutoff} ({keep}d ago)"
+        f"periods that ended before {cutoff} ({keep}d ago)"
     )
     return 0
 

@@ -1,8 +1,15 @@
 """The Elasticsearch client HQ talks through, and what its errors mean.
 
 One `AsyncElasticsearch` per HQ process, made by `connect`, shared by the event, read and
-control stores. Its own retries are off: the stores retry what is worth retrying themselves,
-within their own deadlines. `retryable` and `describe` are the one reading of its errors.
+control stores. Given several nodes (`LOGSPACE_ES_URL` with commas) it spreads requests over
+them in turn and sets a node that cannot be reached aside for a while (1 s, doubling up to
+30 s, as elastic_transport's node pool does). The stores retry what is worth retrying
+themselves, within their own deadlines; the client itself only sends a request that could not
+reach its node (refused or broken connection) on to the next node, at once, each node at
+most once: that is safe for every request HQ makes (`_bulk` creates with ids, the rest read
+or put whole resources). Timeouts are not passed on (the node may still be working on it),
+nor are answers. Sniffing stays off: nodes behind NAT or in containers publish addresses HQ
+may not reach, so HQ talks to exactly the nodes it is given.
 """
 
 from __future__ import annotations
@@ -48,15 +55,19 @@ def connect(settings: Settings) -> AsyncElasticsearch:
     elif settings.es_username:
         options["basic_auth"] = (settings.es_username, settings.es_password or "")
     options.update(tls.client_options(settings))
+    nodes = settings.es_urls
     return AsyncElasticsearch(
-        settings.es_url,
+        nodes,
         serializers={
             OrjsonSerializer.mimetype: _Serializer(),
             NdjsonSerializer.mimetype: _BulkBodySerializer(),
         },
         request_timeout=settings.es_timeout,
-        # The stores retry themselves, only what needs it, within their own deadlines.
-        max_retries=0,
+        # The stores retry themselves, only what needs it, within their own deadlines; the
+        # client only tries the next node when a connection to one fails.
+        max_retries=len(nodes) - 1,
+        retry_on_status=(),
+        retry_on_timeout=False,
         # The coalescer's bulks, with room for reads, control and template checks beside
         # them (the default, 10, made requests queue for a connection).
         connections_per_node=settings.bulk_concurrency + 16,

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
-from logspace.elastic import bulk, templates
+from logspace.elastic import bulk, shards, templates
 from logspace.elastic.client import JSON, connect, describe
 from logspace.elastic.coalescer import BulkObserver
 from logspace.elastic.controlstore import ControlStore
@@ -58,7 +58,7 @@ class Store:
         self._settings = settings
         self._client = client or connect(settings)
         self._writer = Writer(settings, self._client, self._noticed, observer)
-        self._templates = templates.load(settings.index_prefix)
+        self._templates = templates.load(settings.index_prefix, replicas=settings.index_replicas)
         # When the templates were last found in place; None means "check before writing".
         self._templates_checked_at: float | None = None
         self._templates_lock = asyncio.Lock()
@@ -76,7 +76,12 @@ class Store:
 
     def control(self) -> ControlStore:
         """The control side of this store (capabilities of agent controllers), same client."""
-        return ControlStore(self._client, self._settings.control_index, self._retry_after)
+        return ControlStore(
+            self._client,
+            self._settings.control_index,
+            self._retry_after,
+            replicas=templates.replica_settings(self._settings.index_replicas),
+        )
 
     # -- templates ---------------------------------------------------------------
 
@@ -154,7 +159,9 @@ class Store:
         if isinstance(events, bulk.Bulk):
             lines = events
         else:
-            lines = bulk.encode(events, space, self._settings.index_prefix)
+            lines = bulk.encode(
+                events, space, self._settings.index_prefix, self._settings.index_partition
+            )
             events.clear()
         return await self._writer.write(lines)
 
@@ -180,6 +187,10 @@ class Store:
             return {"elasticsearch": describe(error)}
         problems = templates.outdated(self._templates, installed)
         return {"templates": "; ".join(problems)} if problems else {}
+
+    async def shard_use(self) -> shards.ShardUse:
+        """The cluster's shards against its limit (see `shards`)."""
+        return await shards.read_shard_use(self._client, self._retry_after)
 
     async def indices(self, pattern: str) -> list[dict[str, Any]]:
         """The indices matching `pattern`, open or closed: `index`, `docs.count`, `store.size`."""

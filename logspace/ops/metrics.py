@@ -162,6 +162,21 @@ class Metrics:
         )
         for reason in REASONS:
             self.bulk_flushes.labels(reason)  # every reason shows, at 0 until it happens
+        # Every worker reads the same cluster: the highest figure of the live ones.
+        self.cluster_shards = Gauge(
+            "logspace_elasticsearch_shards",
+            "Shard copies in the Elasticsearch cluster (active, initializing, unassigned), "
+            "as HQ last read them (every minute).",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.cluster_shard_limit = Gauge(
+            "logspace_elasticsearch_shard_limit",
+            "The most shards the cluster may hold: cluster.max_shards_per_node times the "
+            "data nodes, as HQ last read them.",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
         self._stored: dict[str, _Stored] = {}
         self.deleted_indices = Counter(
             "logspace_retention_deleted_indices",

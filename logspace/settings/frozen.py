@@ -12,6 +12,7 @@ from typing import Any
 
 from logspace.events import Limits
 from logspace.orders import ORIGINAL_COMMIT_SECONDS
+from logspace.partitions import Partition
 from logspace.settings.table import SETTINGS, SettingsError
 from logspace.spaces.grants import Grant
 from logspace.textvalues import read_toml
@@ -39,6 +40,9 @@ class Settings:
     bulk_max_wait_seconds: float = 0.005
     bulk_concurrency: int = 2
     index_prefix: str = "logspace-events"
+    index_partition: Partition = "month"
+    index_replicas: str = "auto"
+    shards_warn_percent: int = 80
     install_templates: bool = True
     host: str = "127.0.0.1"
     port: int = 4567
@@ -106,6 +110,11 @@ class Settings:
                 f"'{settings.index_prefix}-': that names event indices (LOGSPACE_INDEX_PREFIX)"
             )
         return settings
+
+    @property
+    def es_urls(self) -> list[str]:
+        """The nodes HQ talks to (`es_url` names one, or several separated by commas)."""
+        return [url.strip().rstrip("/") for url in self.es_url.split(",") if url.strip()]
 
     @property
     def limits(self) -> Limits:
