@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test check format bench bench-quick es-start es-stop es-status clean \
+.PHONY: run test test-sanitized fuzz check format bench bench-quick es-start es-stop es-status clean \
 	es-cluster-start es-cluster-stop es-cluster-status es-secure-start es-secure-stop es-secure-status
 
 $(INSTALLED): pyproject.toml
@@ -24,9 +24,18 @@ $(EXTENSION): $(INSTALLED) setup.py logspace/fastpath/_transcode.c $(wildcard lo
 run: $(EXTENSION)
 	scripts/run
 
-## test: lint, types, then the whole suite against a real Elasticsearch node
+## test: lint, types, the whole suite against a real Elasticsearch node, then test-sanitized
 test: check
 	$(BIN)/pytest
+	scripts/fuzz test
+
+## test-sanitized: the C fast path's tests against an ASan+UBSan build of it (installs clang if missing)
+test-sanitized: $(INSTALLED)
+	scripts/fuzz test
+
+## fuzz: libFuzzer on the C fast path, both sanitizers and the differential check, for FUZZ_SECONDS (600)
+fuzz: $(INSTALLED)
+	scripts/fuzz run
 
 check: $(EXTENSION)
 	$(BIN)/ruff check .
@@ -75,4 +84,4 @@ es-secure-status:
 	scripts/es secure status
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from logspace.control import routes as control
 from logspace.elastic.readstore import ReadStore
@@ -35,6 +36,7 @@ from logspace.ops import retention
 from logspace.ops.health import get_live, get_ready
 from logspace.ops.logs import REQUEST_ID, REQUEST_ID_HEADER, RequestLog
 from logspace.ops.metrics import Metrics, get_metrics
+from logspace.ops.shardwatch import ShardWatch
 from logspace.read.routes import READ_ROUTES
 from logspace.settings import Settings
 from logspace.spaces.tokens import TokenRegistry
@@ -117,13 +119,16 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_store = store is None
-        event_store = store or Store(settings)
         metrics = Metrics()
+        event_store = store or Store(settings, observer=metrics)
         if reader is None and isinstance(event_store, Store):
             searched: ReadStore | None = event_store.reader(metrics.read_failed)
         else:
             searched = reader
-        hq = HQ(settings, tokens, event_store, metrics, searched)
+        watch = None
+        if isinstance(event_store, Store):
+            watch = ShardWatch(event_store.shard_use, settings.shards_warn_percent, metrics)
+        hq = HQ(settings, tokens, event_store, metrics, searched, watch)
         app.state.hq = hq
         try:
             await hq.store.ensure_templates()
@@ -131,6 +136,8 @@ def create_app(
             # HQ still starts: writes answer 503 and install the templates once ES is back.
             log.warning("index templates not installed yet: %s", error.message)
         background = []
+        if watch is not None:
+            background.append(asyncio.create_task(watch.run()))
         if settings.retention_keep_days is not None and isinstance(hq.store, Store):
             retain = retention.run_periodically(
                 hq.store,
@@ -159,7 +166,7 @@ def create_app(
         Route("/health/ready", get_ready, methods=["GET"]),
         Route("/metrics", get_metrics, methods=["GET"]),
     ]
-    app = Starlette(
+    app = _HQApp(
         routes=routes,
         middleware=[
             Middleware(
@@ -179,6 +186,72 @@ def create_app(
     # `/events/` is not `/events`: a redirect would make agents send the body twice.
     app.router.redirect_slashes = False
     return app
+
+
+# PUT on these paths skips the router (see `_HQApp`): the writing endpoints of API_ROUTES.
+_WRITES: Final[dict[str, Endpoint]] = {
+    prefix + path: endpoint
+    for path, endpoint, methods in INGEST_ROUTES
+    if "PUT" in methods
+    for prefix in ("", "/api")
+}
+
+
+class _HQApp(Starlette):
+    """Starlette, but `PUT /events` goes past the router and Starlette's exception middleware,
+    which cost more than storing a fleet's requests of a few events each. It runs the same
+    middleware, endpoint and error handlers, in the same order, so answers, logs and metrics
+    are the routed path's own."""
+
+    _writes: dict[str, ASGIApp] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "PUT"
+            and scope["path"] in _WRITES
+            and not scope.get("root_path")
+        ):
+            scope["app"] = self
+            await self._write(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _write(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """What `ServerErrorMiddleware` does around the middleware: an unexpected error gets
+        its 500 (unless an answer has begun) and goes on to the server, which logs it."""
+        if self._writes is None:
+            self._writes = {path: self._stacked(endpoint) for path, endpoint in _WRITES.items()}
+        started = False
+
+        async def noting(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._writes[scope["path"]](scope, receive, noting)
+        except Exception as exc:
+            if not started:
+                await (await _unexpected(Request(scope), exc))(scope, receive, send)
+            raise
+
+    def _stacked(self, endpoint: Endpoint) -> ASGIApp:
+        """`endpoint` inside this app's middleware, its errors answered as the exception
+        middleware would."""
+
+        async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+            request = Request(scope, receive, send)
+            try:
+                response = await endpoint(request)
+            except LogspaceError as error:
+                response = _answer(request, error)
+            await response(scope, receive, send)
+
+        app: ASGIApp = answer
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def _api_routes() -> list[Route]:

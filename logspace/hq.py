@@ -10,6 +10,7 @@ from logspace.elastic.store import EventStore
 from logspace.events import Limits
 from logspace.ingest.budget import FieldBudget
 from logspace.ops.metrics import Metrics
+from logspace.ops.shardwatch import ShardWatch
 from logspace.settings import Settings
 from logspace.spaces.tokens import TokenRegistry
 
@@ -24,6 +25,8 @@ class HQ:
     metrics: Metrics
     # The read side; None when the event store cannot be searched (e.g. an in-memory one).
     reader: ReadStore | None = None
+    # The cluster's shards against its limit; None for a store that has no cluster.
+    shards: ShardWatch | None = None
     limits: Limits = field(init=False)
     admission: Admission = field(init=False)
     budget: FieldBudget = field(init=False)

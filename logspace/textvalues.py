@@ -22,6 +22,7 @@ __all__ = [
     "read_toml",
     "text",
     "url",
+    "urls",
 ]
 
 
@@ -37,6 +38,15 @@ def url(name: str, value: str) -> str:
     if not re.match(r"https?://[^/\s]+", value):
         raise ValueError(f"{name}={value!r} is not an http(s) URL")
     return value.rstrip("/")
+
+
+def urls(name: str, value: str) -> str:
+    """One URL or several, comma-separated (e.g. the nodes of one cluster, several HQs):
+    each checked, spaces and trailing slashes taken off, joined by commas again."""
+    found = [url(name, part.strip()) for part in value.split(",") if part.strip()]
+    if not found:
+        raise ValueError(f"{name}={value!r} names no URL")
+    return ",".join(found)
 
 
 def positive_int(name: str, value: str) -> int:
@@ -92,8 +102,11 @@ def read_toml(path: str, variable: str, known: Mapping[str, str]) -> dict[str, s
             values[env] = "true" if value else "false"
         elif isinstance(value, str | int | float):
             values[env] = str(value)
+        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            # Several URLs (or tokens) as an array: the same as the comma-separated text.
+            values[env] = ",".join(value)
         else:
-            raise ValueError(f"{path}: {key} must be a string, number or boolean")
+            raise ValueError(f"{path}: {key} must be a string, number, boolean or strings")
     return values
 
 

@@ -308,6 +308,11 @@ class SecureNode:
     user: str
     password: str
 
+    @property
+    def ca_key(self) -> Path:
+        """The CA's private key: `scripts/es` keeps it outside the node's config, in `ca/`."""
+        return self.ca.parent.parent.parent / "ca" / "ca.key"
+
     def ssl_context(self) -> ssl.SSLContext:
         """Trusts the node's CA (and nothing else)."""
         return ssl.create_default_context(cafile=str(self.ca))

@@ -89,7 +89,7 @@ class AsyncSender(_Queueing):
             return wait
         try:
             response = await self._client.put(
-                self.config.events_url,
+                attempt.url,
                 content=attempt.body,
                 headers=attempt.headers,
                 timeout=self._request_timeout(),

@@ -210,7 +210,7 @@ class Sender(_Queueing):
             return wait
         try:
             response = self._client.put(
-                self.config.events_url,
+                attempt.url,
                 content=attempt.body,
                 headers=attempt.headers,
                 timeout=self._request_timeout(),

@@ -1,18 +1,22 @@
 """Events -> `_bulk` request bodies; `_bulk` responses -> what happened to each event. Pure.
 
 Every event is written with op_type `create` and `_id` = its id into
-`<prefix>-<space>-<yyyy.mm>` (the month of its own timestamp, UTC), so sending a batch
-again lands on the same documents: Elasticsearch answers 409 and the event counts as stored.
+`<prefix>-<space>-<period>` (the month, quarter or year of its own timestamp, UTC: see
+`logspace.partitions`), so sending a batch again lands on the same documents: Elasticsearch
+answers 409 and the event counts as stored.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from typing import Any, overload
 
 import orjson
+
+from logspace.partitions import Partition, period
 
 __all__ = [
     "RESPONSE_FILTER",
@@ -33,13 +37,13 @@ __all__ = [
 RESPONSE_FILTER = "errors,items.*.status,items.*.error.type,items.*.error.reason"
 
 
-def index_name(prefix: str, space: str, timestamp: str) -> str:
-    """`timestamp` is normalised (`YYYY-MM-DDT...Z`), so the month is at fixed positions."""
-    return f"{prefix}-{space}-{timestamp[:4]}.{timestamp[5:7]}"
+def index_name(prefix: str, space: str, timestamp: str, partition: Partition = "month") -> str:
+    """`timestamp` is normalised (`YYYY-MM-DDT...Z`)."""
+    return f"{prefix}-{space}-{period(partition, timestamp)}"
 
 
 def action_start(prefix: str, space: str) -> bytes:
-    """An action line up to the month of its index name (prefix and space need no escaping)."""
+    """An action line up to the period of its index name (prefix and space need no escaping)."""
     return b'{"create":{"_index":"%s-%s-' % (prefix.encode(), space.encode())
 
 
@@ -104,7 +108,9 @@ class Bulk(Sequence[bytes]):
         return self._ends
 
 
-def encode(events: list[dict[str, Any]], space: str, prefix: str) -> Bulk:
+def encode(
+    events: list[dict[str, Any]], space: str, prefix: str, partition: Partition = "month"
+) -> Bulk:
     """One `create` action plus document per event, for events of `space` as the thorough
     decoder gives them. Sets their `space`."""
     if not events:
@@ -117,10 +123,11 @@ def encode(events: list[dict[str, Any]], space: str, prefix: str) -> Bulk:
     head = action_start(prefix, space)
 
     def start(timestamp: str) -> bytes:
-        return b'%s%s.%s","_id":' % (head, timestamp[:4].encode(), timestamp[5:7].encode())
+        return b'%s%s","_id":' % (head, period(partition, timestamp).encode())
 
-    # A batch usually falls in one month, so in one index: one start for every action.
-    if timestamps[0][:7] == min(timestamps)[:7] == max(timestamps)[:7]:
+    # A batch usually falls in one period, so in one index: one start for every action.
+    # (Periods grow with the timestamp, so the first and last decide.)
+    if period(partition, min(timestamps)) == period(partition, max(timestamps)):
         starts: Iterable[bytes] = repeat(start(timestamps[0]))
     else:
         starts = map(start, timestamps)
@@ -162,7 +169,8 @@ class BulkResult:
     # Elasticsearch's own words for the first event to retry, e.g. `429 cluster_block_exception:
     # index [...] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark...`
     retry_reason: str = ""
-    # A cluster or index block (read-only, flood-stage disk): retrying at once will not help.
+    # A cluster or index block (read-only, flood-stage disk), or the shard limit: retrying at
+    # once will not help.
     blocked: bool = False
 
 
@@ -178,8 +186,9 @@ class WriteOutcome:
 
 def classify(response: dict[str, Any], positions: Sequence[int]) -> BulkResult:
     """Stored (201) and already stored (409, listed in `duplicates`) are done; 429 and 5xx
-    may be retried; other statuses are final. `positions` maps the response items back to
-    the batch."""
+    may be retried, and so may a new index refused for the cluster's shard limit (a 400, but
+    the event is fine: `blocked`, as no quick retry helps); other statuses are final.
+    `positions` maps the response items back to the batch."""
     result = BulkResult()
     if not response.get("errors"):
         return result
@@ -193,12 +202,12 @@ def classify(response: dict[str, Any], positions: Sequence[int]) -> BulkResult:
             continue
         if status == 409:
             result.duplicates.append(position)
-        elif status == 429 or status >= 500:
+        elif status == 429 or status >= 500 or (status == 400 and _shard_limit(outcome)):
             result.retry.append(position)
             error = outcome.get("error") or {}
             if not result.retry_reason:
                 result.retry_reason = f"{status} {error_text(error)}"
-            result.blocked |= error.get("type") == "cluster_block_exception"
+            result.blocked |= error.get("type") == "cluster_block_exception" or status == 400
         else:
             error = outcome.get("error") or {}
             result.rejected.append(
@@ -208,6 +217,19 @@ def classify(response: dict[str, Any], positions: Sequence[int]) -> BulkResult:
             )
     return result
 
+
+def _shard_limit(outcome: dict[str, Any]) -> bool:
+    """Whether a 400 is no fault of the event: its new index would take the cluster past
+    `cluster.max_shards_per_node` (an operator must act; the event is fine)."""
+    reason = str((outcome.get("error") or {}).get("reason", ""))
+    return _SHARD_LIMIT.search(reason) is not None
+
+
+# "maximum normal shards open" since 8.x, "maximum shards open" before.
+_SHARD_LIMIT = re.compile(
+    r"this action would add \[[0-9]+\] (total )?shards, but this cluster "
+    r"currently has \[[0-9]+\]/\[[0-9]+\] maximum (normal )?shards open"
+)
 
 # An item's reason may end with the request, event source and all: that is left out.
 _REQUEST_IN_REASON = ", request: ["

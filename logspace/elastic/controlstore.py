@@ -51,12 +51,15 @@ class ControlStore:
         retry_after: int,
         *,
         check_seconds: float = CHECK_SECONDS,
+        replicas: dict[str, Any] | None = None,
     ) -> None:
         self._client = client
         self.index = index
         self._retry_after = retry_after
         self.check_seconds = check_seconds
         self._version, self._body = index_body()
+        if replicas is not None:  # as the event indices have them (LOGSPACE_INDEX_REPLICAS)
+            self._body["settings"]["index"].update(replicas)
         self._checked_at: float | None = None
         self._lock = asyncio.Lock()
 

@@ -1,48 +1,36 @@
 """The event store: HQ's writes of events to Elasticsearch, and what operations need.
 
-`Store.write` returns only once Elasticsearch has acknowledged every event of the batch
-(created now, or already there from an earlier attempt). Events Elasticsearch cannot take
-right now are re-sent, only those, with jittered exponential backoff until
-`es_retry_seconds` have passed; then `StoreUnavailable` (503) tells the agent to send
-the batch again later. Events Elasticsearch refuses for good raise `EventsNotStored`.
+`Store.write` returns only once Elasticsearch has acknowledged every event of the batch; the
+`Writer` (writer.py) sends the events, through the coalescer that lets concurrent writes
+share bulk requests, and retries what Elasticsearch could not take now.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
-from logspace.elastic import bulk, templates
-from logspace.elastic.client import JSON, NDJSON, connect, describe, retryable
+from logspace.elastic import bulk, shards, templates
+from logspace.elastic.client import JSON, connect, describe
+from logspace.elastic.coalescer import BulkObserver
 from logspace.elastic.controlstore import ControlStore
 from logspace.elastic.readstore import ReadStore
-from logspace.errors import EventsNotStored, StoreUnavailable
+from logspace.elastic.writer import Writer
+from logspace.errors import StoreUnavailable
 from logspace.settings import Settings
 
 __all__ = ["EventStore", "Store"]
 
 log = logging.getLogger(__name__)
 
-# Elasticsearch indexes best with bulk requests of a few MB.
-MAX_BULK_BYTES = 8 * 1024 * 1024
 # Three cheap GETs; bounds how long a wiped cluster goes unnoticed between HQ's writes.
 TEMPLATE_CHECK_SECONDS = 60.0
 # Load balancers give up on a readiness probe within seconds; answer before they do.
 READINESS_SECONDS = 3.0
-_EXPLAIN_FILTER = (
-    "current_state,can_allocate,allocate_explanation,"
-    "node_allocation_decisions.deciders.decider,node_allocation_decisions.deciders.decision,"
-    "node_allocation_decisions.deciders.explanation"
-)
-
-
-class _Stuck(Exception):
-    """A write waits on an index that has no primary shard and cannot get one."""
 
 
 class EventStore(Protocol):
@@ -60,11 +48,17 @@ class EventStore(Protocol):
 
 
 class Store:
-    def __init__(self, settings: Settings, client: AsyncElasticsearch | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: AsyncElasticsearch | None = None,
+        observer: BulkObserver | None = None,
+    ) -> None:
+        """`observer` hears of every bulk request sent (the metrics)."""
         self._settings = settings
         self._client = client or connect(settings)
-        self._full_timeout_client = self._client.options(request_timeout=settings.es_timeout)
-        self._templates = templates.load(settings.index_prefix)
+        self._writer = Writer(settings, self._client, self._noticed, observer)
+        self._templates = templates.load(settings.index_prefix, replicas=settings.index_replicas)
         # When the templates were last found in place; None means "check before writing".
         self._templates_checked_at: float | None = None
         self._templates_lock = asyncio.Lock()
@@ -72,6 +66,8 @@ class Store:
         self._indices_current = False
 
     async def close(self) -> None:
+        """Send what waits for a bulk, wait for the answers, then close the connections."""
+        await self._writer.close()
         await self._client.close()
 
     def reader(self, failed: Callable[[str], None] | None = None) -> ReadStore:
@@ -80,7 +76,12 @@ class Store:
 
     def control(self) -> ControlStore:
         """The control side of this store (capabilities of agent controllers), same client."""
-        return ControlStore(self._client, self._settings.control_index, self._retry_after)
+        return ControlStore(
+            self._client,
+            self._settings.control_index,
+            self._retry_after,
+            replicas=templates.replica_settings(self._settings.index_replicas),
+        )
 
     # -- templates ---------------------------------------------------------------
 
@@ -147,7 +148,7 @@ class Store:
         }
 
     async def write(self, events: list[Any] | bulk.Bulk, space: str) -> bulk.WriteOutcome:
-        """Store every event, or raise `StoreUnavailable` / `EventsNotStored`.
+        """Store every event, or raise `StoreUnavailable` / `EventsNotStored` (see `Writer`).
 
         `events` are the thorough decoder's dicts, or the C path's `_bulk` lines already.
         A list is emptied once encoded: the objects take several times the bytes of the bulk
@@ -158,169 +159,11 @@ class Store:
         if isinstance(events, bulk.Bulk):
             lines = events
         else:
-            lines = bulk.encode(events, space, self._settings.index_prefix)
+            lines = bulk.encode(
+                events, space, self._settings.index_prefix, self._settings.index_partition
+            )
             events.clear()
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        # New attempts start only within the retry window; all of them end by the deadline, so
-        # no request waits on Elasticsearch longer than `es_timeout`.
-        retry_until = started + self._settings.es_retry_seconds
-        deadline = started + self._settings.es_timeout
-        pending = list(range(len(lines)))
-        rejected: list[bulk.Rejection] = []
-        duplicates: list[int] = []
-        attempt = 0
-        while pending:
-            pending, reason, hopeless = await self._send(
-                lines, pending, rejected, duplicates, deadline
-            )
-            if not pending:
-                break
-            if hopeless:
-                # A block or an unallocatable index lasts longer than any retry window.
-                log.warning("gave up on %d events at once: %s", len(pending), reason)
-                raise self._unavailable(reason, len(pending))
-            attempt += 1
-            delay = random.uniform(0, min(2.0, 0.05 * 2**attempt))  # noqa: S311 - jitter
-            if loop.time() + delay > retry_until:
-                log.warning(
-                    "gave up on %d events after %d attempts: %s", len(pending), attempt, reason
-                )
-                raise self._unavailable(reason, len(pending))
-            await asyncio.sleep(delay)
-        if rejected:
-            raise _not_stored(rejected, lines)
-        return bulk.WriteOutcome(len(lines) - len(duplicates), len(duplicates), attempt)
-
-    async def _send(
-        self,
-        lines: bulk.Bulk,
-        pending: list[int],
-        rejected: list[bulk.Rejection],
-        duplicates: list[int],
-        deadline: float,
-    ) -> tuple[list[int], str, bool]:
-        """One pass over the pending events: those to send again, why, and whether sending
-        them again at once is hopeless."""
-        retry: list[int] = []
-        reason = ""
-        hopeless = False
-        loop = asyncio.get_running_loop()
-        if len(pending) == len(lines) and len(lines.body) <= MAX_BULK_BYTES:
-            runs: Iterable[list[int]] = [pending]  # the usual case: all of it, in one request
-        else:
-            runs = bulk.chunks(lines, pending, MAX_BULK_BYTES)
-        for run in runs:
-            timeout = deadline - loop.time()
-            if timeout <= 0:
-                retry.extend(run)
-                reason = reason or "Elasticsearch did not answer in time"
-                continue
-            if hopeless:
-                retry.extend(run)
-                continue
-            try:
-                response = await self._watched_bulk(lines, run, timeout)
-            except _Stuck as stuck:
-                retry.extend(run)
-                reason, hopeless = str(stuck), True
-                continue
-            except (ApiError, TransportError) as error:
-                reason = describe(error)
-                self._noticed(error)
-                if not retryable(error):
-                    # e.g. refused credentials: an operator must act, so do not keep trying.
-                    raise self._unavailable(reason, len(pending)) from error
-                retry.extend(run)
-                continue
-            result = bulk.classify(response, run)
-            retry.extend(result.retry)
-            rejected.extend(result.rejected)
-            duplicates.extend(result.duplicates)
-            if result.retry:
-                reason = f"Elasticsearch could not take some events now: {result.retry_reason}"
-                hopeless |= result.blocked
-        return retry, reason, hopeless
-
-    async def _watched_bulk(
-        self, lines: bulk.Bulk, run: list[int], seconds: float
-    ) -> dict[str, Any]:
-        """`_bulk`, but once it has taken as long as the retry window, ask Elasticsearch
-        whether an index it writes to has no primary shard and cannot get one (a new
-        monthly index on a disk past its watermark, say: Elasticsearch holds such a request
-        for 30 s and more, then answers 503). If so, give up now, with Elasticsearch's
-        explanation."""
-        patience = self._settings.es_retry_seconds
-        request = self._bulk(lines.join(run), seconds=seconds)
-        if seconds <= patience:
-            return await request
-        task = asyncio.ensure_future(request)
-        probe: asyncio.Future[str | None] | None = None
-        try:
-            done, _ = await asyncio.wait({task}, timeout=patience)
-            if not done:
-                # Side by side, so the write still ends by its deadline whatever the probe does.
-                probe = asyncio.ensure_future(self._unallocatable(lines.indices(run)))
-                await asyncio.wait({task, probe}, return_when=asyncio.FIRST_COMPLETED)
-                if probe.done() and probe.result():
-                    raise _Stuck(probe.result())
-            return await task
-        finally:
-            task.cancel()  # nothing, once they are done
-            if probe is not None:
-                probe.cancel()
-
-    async def _unallocatable(self, indices: Sequence[str]) -> str | None:
-        """Why the first of `indices` whose primary shard cannot be allocated cannot be, or
-        None. Needs the cluster `monitor` privilege; without it, or for an index not created
-        yet, there is nothing to tell."""
-        for index in indices[:3]:
-            try:
-                response = await self._client.options(
-                    request_timeout=READINESS_SECONDS
-                ).perform_request(
-                    "POST",
-                    "/_cluster/allocation/explain",
-                    params={"filter_path": _EXPLAIN_FILTER},
-                    headers=JSON,
-                    body={"index": index, "shard": 0, "primary": True},
-                )
-            except (ApiError, TransportError):
-                continue
-            explained = response.body
-            if explained.get("current_state") != "unassigned":
-                continue
-            if explained.get("can_allocate") != "no":
-                continue
-            refusals = [
-                f"{decider.get('decider')}: {decider.get('explanation')}"
-                for node in explained.get("node_allocation_decisions", [])
-                for decider in node.get("deciders", [])
-                if decider.get("decision") == "NO"
-            ]
-            detail = refusals[0] if refusals else explained.get("allocate_explanation", "")
-            return (
-                f"index {index} has no primary shard and Elasticsearch cannot allocate one: "
-                f"{detail}"
-            )
-        return None
-
-    async def _bulk(self, body: bytes, *, seconds: float) -> dict[str, Any]:
-        # `options()` builds a new client object; the first request of a write, which has
-        # (within microseconds) the whole `es_timeout`, reuses one.
-        if seconds >= self._settings.es_timeout - 0.001:
-            client = self._full_timeout_client
-        else:
-            client = self._client.options(request_timeout=seconds)
-        response = await client.perform_request(
-            "POST",
-            "/_bulk",
-            params={"filter_path": bulk.RESPONSE_FILTER},
-            headers=NDJSON,
-            body=body,
-        )
-        result: dict[str, Any] = response.body
-        return result
+        return await self._writer.write(lines)
 
     def _noticed(self, error: Exception) -> None:
         """Elasticsearch was unreachable, and may come back empty: check the templates again
@@ -344,6 +187,10 @@ class Store:
             return {"elasticsearch": describe(error)}
         problems = templates.outdated(self._templates, installed)
         return {"templates": "; ".join(problems)} if problems else {}
+
+    async def shard_use(self) -> shards.ShardUse:
+        """The cluster's shards against its limit (see `shards`)."""
+        return await shards.read_shard_use(self._client, self._retry_after)
 
     async def indices(self, pattern: str) -> list[dict[str, Any]]:
         """The indices matching `pattern`, open or closed: `index`, `docs.count`, `store.size`."""
@@ -387,30 +234,4 @@ class Store:
 
     @property
     def _retry_after(self) -> int:
-        return max(1, round(self._settings.es_retry_seconds))
-
-    def _unavailable(self, reason: str, count: int) -> StoreUnavailable:
-        return StoreUnavailable(
-            f"{count} events could not be stored now: {reason}. "
-            "Nothing is lost by sending the same batch again later.",
-            {"reason": reason, "unstored-event-count": count},
-            retry_after=self._retry_after,
-        )
-
-
-def _not_stored(rejected: list[bulk.Rejection], lines: bulk.Bulk) -> EventsNotStored:
-    failures = [
-        {
-            "index": r.position,
-            "id": lines.event_id(r.position),
-            "status": r.status,
-            "error": r.type,
-            "reason": r.reason,
-        }
-        for r in rejected
-    ]
-    return EventsNotStored(
-        f"Elasticsearch refused {len(failures)} of {len(lines)} events; the others are stored. "
-        f"First: {failures[0]['error']}: {failures[0]['reason']}",
-        {"errors": failures[:100], "error-count": len(failures)},
-    )
+        return self._writer.retry_after

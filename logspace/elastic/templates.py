@@ -6,6 +6,11 @@ the component template `<prefix>-<name>`; `index-<name>.json` becomes the compos
 template `<prefix>` matching `<prefix>-*`, composed of all the component templates.
 Installing is idempotent: a resource whose installed version equals ours is left alone.
 
+The replicas of event indices are a setting (`LOGSPACE_INDEX_REPLICAS`), not part of the
+files: `load` puts them into every component template that has index settings, and records
+the setting in its `_meta.replicas`, so a changed setting is installed (`reconfigured`) and
+then applied to the existing event indices as well (`apply_replicas`).
+
 A template only shapes indices created after it. The event mappings carry their version in
 `_meta.version`; an index of an older version is brought up to date in place
 (`mapping_update`): the dynamic templates, and each existing property field mapped anew as
@@ -29,6 +34,7 @@ from logspace.elastic.client import JSON, describe
 __all__ = [
     "TEMPLATES_DIR",
     "Template",
+    "apply_replicas",
     "index_version",
     "install",
     "installed_version",
@@ -36,6 +42,7 @@ __all__ = [
     "mapping_update",
     "mappings_version",
     "outdated",
+    "replica_settings",
     "upgrade_indices",
 ]
 
@@ -54,17 +61,38 @@ class Template:
     def version(self) -> int:
         return int(self.body["version"])
 
+    @property
+    def replicas(self) -> str | None:
+        """The `LOGSPACE_INDEX_REPLICAS` this template was made for; None if it sets none."""
+        value = self.body.get("_meta", {}).get("replicas")
+        return None if value is None else str(value)
 
-def load(prefix: str, directory: Traversable = TEMPLATES_DIR) -> list[Template]:
-    """The templates for one index prefix, component templates first (the order to install)."""
-    components = [
-        Template(
-            "component",
-            f"{prefix}-{path.name.removeprefix('component-').removesuffix('.json')}",
-            orjson.loads(path.read_bytes()),
-        )
-        for path in _named(directory, "component-")
-    ]
+
+def replica_settings(replicas: str) -> dict[str, Any]:
+    """The index settings of `LOGSPACE_INDEX_REPLICAS`: `auto` is `auto_expand_replicas: 0-1`
+    (none on a single node, one wherever a second node exists), a number is that many replicas
+    wherever the nodes are, a range `min-max` expands with the number of data nodes."""
+    if replicas == "auto":
+        return {"auto_expand_replicas": "0-1"}
+    if replicas.isdigit():
+        return {"auto_expand_replicas": "false", "number_of_replicas": int(replicas)}
+    return {"auto_expand_replicas": replicas}
+
+
+def load(
+    prefix: str, directory: Traversable = TEMPLATES_DIR, *, replicas: str = "auto"
+) -> list[Template]:
+    """The templates for one index prefix, component templates first (the order to install),
+    with `replicas` (a `LOGSPACE_INDEX_REPLICAS` value) in the index settings."""
+    components = []
+    for path in _named(directory, "component-"):
+        body = orjson.loads(path.read_bytes())
+        index_settings = body.get("template", {}).get("settings", {}).get("index")
+        if index_settings is not None:
+            index_settings.update(replica_settings(replicas))
+            body["_meta"]["replicas"] = replicas
+        name = path.name.removeprefix("component-").removesuffix(".json")
+        components.append(Template("component", f"{prefix}-{name}", body))
     indices = []
     for path in _named(directory, "index-"):
         body = orjson.loads(path.read_bytes())
@@ -83,8 +111,8 @@ def _named(directory: Traversable, start: str) -> list[Traversable]:
     )
 
 
-async def installed_version(client: AsyncElasticsearch, template: Template) -> int | None:
-    """The version of the template of this kind and name in Elasticsearch; None if missing."""
+async def _installed(client: AsyncElasticsearch, template: Template) -> Template | None:
+    """The template of this kind and name in Elasticsearch; None if missing."""
     try:
         response = await client.perform_request(
             "GET", f"/_{template.kind}_template/{template.name}", headers=JSON
@@ -92,29 +120,63 @@ async def installed_version(client: AsyncElasticsearch, template: Template) -> i
     except EsNotFound:
         return None
     (entry,) = response.body[f"{template.kind}_templates"]
-    version = entry[f"{template.kind}_template"].get("version")
+    return Template(template.kind, template.name, entry[f"{template.kind}_template"])
+
+
+async def installed_version(client: AsyncElasticsearch, template: Template) -> int | None:
+    """The version of the template of this kind and name in Elasticsearch; None if missing."""
+    installed = await _installed(client, template)
+    version = None if installed is None else installed.body.get("version")
     return None if version is None else int(version)
 
 
 async def install(client: AsyncElasticsearch, templates: list[Template]) -> list[str]:
-    """Install what is missing or of another version; one line per template saying what happened."""
+    """Install what is missing, of another version or made for other replicas; one line per
+    template saying what happened. When the template with the replicas was replaced, the
+    existing event indices get them too (one more line)."""
     report = []
+    replicas = None
     for template in templates:
-        installed = await installed_version(client, template)
-        if installed == template.version:
-            outcome = "unchanged"
+        installed = await _installed(client, template)
+        version = None if installed is None else installed.body.get("version")
+        if installed is None or version is None:
+            outcome = "installed"
+        elif int(version) != template.version:
+            outcome = f"updated {version} -> {template.version}"
+        elif installed.replicas != template.replicas:
+            outcome = f"reconfigured (replicas {installed.replicas} -> {template.replicas})"
         else:
+            outcome = "unchanged"
+        if outcome != "unchanged":
             await client.perform_request(
                 "PUT",
                 f"/_{template.kind}_template/{template.name}",
                 headers=JSON,
                 body=template.body,
             )
-            outcome = (
-                "installed" if installed is None else f"updated {installed} -> {template.version}"
-            )
+            if template.replicas is not None and outcome != "installed":
+                replicas = template.replicas
         report.append(f"{template.kind} template {template.name}: {outcome}")
+    if replicas is not None:
+        (patterns,) = [t.body["index_patterns"] for t in templates if t.kind == "index"]
+        report.append(await apply_replicas(client, ",".join(patterns), replicas))
     return report
+
+
+async def apply_replicas(client: AsyncElasticsearch, pattern: str, replicas: str) -> str:
+    """Give every open index matching `pattern` (the event indices) the replicas of
+    `replicas`: a template only shapes new indices. One report line."""
+    try:
+        await client.perform_request(
+            "PUT",
+            f"/{pattern}/_settings",
+            params={"allow_no_indices": "true", "expand_wildcards": "open"},
+            headers=JSON,
+            body={"index": replica_settings(replicas)},
+        )
+    except (ApiError, TransportError) as error:
+        return f"event indices: replicas not set to {replicas} ({describe(error)})"
+    return f"event indices: replicas set to {replicas}"
 
 
 def outdated(templates: list[Template], installed: list[int | None]) -> list[str]:

@@ -33,7 +33,7 @@ AVAILABLE = _compiled is not None
 
 
 class Written(NamedTuple):
-    """A batch the C path took: per event, its action line (`action` + month + id) and its
+    """A batch the C path took: per event, its action line (`action` + period + id) and its
     document line (its members + `tail`), with what the documents use."""
 
     lines: bytes
@@ -45,12 +45,14 @@ class Written(NamedTuple):
 
 
 def write(
-    body: bytes, action: bytes, tail: bytes, limits: Limits, newest: datetime
+    body: bytes, action: bytes, tail: bytes, limits: Limits, newest: datetime, partition: int = 0
 ) -> Written | None:
-    """The batch's line pairs, or None when the thorough decoder must look at it."""
+    """The batch's line pairs, or None when the thorough decoder must look at it. Each action
+    line ends with the period of the event's timestamp, by `partition` (see
+    `logspace.partitions.CODES`)."""
     if _compiled is None:  # pragma: no cover - see AVAILABLE
         return None
-    result = _compiled(body, action, tail, *_rules(limits, newest))
+    result = _compiled(body, action, tail, *_rules(limits, newest), partition)
     return None if result is None else Written(*result)
 
 

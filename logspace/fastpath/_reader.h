@@ -40,6 +40,7 @@ typedef struct {
     Py_ssize_t max_string;
     const char *oldest; /* canonical instants, INSTANT_LENGTH bytes each */
     const char *newest;
+    int partition; /* of the index names: logspace.partitions.CODES (month, quarter, year) */
     Buffer out;
     Buffer doc;
     FieldSet fields;

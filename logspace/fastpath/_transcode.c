@@ -123,10 +123,19 @@ static int read_event(Reader *r, Py_ssize_t event, const char *action, Py_ssize_
         document = r->doc.data;
         document_length = r->doc.length;
     }
-    /* {"create":{"_index":"<prefix>-<space>-YYYY.MM","_id":"<id>"}}\n then the document. */
-    char month[7] = {timestamp[0], timestamp[1], timestamp[2], timestamp[3], '.', timestamp[5],
-                     timestamp[6]};
-    if (add(r, &r->out, action, (size_t)action_length) < 0 || add(r, &r->out, month, 7) < 0 ||
+    /* {"create":{"_index":"<prefix>-<space>-<period>","_id":"<id>"}}\n then the document;
+     * the period as logspace.partitions.period writes it: YYYY.MM, YYYY.qN or YYYY. */
+    char period[7] = {timestamp[0], timestamp[1], timestamp[2], timestamp[3], '.', timestamp[5],
+                      timestamp[6]};
+    size_t period_length = 7;
+    if (r->partition == 1) {
+        period[5] = 'q';
+        period[6] = (char)('1' + ((timestamp[5] - '0') * 10 + (timestamp[6] - '0') - 1) / 3);
+    } else if (r->partition == 2) {
+        period_length = 4;
+    }
+    if (add(r, &r->out, action, (size_t)action_length) < 0 ||
+        add(r, &r->out, period, period_length) < 0 ||
         add(r, &r->out, "\",\"_id\":", 8) < 0 || add(r, &r->out, id, (size_t)id_length) < 0 ||
         add(r, &r->out, "}}\n", 3) < 0 || add(r, &r->out, document, document_length) < 0 ||
         add(r, &r->out, tail, (size_t)tail_length) < 0)
@@ -168,18 +177,21 @@ failed:
 
 PyDoc_STRVAR(transcode_doc,
 "transcode(body, action, tail, max_events, max_properties, max_fields, max_name, max_string,\n"
-"          oldest, newest)\n"
+"          oldest, newest, partition=0)\n"
 "--\n\n"
 "(bulk body, event count, property fields, non-finite values, long strings, normalised\n"
 "events) for a common batch, else None.\n\n"
-"action: the start of each action line up to the month, b'{\"create\":{\"_index\":\"p-s-';\n"
-"tail: what ends each document, b',\"space\":\"s\"}\\n'; oldest, newest: canonical instants.");
+"action: the start of each action line up to the period, b'{\"create\":{\"_index\":\"p-s-';\n"
+"tail: what ends each document, b',\"space\":\"s\"}\\n'; oldest, newest: canonical instants;\n"
+"partition: of the index names, 0 month (YYYY.MM), 1 quarter (YYYY.qN), 2 year (YYYY).");
 
 static PyObject *transcode(PyObject *module, PyObject *args) {
     Py_buffer body, action, tail, oldest, newest;
     Py_ssize_t max_events, max_properties, max_fields, max_name, max_string;
-    if (!PyArg_ParseTuple(args, "y*y*y*nnnnny*y*", &body, &action, &tail, &max_events,
-                          &max_properties, &max_fields, &max_name, &max_string, &oldest, &newest))
+    int partition = 0;
+    if (!PyArg_ParseTuple(args, "y*y*y*nnnnny*y*|i", &body, &action, &tail, &max_events,
+                          &max_properties, &max_fields, &max_name, &max_string, &oldest, &newest,
+                          &partition))
         return NULL;
     PyObject *result = NULL;
     Reader r = {0};
@@ -187,6 +199,11 @@ static PyObject *transcode(PyObject *module, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "oldest and newest must be canonical instants");
         goto done;
     }
+    if (partition < 0 || partition > 2) {
+        PyErr_SetString(PyExc_ValueError, "partition must be 0 (month), 1 (quarter) or 2 (year)");
+        goto done;
+    }
+    r.partition = partition;
     r.p = body.buf;
     r.end = (const char *)body.buf + body.len;
     r.max_events = max_events;

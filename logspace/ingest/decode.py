@@ -17,6 +17,7 @@ from logspace.decoder import decode
 from logspace.events import DEFAULT_LIMITS, Limits, Unindexed, unindexed
 from logspace.ingest import transcoder
 from logspace.ingest.budget import Batch, Use, fields_of, uses_in
+from logspace.partitions import Partition
 
 __all__ = ["Decoded", "decode_batch"]
 
@@ -43,14 +44,16 @@ def decode_batch(
     limits: Limits = DEFAULT_LIMITS,
     *,
     prefix: str,
+    partition: Partition = "month",
     now: datetime | None = None,
 ) -> Batch:
-    """The batch's events, for `space` in indices under `prefix`: as `_bulk` lines written in C
-    when the fast path takes the batch, else as the thorough decoder's dicts. Either way they
-    go to `Store.write` (with the same `space`)."""
+    """The batch's events, for `space` in indices under `prefix` by `partition`: as `_bulk`
+    lines written in C when the fast path takes the batch, else as the thorough decoder's
+    dicts. Either way they go to `Store.write` (with the same `space`, and a store of the same
+    partition)."""
     now = now or datetime.now(UTC)
     newest = now + limits.max_future
-    transcoded = transcoder.transcode(body, space, prefix, limits, newest)
+    transcoded = transcoder.transcode(body, space, prefix, limits, newest, partition)
     if transcoded is not None:
         return transcoded
     # Events the C path would take alone need no second look in Python: a batch with a few

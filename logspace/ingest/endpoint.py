@@ -26,7 +26,13 @@ async def put_events(request: Request) -> Response:
             body = await read_body(
                 request.stream(), request.headers, hq.settings.max_body_bytes, reservation
             )
-            batch = decode_batch(body, space, hq.limits, prefix=hq.settings.index_prefix)
+            batch = decode_batch(
+                body,
+                space,
+                hq.limits,
+                prefix=hq.settings.index_prefix,
+                partition=hq.settings.index_partition,
+            )
             del body  # the events hold what is needed; free the bytes while Elasticsearch works
             ingest.writing(len(batch.events))
             await hq.budget.check(space, batch, hq.store.known_fields)

@@ -27,6 +27,7 @@ from logspace import fastpath
 from logspace.elastic import bulk
 from logspace.events import Limits, Unindexed
 from logspace.ingest.budget import Use, uses_in
+from logspace.partitions import CODES, Partition
 
 __all__ = ["AVAILABLE", "Transcoded", "transcode"]
 
@@ -51,12 +52,22 @@ class Transcoded:
 
 
 def transcode(
-    body: bytes, space: str, prefix: str, limits: Limits, newest: datetime
+    body: bytes,
+    space: str,
+    prefix: str,
+    limits: Limits,
+    newest: datetime,
+    partition: Partition = "month",
 ) -> Transcoded | None:
-    """The batch as `_bulk` lines for `<prefix>-<space>-<month>`, or None when the thorough
+    """The batch as `_bulk` lines for `<prefix>-<space>-<period>`, or None when the thorough
     decoder must look at it."""
     written = fastpath.write(
-        body, bulk.action_start(prefix, space), bulk.document_end(space), limits, newest
+        body,
+        bulk.action_start(prefix, space),
+        bulk.document_end(space),
+        limits,
+        newest,
+        CODES[partition],
     )
     if written is None:
         return None

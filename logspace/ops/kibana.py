@@ -1,16 +1,17 @@
 """Kibana: the saved objects in `kibana/` (shipped as the package data `logspace.saved_objects`)
-and their import into a Kibana.
+and their import into a Kibana, into its default space or into a Logspace space's own.
 
 `kibana/saved-objects.ndjson` holds a data view over the event indices, with `timestamp` as
 its time field, the Lens visualisations of the overview dashboard and the dashboard itself,
 each with a fixed id. Importing overwrites objects of the same id, so running it again
-updates them in place. Only the data view's index pattern depends on the configured index
-prefix; `load` fills it in.
+updates them in place. Only the data view's index pattern depends on the index prefix (and
+the space); `load` fills it in. For a space, every id gets the Kibana space's id as a suffix
+(references too), so no id is in two Kibana spaces: Kibana would give an imported object a new
+id if its id were taken in another space, and a second import would no longer find it.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -19,29 +20,35 @@ from typing import Any
 import httpx
 import orjson
 
+from logspace.ops import kibanaapi
+from logspace.ops.kibanaapi import Kibana, KibanaError, ndjson
 from logspace.settings import Settings
+from logspace.spaces.analysts import SpaceAccess
 
-__all__ = ["SAVED_OBJECTS", "KibanaError", "import_objects", "load", "ndjson"]
+__all__ = ["SAVED_OBJECTS", "KibanaError", "import_objects", "imported", "load", "ndjson"]
 
 SAVED_OBJECTS: Traversable = files("logspace.saved_objects") / "saved-objects.ndjson"
-_RETRY_SECONDS = 2.0
 
 
-class KibanaError(Exception):
-    """Kibana could not be reached, or refused the import; the message says which."""
-
-
-def load(prefix: str, path: Traversable = SAVED_OBJECTS) -> list[dict[str, Any]]:
-    """The saved objects, with the data view over `<prefix>-*`."""
+def load(
+    prefix: str, path: Traversable = SAVED_OBJECTS, space: SpaceAccess | None = None
+) -> list[dict[str, Any]]:
+    """The saved objects, with the data view over `<prefix>-*`, or over one space's indices
+    (and ids of that space's own) when `space` is given."""
     objects = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
     for entry in objects:
         if entry["type"] == "index-pattern":
-            entry["attributes"]["title"] = f"{prefix}-*"
+            attributes = entry["attributes"]
+            attributes["title"] = f"{prefix}-*" if space is None else space.index_pattern
+            if space is not None:
+                attributes["name"] = f"{attributes['name']} ({space.space})"
+    if space is not None:
+        own = {entry["id"]: f"{entry['id']}-{space.kibana_space}" for entry in objects}
+        for entry in objects:
+            entry["id"] = own[entry["id"]]
+            for reference in entry["references"]:
+                reference["id"] = own.get(reference["id"], reference["id"])
     return objects
-
-
-def ndjson(objects: Sequence[dict[str, Any]]) -> bytes:
-    return b"".join(orjson.dumps(entry) + b"\n" for entry in objects)
 
 
 async def import_objects(
@@ -52,66 +59,25 @@ async def import_objects(
     wait: float = 0.0,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> list[str]:
-    """Import `objects` into the Kibana at `url`, overwriting; one report line per object.
-
-    While Kibana cannot be reached or answers 503 (it is still starting), try again until
-    `wait` seconds have passed. Credentials are Elasticsearch's (`LOGSPACE_ES_*`): Kibana
-    authenticates its users against Elasticsearch."""
-    headers = {"kbn-xsrf": "logspace"}
-    auth: httpx.Auth | None = None
-    if settings.es_api_key:
-        headers["authorization"] = f"ApiKey {settings.es_api_key}"
-    elif settings.es_username:
-        auth = httpx.BasicAuth(settings.es_username, settings.es_password or "")
-    async with httpx.AsyncClient(
-        base_url=url.rstrip("/"),
-        headers=headers,
-        auth=auth,
-        verify=settings.es_ca_certs or True,
-        timeout=60.0,
-        transport=transport,
-    ) as client:
-        response = await _post_until_ready(client, ndjson(objects), wait)
-    return _report(response)
+    """Import `objects` into the default space of the Kibana at `url`, overwriting; one report
+    line per object. Waits up to `wait` seconds for a Kibana that is starting."""
+    async with Kibana(url, settings, wait=wait, transport=transport) as kibana:
+        response = await kibana.send(kibanaapi.import_objects(objects))
+    return imported(response)
 
 
-async def _post_until_ready(client: httpx.AsyncClient, body: bytes, wait: float) -> httpx.Response:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    while True:
-        try:
-            response = await client.post(
-                "/api/saved_objects/_import",
-                params={"overwrite": "true"},
-                files={"file": ("logspace.ndjson", body, "application/ndjson")},
-            )
-        except httpx.TransportError as error:
-            problem = f"Kibana at {client.base_url} could not be reached ({type(error).__name__})"
-        else:
-            if response.status_code != 503:
-                return response
-            problem = f"Kibana at {client.base_url} is not ready yet (503)"
-        if loop.time() + _RETRY_SECONDS > deadline:
-            raise KibanaError(problem)
-        await asyncio.sleep(_RETRY_SECONDS)
-
-
-def _report(response: httpx.Response) -> list[str]:
-    if response.status_code in (401, 403):
-        raise KibanaError(
-            f"Kibana refused the credentials ({response.status_code}); set LOGSPACE_ES_USERNAME "
-            "and LOGSPACE_ES_PASSWORD to a user who may manage saved objects."
-        )
+def imported(response: httpx.Response) -> list[str]:
+    """Kibana's answer to an import, as one line per object; `KibanaError` unless every
+    object was imported."""
     try:
         result = response.json()
     except ValueError:
         result = None
-    if response.status_code != 200 or not isinstance(result, dict):
-        raise KibanaError(
-            f"Kibana answered {response.status_code} to the import: {response.text[:500]}"
-        )
+    if not isinstance(result, dict):
+        raise KibanaError(f"Kibana answered the import with {response.text[:500]!r}")
     lines = [
         f"{entry['type']} {entry['id']}: {'overwritten' if entry.get('overwrite') else 'created'}"
+        + (f" (as {entry['destinationId']})" if entry.get("destinationId") else "")
         for entry in result.get("successResults", [])
     ]
     errors = result.get("errors") or []

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Final
+from typing import Final, NamedTuple
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from logspace.elastic.bulk import WriteOutcome
+from logspace.elastic.flushpolicy import REASONS
 from logspace.errors import (
     EventsNotStored,
     InvalidEvents,
@@ -47,6 +48,12 @@ MULTIPROCESS_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
 # Storing a batch takes milliseconds when Elasticsearch keeps up, and up to
 # LOGSPACE_ES_RETRY_SECONDS (plus a request timeout) when it does not.
 _WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Events and bytes per bulk request: from one small request alone to LOGSPACE_BULK_MAX_*.
+_BULK_EVENT_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+_BULK_BYTE_BUCKETS = tuple(1024 * 4**n for n in range(9))  # 1 KiB .. 64 MiB
+# A request waits for its bulk from nothing (idle HQ) to LOGSPACE_BULK_MAX_WAIT_SECONDS, or
+# longer while every bulk slot is taken.
+_BULK_WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 # A read takes one or a few searches: milliseconds, up to LOGSPACE_ES_TIMEOUT each.
 _READ_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -127,6 +134,50 @@ class Metrics:
             buckets=_READ_BUCKETS,
             registry=self.registry,
         )
+        self.bulk_events = Histogram(
+            "logspace_bulk_request_events",
+            "Events per bulk request sent to Elasticsearch (concurrent requests share them).",
+            buckets=_BULK_EVENT_BUCKETS,
+            registry=self.registry,
+        )
+        self.bulk_bytes = Histogram(
+            "logspace_bulk_request_bytes",
+            "Bytes of `_bulk` lines per bulk request sent to Elasticsearch.",
+            buckets=_BULK_BYTE_BUCKETS,
+            registry=self.registry,
+        )
+        self.bulk_wait_seconds = Histogram(
+            "logspace_bulk_wait_seconds",
+            "Time a request's events waited for a bulk request to carry them (each attempt).",
+            buckets=_BULK_WAIT_BUCKETS,
+            registry=self.registry,
+        )
+        self.bulk_flushes = Counter(
+            "logspace_bulk_flushes",
+            "Bulk requests sent, by why they went: idle (none was in flight), events or bytes "
+            "(full), time (waited LOGSPACE_BULK_MAX_WAIT_SECONDS), shutdown, alone (a request "
+            "sent by itself: to an index that holds bulks, or after a shared bulk failed).",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in REASONS:
+            self.bulk_flushes.labels(reason)  # every reason shows, at 0 until it happens
+        # Every worker reads the same cluster: the highest figure of the live ones.
+        self.cluster_shards = Gauge(
+            "logspace_elasticsearch_shards",
+            "Shard copies in the Elasticsearch cluster (active, initializing, unassigned), "
+            "as HQ last read them (every minute).",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.cluster_shard_limit = Gauge(
+            "logspace_elasticsearch_shard_limit",
+            "The most shards the cluster may hold: cluster.max_shards_per_node times the "
+            "data nodes, as HQ last read them.",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self._stored: dict[str, _Stored] = {}
         self.deleted_indices = Counter(
             "logspace_retention_deleted_indices",
             "Event indices deleted by the retention that runs inside HQ.",
@@ -146,7 +197,7 @@ class Metrics:
         finally:
             ingest.finish()
             self.requests_in_flight.dec()
-        self.requests.labels(ingest.space, "accepted").inc()
+        self.stored_counters(ingest.space).requests.inc()
 
     @contextmanager
     def read(self, endpoint: str) -> Iterator[Read]:
@@ -164,6 +215,27 @@ class Metrics:
             self.reads.labels(endpoint, read.space, outcome).inc()
             self.read_seconds.labels(endpoint).observe(time.perf_counter() - started)
 
+    def stored_counters(self, space: str) -> _Stored:
+        """The counters every stored batch of `space` moves, found once per space:
+        `labels()` checks its arguments each time, which a fleet's many small requests feel."""
+        counters = self._stored.get(space)
+        if counters is None:
+            counters = self._stored[space] = _Stored(
+                self.requests.labels(space, "accepted"),
+                self.events.labels(space, "accepted", ""),
+                self.events.labels(space, "duplicate", ""),
+            )
+        return counters
+
+    def bulk_sent(self, reason: str, events: int, size: int) -> None:
+        """The coalescer sent a bulk request (`coalescer.BulkObserver`)."""
+        self.bulk_flushes.labels(reason).inc()
+        self.bulk_events.observe(events)
+        self.bulk_bytes.observe(size)
+
+    def bulk_waited(self, seconds: float) -> None:
+        self.bulk_wait_seconds.observe(seconds)
+
     def read_failed(self, reason: str) -> None:
         """Elasticsearch failed a read: `unavailable` (unreachable, 429, 5xx) or `refused`."""
         self.es_errors.labels("read", reason).inc()
@@ -176,6 +248,12 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class _Stored(NamedTuple):
+    requests: Counter
+    accepted: Counter
+    duplicate: Counter
 
 
 class Read:
@@ -201,9 +279,9 @@ class Ingest:
         self._metrics.events_in_flight.inc(events)
 
     def stored(self, outcome: WriteOutcome, unindexed: Unindexed) -> None:
-        events = self._metrics.events
-        events.labels(self.space, "accepted", "").inc(outcome.created)
-        events.labels(self.space, "duplicate", "").inc(outcome.duplicate)
+        counters = self._metrics.stored_counters(self.space)
+        counters.accepted.inc(outcome.created)
+        counters.duplicate.inc(outcome.duplicate)
         if unindexed.non_finite:
             self._metrics.unindexed.labels(self.space, "non-finite").inc(unindexed.non_finite)
         if unindexed.long_strings:

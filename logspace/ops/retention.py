@@ -1,9 +1,11 @@
 """Retention: which event indices have left the kept window, and deleting them.
 
-Event indices are monthly, `<prefix>-<space>-<yyyy.mm>`, so retention deletes whole months and
-never part of one: an index goes only once the last instant of its month is older than the
-window. With `--keep 90d` on 2026-11-26 the window starts on 2026-08-28; August 2026 ends after
-that and stays, July 2026 and earlier go. Deciding is pure (`plan`); `apply` and
+Event indices hold a month, a quarter or a year (`<prefix>-<space>-<period>`, see
+`logspace.partitions`), so retention deletes whole periods and never part of one: an index goes
+only once the last instant of its period is older than the window. With `--keep 90d` on
+2026-11-26 the window starts on 2026-08-28; August 2026 (or the third quarter of 2026) ends
+after that and stays, July 2026 and earlier go. Every form is read whatever the partition is
+now, so the indices of a former partition age out too. Deciding is pure (`plan`); `apply` and
 `run_periodically` hand the names to the store, which alone talks to Elasticsearch.
 """
 
@@ -18,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from logspace.errors import StoreUnavailable
+from logspace.partitions import Period, parse_period
 
 if TYPE_CHECKING:
     from logspace.ops.metrics import Metrics
@@ -36,8 +39,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # Space names have no '-' (see settings), so the space is what lies between the prefix and
-# the month, and another prefix's indices never parse as ours.
-_SPACE_AND_MONTH = re.compile(r"([a-z0-9][a-z0-9_]{0,63})-([0-9]{4})\.([0-9]{2})")
+# the period, and another prefix's indices never parse as ours.
+_SPACE_AND_PERIOD = re.compile(r"([a-z0-9][a-z0-9_]{0,63})-([0-9q.]+)")
 # Index names go into the URL of one DELETE; stay well below Elasticsearch's 4 kB line limit.
 MAX_URL_NAMES_CHARS = 3000
 
@@ -46,27 +49,25 @@ MAX_URL_NAMES_CHARS = 3000
 class EventIndex:
     name: str
     space: str
-    year: int
-    month: int
+    period: Period
     docs: int | None = None
     bytes: int | None = None
 
     @property
     def ends(self) -> datetime:
-        """The first instant after the index's month (UTC)."""
-        if self.month == 12:
-            return datetime(self.year + 1, 1, 1, tzinfo=UTC)
-        return datetime(self.year, self.month + 1, 1, tzinfo=UTC)
+        """The first instant after the index's period (UTC)."""
+        return self.period.ends
 
 
 def parse_index(prefix: str, name: str) -> EventIndex | None:
     """The event index `name` of `prefix`, or None when it is not one."""
     if not name.startswith(f"{prefix}-"):
         return None
-    match = _SPACE_AND_MONTH.fullmatch(name[len(prefix) + 1 :])
-    if match is None or not 1 <= int(match[3]) <= 12:
+    match = _SPACE_AND_PERIOD.fullmatch(name[len(prefix) + 1 :])
+    period = None if match is None else parse_period(match[2])
+    if match is None or period is None:
         return None
-    return EventIndex(name, match[1], int(match[2]), int(match[3]))
+    return EventIndex(name, match[1], period)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def plan(
     space: str | None = None,
 ) -> Plan:
     """Split `_cat/indices` rows into expired and kept event indices; other indices are left
-    out. An index expires when its whole month lies before `now - keep_days`."""
+    out. An index expires when its whole period lies before `now - keep_days`."""
     cutoff = now - timedelta(days=keep_days)
     expired: list[EventIndex] = []
     kept: list[EventIndex] = []
@@ -97,8 +98,7 @@ def plan(
         index = EventIndex(
             parsed.name,
             parsed.space,
-            parsed.year,
-            parsed.month,
+            parsed.period,
             _number(row.get("docs.count")),
             _number(row.get("store.size")),
         )

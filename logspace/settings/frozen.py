@@ -12,6 +12,7 @@ from typing import Any
 
 from logspace.events import Limits
 from logspace.orders import ORIGINAL_COMMIT_SECONDS
+from logspace.partitions import Partition
 from logspace.settings.table import SETTINGS, SettingsError
 from logspace.spaces.grants import Grant
 from logspace.textvalues import read_toml
@@ -29,12 +30,23 @@ class Settings:
     es_password: str | None = field(default=None, repr=False)
     es_api_key: str | None = field(default=None, repr=False)
     es_ca_certs: str | None = None
+    es_client_cert: str | None = None
+    es_client_key: str | None = None
+    es_verify_certs: bool = True
     es_timeout: float = 30.0
     es_retry_seconds: float = 5.0
+    bulk_max_events: int = 2000
+    bulk_max_bytes: int = 8 * 1024 * 1024
+    bulk_max_wait_seconds: float = 0.005
+    bulk_concurrency: int = 2
     index_prefix: str = "logspace-events"
+    index_partition: Partition = "month"
+    index_replicas: str = "auto"
+    shards_warn_percent: int = 80
     install_templates: bool = True
     host: str = "127.0.0.1"
     port: int = 4567
+    keep_alive_seconds: int = 75
     max_body_bytes: int = 10 * 1024 * 1024
     max_events: int = 10_000
     max_properties: int = 200
@@ -86,6 +98,11 @@ class Settings:
                 f"LOGSPACE_MAX_BODY_BYTES={settings.max_body_bytes}, or the largest bodies "
                 "could only be refused"
             )
+        if settings.es_client_key and not settings.es_client_cert:
+            raise SettingsError(
+                "LOGSPACE_ES_CLIENT_KEY is set without LOGSPACE_ES_CLIENT_CERT: a key alone "
+                "is no client certificate"
+            )
         if settings.control_index.startswith(f"{settings.index_prefix}-"):
             # Retention, the read API and the event template all take `<prefix>-*` as events.
             raise SettingsError(
@@ -93,6 +110,11 @@ class Settings:
                 f"'{settings.index_prefix}-': that names event indices (LOGSPACE_INDEX_PREFIX)"
             )
         return settings
+
+    @property
+    def es_urls(self) -> list[str]:
+        """The nodes HQ talks to (`es_url` names one, or several separated by commas)."""
+        return [url.strip().rstrip("/") for url in self.es_url.split(",") if url.strip()]
 
     @property
     def limits(self) -> Limits:

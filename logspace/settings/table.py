@@ -12,14 +12,16 @@ from typing import Any
 
 from logspace.events import BadValue, parse_instant
 from logspace.orders import MAX_COMMIT_SECONDS, ORIGINAL_COMMIT_SECONDS
+from logspace.partitions import PARTITIONS, Partition
 from logspace.spaces.grants import parse_space_tokens
 from logspace.textvalues import boolean as _boolean
+from logspace.textvalues import non_negative_float as _non_negative_float
 from logspace.textvalues import optional_text as _optional_text
 from logspace.textvalues import parse_keep
 from logspace.textvalues import positive_float as _positive_float
 from logspace.textvalues import positive_int as _positive_int
 from logspace.textvalues import text as _text
-from logspace.textvalues import url as _url
+from logspace.textvalues import urls as _urls
 
 __all__ = ["SETTINGS", "Setting", "SettingsError"]
 
@@ -70,6 +72,38 @@ def _index_prefix(name: str, value: str) -> str:
     return value
 
 
+def _partition(name: str, value: str) -> Partition:
+    lowered = value.strip().lower()
+    for partition in PARTITIONS:
+        if lowered == partition:
+            return partition
+    raise SettingsError(f"{name}={value!r} is not a partition (month, quarter or year)")
+
+
+_REPLICA_RANGE = re.compile(r"([0-9]{1,2})-([0-9]{1,2}|all)")
+
+
+def _replicas(name: str, value: str) -> str:
+    """`auto`, a number of replicas, or a range `min-max` (`max` a number or `all`)."""
+    text = value.strip().lower()
+    if text == "auto" or (text.isascii() and text.isdigit() and int(text) <= 99):
+        return text if text == "auto" else str(int(text))
+    match = _REPLICA_RANGE.fullmatch(text)
+    if match is not None and (match[2] == "all" or int(match[1]) <= int(match[2])):
+        return text
+    raise SettingsError(
+        f"{name}={value!r} is not a number of replicas: auto, a number (0-99) or a range "
+        "such as 0-1 or 1-all"
+    )
+
+
+def _percent(name: str, value: str) -> int:
+    number = _positive_int(name, value)
+    if number > 100:
+        raise SettingsError(f"{name}={value!r} must be a percentage from 1 to 100")
+    return number
+
+
 def _retention_days(name: str, value: str) -> int | None:
     if not value.strip():
         return None
@@ -104,7 +138,11 @@ def _log_format(name: str, value: str) -> str:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
-        "LOGSPACE_ES_URL", "es_url", _url, "http://127.0.0.1:9200", "Base URL of Elasticsearch."
+        "LOGSPACE_ES_URL",
+        "es_url",
+        _urls,
+        "http://127.0.0.1:9200",
+        "Base URL of Elasticsearch, or the comma-separated URLs of several nodes of one cluster.",
     ),
     Setting(
         "LOGSPACE_ES_USERNAME",
@@ -135,6 +173,29 @@ SETTINGS: tuple[Setting, ...] = (
         "Path to a CA bundle for an Elasticsearch served over HTTPS.",
     ),
     Setting(
+        "LOGSPACE_ES_CLIENT_CERT",
+        "es_client_cert",
+        _optional_text,
+        "",
+        "Path to a PEM client certificate HQ presents to Elasticsearch over HTTPS (with its "
+        "key in it, or in `LOGSPACE_ES_CLIENT_KEY`).",
+    ),
+    Setting(
+        "LOGSPACE_ES_CLIENT_KEY",
+        "es_client_key",
+        _optional_text,
+        "",
+        "Path to the PEM private key of `LOGSPACE_ES_CLIENT_CERT`.",
+    ),
+    Setting(
+        "LOGSPACE_ES_VERIFY_CERTS",
+        "es_verify_certs",
+        _boolean,
+        "true",
+        "Check Elasticsearch's certificate (and Kibana's, for `kibana setup`); `false` only "
+        "for local trials: HQ then logs a warning at start.",
+    ),
+    Setting(
         "LOGSPACE_ES_TIMEOUT",
         "es_timeout",
         _positive_float,
@@ -150,6 +211,36 @@ SETTINGS: tuple[Setting, ...] = (
         "connection failures) before answering 503 with `Retry-After`.",
     ),
     Setting(
+        "LOGSPACE_BULK_MAX_EVENTS",
+        "bulk_max_events",
+        _positive_int,
+        "2000",
+        "Concurrent requests share bulk requests to Elasticsearch; a shared bulk takes "
+        "requests up to this many events (a larger request goes alone).",
+    ),
+    Setting(
+        "LOGSPACE_BULK_MAX_BYTES",
+        "bulk_max_bytes",
+        _positive_int,
+        "8388608",
+        "Most bytes of `_bulk` lines in one bulk request; a larger request is split.",
+    ),
+    Setting(
+        "LOGSPACE_BULK_MAX_WAIT_SECONDS",
+        "bulk_max_wait_seconds",
+        _non_negative_float,
+        "0.005",
+        "While a bulk is in flight, how long a request may wait for others to share the next "
+        "one. With none in flight it goes at once.",
+    ),
+    Setting(
+        "LOGSPACE_BULK_CONCURRENCY",
+        "bulk_concurrency",
+        _positive_int,
+        "2",
+        "Shared bulk requests one worker keeps in flight at once; requests gather meanwhile.",
+    ),
+    Setting(
         "LOGSPACE_SPACE_TOKENS",
         "space_tokens",
         parse_space_tokens,
@@ -161,7 +252,31 @@ SETTINGS: tuple[Setting, ...] = (
         "index_prefix",
         _index_prefix,
         "logspace-events",
-        "Prefix of event index names: `<prefix>-<space>-<yyyy.mm>`.",
+        "Prefix of event index names: `<prefix>-<space>-<period>`.",
+    ),
+    Setting(
+        "LOGSPACE_INDEX_PARTITION",
+        "index_partition",
+        _partition,
+        "month",
+        "The period each event index holds: `month` (`<yyyy.mm>`), `quarter` (`<yyyy>.q<n>`) "
+        "or `year` (`<yyyy>`).",
+    ),
+    Setting(
+        "LOGSPACE_INDEX_REPLICAS",
+        "index_replicas",
+        _replicas,
+        "auto",
+        "Replicas of each event index: `auto` (one wherever a second node exists), a number, "
+        "or a range such as `0-2`.",
+    ),
+    Setting(
+        "LOGSPACE_SHARDS_WARN_PERCENT",
+        "shards_warn_percent",
+        _percent,
+        "80",
+        "Warn (log, metric, readiness detail) when the cluster holds this share of the shards "
+        "its data nodes may hold.",
     ),
     Setting(
         "LOGSPACE_INSTALL_TEMPLATES",
@@ -173,6 +288,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("LOGSPACE_HOST", "host", _text, "127.0.0.1", "Address `logspace serve` listens on."),
     Setting("LOGSPACE_PORT", "port", _port, "4567", "Port `logspace serve` listens on."),
+    Setting(
+        "LOGSPACE_KEEP_ALIVE_SECONDS",
+        "keep_alive_seconds",
+        _positive_int,
+        "75",
+        "How long `logspace serve` keeps an idle client connection open for its next request.",
+    ),
     Setting(
         "LOGSPACE_MAX_BODY_BYTES",
         "max_body_bytes",

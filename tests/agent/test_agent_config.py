@@ -18,7 +18,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 def test_code_needs_only_a_token() -> None:
     config = AgentConfig(token="t")
-    assert config.events_url == "http://127.0.0.1:4567/events"
+    assert config.hq_urls == ["http://127.0.0.1:4567"]
     assert config.queue_path.name == "agent.sqlite3"
     assert config.gzip is True
 

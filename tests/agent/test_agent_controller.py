@@ -237,7 +237,7 @@ def test_a_refused_capabilities_upload_is_tried_again_the_next_round(
     control.poll()
 
     assert len(hq.uploads) == 2
-    assert "HQ refuses the capabilities of controller monitor: HTTP 403" in caplog.text
+    assert "HQ at http://hq refuses the capabilities of controller monitor: HTTP 403" in caplog.text
 
 
 def test_an_unreachable_hq_a_refusal_or_an_invalid_order_keep_the_order_in_force(
@@ -259,7 +259,7 @@ def test_an_unreachable_hq_a_refusal_or_an_invalid_order_keep_the_order_in_force
 
     assert control.order is in_force
     assert set(control.scheduler.intervals) == {"os/cpu"}
-    assert "HQ refuses the order of controller monitor: HTTP 403 X: no" in caplog.text
+    assert "HQ at http://hq refuses the order of controller monitor: HTTP 403 X: no" in caplog.text
     assert 'found "Sometimes" at $.agent-orders[0].trigger-type' in caplog.text
 
 

@@ -36,6 +36,36 @@ def test_index_names_use_the_utc_month() -> None:
     assert index_name("p", "s", "1999-12-31T23:59:59.999Z") == "p-s-1999.12"
 
 
+@pytest.mark.parametrize(
+    ("partition", "names"),
+    [
+        ("month", ["p-s-2026.01", "p-s-2026.03", "p-s-2026.04", "p-s-2026.12"]),
+        ("quarter", ["p-s-2026.q1", "p-s-2026.q1", "p-s-2026.q2", "p-s-2026.q4"]),
+        ("year", ["p-s-2026", "p-s-2026", "p-s-2026", "p-s-2026"]),
+    ],
+)
+def test_index_names_follow_the_partition(partition: Any, names: list[str]) -> None:
+    stamps = ["2026-01-01T00:00:00Z", "2026-03-31T23:59:59Z", "2026-04-01T00:00:00Z"]
+    stamps.append("2026-12-31T23:59:59.999Z")
+
+    assert [index_name("p", "s", stamp, partition) for stamp in stamps] == names
+
+
+def test_a_batch_across_two_periods_writes_each_event_to_its_own() -> None:
+    events = [
+        make_event(timestamp="2026-03-31T23:59:59.000Z"),
+        make_event(timestamp="2026-04-01T00:00:00.000Z"),
+    ]
+
+    by_month = encode([dict(e) for e in events], "s", "p", "month").indices([0, 1])
+    by_quarter = encode([dict(e) for e in events], "s", "p", "quarter").indices([0, 1])
+    by_year = encode([dict(e) for e in events], "s", "p", "year").indices([0, 1])
+
+    assert by_month == ["p-s-2026.03", "p-s-2026.04"]
+    assert by_quarter == ["p-s-2026.q1", "p-s-2026.q2"]
+    assert by_year == ["p-s-2026"]
+
+
 def test_a_response_without_errors_means_everything_is_stored() -> None:
     result = classify(recorded("created.json"), [0, 1])
 
@@ -86,6 +116,19 @@ def test_elasticsearchs_own_reason_for_a_retry_is_kept_without_the_events_conten
         "Timeout: [5s]"
     )
     assert not unallocated.blocked
+
+
+def test_a_new_index_past_the_shard_limit_is_retried_later_not_refused_for_good() -> None:
+    """Elasticsearch answers 400, but the event is fine: an operator must raise the limit (or
+    free shards), and the agent must keep the event meanwhile."""
+    result = classify(recorded("shard-limit.json"), [0, 1])
+
+    assert (result.retry, result.rejected) == ([1], [])
+    assert result.blocked
+    assert result.retry_reason.startswith(
+        "400 illegal_argument_exception: Validation Failed: 1: this action would add [2] "
+        "shards, but this cluster currently has [2]/[3] maximum normal shards open"
+    )
 
 
 def test_a_response_that_does_not_match_the_request_is_an_error() -> None:

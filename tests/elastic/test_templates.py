@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -120,3 +121,67 @@ async def test_an_index_of_older_mappings_is_brought_up_to_date(
     query = {"query": {"ids": {"values": [stored.json()["_id"]]}}}
     (hit,) = es.post(f"/{index}/_search", json=query).json()["hits"]["hits"]
     assert sorted(hit["_ignored"]) == ["double-properties.load", "float-properties.ratio"]
+
+
+@pytest.mark.parametrize(
+    ("replicas", "index_settings"),
+    [
+        ("auto", {"auto_expand_replicas": "0-1"}),
+        ("2", {"auto_expand_replicas": "false", "number_of_replicas": 2}),
+        ("1-all", {"auto_expand_replicas": "1-all"}),
+    ],
+)
+def test_the_replicas_setting_goes_into_the_settings_template(
+    replicas: str, index_settings: dict[str, Any]
+) -> None:
+    (settings_template,) = [
+        t for t in templates.load("p", replicas=replicas) if "settings" in t.body["template"]
+    ]
+
+    index = settings_template.body["template"]["settings"]["index"]
+    assert {key: index[key] for key in index_settings} == index_settings
+    assert settings_template.replicas == replicas
+    others = [t for t in templates.load("p", replicas=replicas) if t.name != settings_template.name]
+    assert [t.replicas for t in others] == [None, None]
+
+
+async def test_a_changed_replicas_setting_is_installed_and_applied_to_existing_indices(
+    settings: Settings, prefix: str, es: httpx.Client
+) -> None:
+    """From `auto` to 1 and back: the template is reconfigured, the index that exists gets the
+    replicas too (on this single node the replica stays unassigned: yellow), and back to
+    `auto` it has none again."""
+    index = f"{prefix}-development-2026.06"
+    first = Store(settings)
+    try:
+        await first.install_templates()
+    finally:
+        await first.close()
+    assert es.put(f"/{index}").status_code == 200
+
+    def replicas_of_index() -> tuple[str, str]:
+        found = es.get(f"/{index}/_settings", params={"flat_settings": "true"}).json()
+        flat = found[index]["settings"]
+        return flat["index.number_of_replicas"], flat.get("index.auto_expand_replicas", "")
+
+    created = replicas_of_index()
+    one, back = Store(replace(settings, index_replicas="1")), Store(settings)
+    try:
+        to_one = await one.install_templates()
+        with_one = replicas_of_index()
+        to_auto = await back.install_templates()
+    finally:
+        await one.close()
+        await back.close()
+    with_auto = replicas_of_index()
+
+    assert created == ("0", "0-1")
+    assert f"component template {prefix}-settings: reconfigured (replicas auto -> 1)" in to_one
+    assert "event indices: replicas set to 1" in to_one
+    assert with_one == ("1", "false")
+    assert f"component template {prefix}-settings: reconfigured (replicas 1 -> auto)" in to_auto
+    assert with_auto == ("0", "0-1")
+    installed = es.get(f"/_component_template/{prefix}-settings").json()
+    template = installed["component_templates"][0]["component_template"]
+    assert template["_meta"]["replicas"] == "auto"
+    assert template["template"]["settings"]["index"]["auto_expand_replicas"] == "0-1"

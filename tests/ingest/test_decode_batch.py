@@ -4,7 +4,7 @@ gives: the same documents for Elasticsearch, the same errors, the same fields.""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -12,41 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logspace.decoder import decode
-from logspace.elastic import bulk
-from logspace.errors import LogspaceError
-from logspace.events import DEFAULT_LIMITS, Limits
+from logspace.events import Limits
 from logspace.ingest import transcoder
-from logspace.ingest.decode import Decoded, decode_batch
+from logspace.ingest.decode import decode_batch
 from logspace.testing import make_event
 
+from .differential import NOW, both, outcome
 from .test_decode import ACCEPTED, REJECTED, json_values, near_events, valid_events
-
-NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
-
-
-def outcome(decoded: Any) -> Any:
-    """What reaches Elasticsearch: each event's action and document, as JSON values; the
-    fields used, and the values stored but not indexed."""
-    if isinstance(decoded.events, bulk.Bulk):
-        lines = decoded.events.body.splitlines()
-    else:
-        lines = bulk.encode(decoded.events, "space", "p").body.splitlines()
-    return [orjson.loads(line) for line in lines], sorted(decoded.fields), decoded.unindexed
-
-
-def both(body: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[Any, Any]:
-    """(fast, thorough): each an outcome, or the error body."""
-    results = []
-    for fast in (True, False):
-        try:
-            if fast:
-                results.append(outcome(decode_batch(body, "space", limits, prefix="p", now=NOW)))
-            else:
-                results.append(outcome(Decoded(decode(body, limits, now=NOW))))
-        except LogspaceError as error:
-            results.append(error.body())
-    return results[0], results[1]
 
 
 def test_a_common_batch_takes_the_fast_path() -> None:

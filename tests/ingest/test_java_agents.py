@@ -19,8 +19,8 @@ import pytest
 from logspace.events import DEFAULT_LIMITS, format_instant
 from logspace.ingest import transcoder
 
-from ..ops.test_metrics import scrape
 from ..reading import search, token
+from ..scraping import scrape
 
 pytestmark = pytest.mark.anyio
 

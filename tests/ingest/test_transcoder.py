@@ -23,7 +23,7 @@ from logspace.ingest import transcoder
 from logspace.ingest.decode import decode_batch
 from logspace.testing import make_event
 
-from .test_decode_batch import NOW, both
+from .differential import NOW, both
 
 STAMP = "2026-06-01T10:00:00.000Z"
 
@@ -602,3 +602,32 @@ def test_the_c_path_knows_the_event_model_of_events_py() -> None:
     assert _transcode.MAX_ID_BYTES == MAX_ID_BYTES
     assert _transcode.INDEXED_STRING_CHARS == INDEXED_STRING_LENGTH
     assert len(format_instant(NOW)) == _transcode.INSTANT_LENGTH
+
+
+@pytest.mark.parametrize("partition", ["month", "quarter", "year"])
+def test_both_paths_name_the_index_of_every_month_alike_in_each_partition(
+    partition: Any,
+) -> None:
+    """An event of each month of a year (and the first and last instant of one) lands in the
+    same index by the C path and the thorough one, as `partitions.period` names it."""
+    stamps = [f"2025-{month:02}-15T08:30:00.000Z" for month in range(1, 13)]
+    stamps += ["2025-01-01T00:00:00.000Z", "2025-12-31T23:59:59.999Z"]
+    events = [make_event(timestamp=stamp) for stamp in stamps]
+    body = orjson.dumps(events)
+
+    fast = transcoder.transcode(body, "space", "p", DEFAULT_LIMITS, NOW, partition)
+    thorough = bulk.encode([dict(e) for e in events], "space", "p", partition)
+
+    assert fast is not None
+    assert fast.events.body == thorough.body
+    indices = [bulk.index_name("p", "space", stamp, partition) for stamp in stamps]
+    assert fast.events.indices(range(len(stamps))) == list(dict.fromkeys(indices))
+
+
+def test_the_c_path_refuses_a_partition_it_does_not_know() -> None:
+    from logspace.ingest import _transcode
+
+    arguments = (b"[]", b"", b"", 1, 1, 1, 1, 1, STAMP.encode(), STAMP.encode())
+
+    with pytest.raises(ValueError, match="partition must be 0"):
+        _transcode.transcode(*arguments, 3)

@@ -7,34 +7,14 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from logspace.testing import make_event
+
+from ..scraping import scrape
 
 pytestmark = pytest.mark.anyio
 
 SEED_REQUEST = (Path(__file__).parent.parent / "data" / "seed-request.json").read_bytes()
-
-
-class Scrape:
-    """One scrape of /metrics: `scrape.value(name, **labels)` is 0 for a sample not there."""
-
-    def __init__(self, text: str) -> None:
-        self.samples = {
-            (sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        }
-
-    def value(self, name: str, **labels: str) -> float:
-        return self.samples.get((name, frozenset(labels.items())), 0.0)
-
-
-async def scrape(hq: Any) -> Scrape:
-    response = await hq.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    return Scrape(response.text)
 
 
 async def test_requests_and_events_are_counted_by_space_and_outcome(hq: Any) -> None:

@@ -61,6 +61,18 @@ def test_december_ends_with_the_year() -> None:
     assert [i.name for i in result.expired] == ["p-a-2025.12"]
 
 
+def test_quarters_and_years_go_whole_once_they_have_ended_before_the_window() -> None:
+    """On 2026-11-26 with 90 days the cutoff is 2026-08-28: the second quarter ended before
+    it, the third did not; 2025 ended before it, 2026 did not. A deployment that changed its
+    partition has indices of several forms: each is read as its own."""
+    names = ("p-a-2026.q2", "p-a-2026.q3", "p-a-2025", "p-a-2026", "p-a-2026.07", "p-a-2026.09")
+
+    result = plan(rows(*names), "p", 90, NOW)
+
+    assert [i.name for i in result.expired] == ["p-a-2025", "p-a-2026.07", "p-a-2026.q2"]
+    assert [i.name for i in result.kept] == ["p-a-2026", "p-a-2026.09", "p-a-2026.q3"]
+
+
 def test_only_event_indices_of_the_prefix_and_space_count() -> None:
     names = (
         "p-a-2015.01",  # ours, space a
@@ -70,6 +82,9 @@ def test_only_event_indices_of_the_prefix_and_space_count() -> None:
         "p-notes",
         "px-a-2015.01",
         "p-A-2015.01",
+        "p-a-2015.q5",  # no such quarter
+        "p-a-15",  # no such year
+        "p-a-b-2015",  # another prefix's yearly index
     )
 
     everything = plan(rows(*names), "p", 1, NOW)
@@ -178,7 +193,7 @@ async def test_a_dry_run_lists_what_would_go_and_deletes_nothing(
         f"would delete {prefix}-development-2015.05 (1 documents)",
         f"would delete {prefix}-development-2015.06 (1 documents)",
     ]
-    assert lines[4].startswith("4 to delete, 2 kept: months that ended before ")
+    assert lines[4].startswith("4 to delete, 2 kept: periods that ended before ")
     assert indices(es, prefix) == old_and_new_indices
 
 
