@@ -15,6 +15,10 @@ When the disk does not keep up and the buffer holds `max_bytes`, the queue's pol
 too: `drop-oldest` drops the oldest buffered events, `drop-newest` the new one. Nothing blocks.
 Drops are counted at once and reported from the buffer's thread.
 
+Agents of this library put drafts (see `draft.py`): the values an event is built from, which
+the buffer's thread builds, encodes and checks with the rest of their group before committing
+it, so the application's thread does none of that. A draft the rules refuse is dropped then.
+
 The counters count an event from `put` on: `stats()` adds what is buffered to the queue's
 counters, and each group commit writes its events and the drops since the last one into the
 queue's counters in the same transaction. So `enqueued == sent + dropped + queued` holds while
@@ -31,12 +35,14 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import cast
 
 from .config import FullPolicy
 from .diskqueue import DiskQueue, QueueStats
+from .draft import Build, Draft
 from .shipper import Dropped
 
-__all__ = ["Buffer", "BufferClosed"]
+__all__ = ["Buffer", "BufferClosed", "EncodeDrafts"]
 
 log = logging.getLogger("logspace.agent")
 
@@ -60,6 +66,16 @@ def _commit_all() -> None:
 atexit.register(_commit_all)
 
 
+# Turns drafts into their encoded events, or the drops of those the rules refuse, in order.
+EncodeDrafts = Callable[[Sequence[Draft]], list[bytes | Dropped]]
+# What the buffer holds: an encoded event, or a draft of one.
+Entry = bytes | Draft
+
+
+def _size(entry: Entry) -> int:
+    return len(entry) if isinstance(entry, bytes) else entry[2]
+
+
 class BufferClosed(RuntimeError):
     """The sender was closed; it takes no more events."""
 
@@ -78,6 +94,7 @@ class Buffer:
         when_full: FullPolicy,
         committed: Callable[[], None],
         report: Callable[[list[Dropped]], None],
+        encode_drafts: EncodeDrafts | None = None,
     ) -> None:
         self.queue = queue
         self.max_bytes = max_bytes
@@ -87,16 +104,17 @@ class Buffer:
         self.when_full = when_full
         self._committed = committed
         self._report = report
+        self._encode_drafts = encode_drafts
         # `_lock` guards the buffered state and is held only for appends and the swap;
         # `_commit_lock` is held for a whole group commit, so `stats` never sees a group
         # that is neither buffered nor in the queue (reentrant: `on_drop` may ask for stats).
         self._lock = threading.Lock()
         self._commit_lock = threading.RLock()
-        self._bodies: deque[bytes] = deque()
+        self._bodies: deque[Entry] = deque()
         self._bytes = 0
         self._created = 0.0
         self._dropped = 0  # dropped since the last commit, to be counted with it
-        self._unreported: list[bytes] = []
+        self._unreported: list[Entry] = []
         self._unreported_bytes = 0
         self._closed = False
         self._stopping = False
@@ -111,16 +129,24 @@ class Buffer:
 
     def put(self, body: bytes) -> None:
         """Buffer one encoded event; never waits for the disk. `BufferClosed` after `close`."""
-        size = len(body)
+        self._put(body, len(body))
+
+    def put_draft(self, build: Build, values: object, size: int) -> None:
+        """Buffer the draft of an event (see `draft.py`) of about `size` bytes, as `put`."""
+        if self._encode_drafts is None:
+            raise TypeError("this buffer takes no drafts")
+        self._put((build, values, size), size)
+
+    def _put(self, entry: Entry, size: int) -> None:
         with self._lock:
             if self._closed:
                 raise BufferClosed("the sender is closed and takes no more events")
-            if self._bytes + size > self.max_bytes and not self._make_room(body):
+            if self._bytes + size > self.max_bytes and not self._make_room(entry, size):
                 return
             first = not self._bodies
             if first:
                 self._created = time.time()
-            self._bodies.append(body)
+            self._bodies.append(entry)
             self._bytes += size
             full = len(self._bodies) == self.group_events or (
                 self._bytes >= self.group_bytes > self._bytes - size
@@ -130,24 +156,25 @@ class Buffer:
         if full:
             self._due.set()
 
-    def _make_room(self, body: bytes) -> bool:
-        """Apply the full-queue policy (under `_lock`); False when `body` itself is dropped."""
-        if self.when_full == "drop-newest" or len(body) > self.max_bytes:
-            self._drop(body)
+    def _make_room(self, entry: Entry, size: int) -> bool:
+        """Apply the full-queue policy (under `_lock`); False when `entry` itself is dropped."""
+        if self.when_full == "drop-newest" or size > self.max_bytes:
+            self._drop(entry, size)
             return False
-        while self._bodies and self._bytes + len(body) > self.max_bytes:
+        while self._bodies and self._bytes + size > self.max_bytes:
             oldest = self._bodies.popleft()
-            self._bytes -= len(oldest)
-            self._drop(oldest)
+            oldest_size = _size(oldest)
+            self._bytes -= oldest_size
+            self._drop(oldest, oldest_size)
         return True
 
-    def _drop(self, body: bytes) -> None:
+    def _drop(self, entry: Entry, size: int) -> None:
         self._dropped += 1
         # Kept for `on_drop` up to the buffer's own size (at least 1 MiB): a disk stalled for
         # long must not turn the drops into unbounded memory. Beyond that they are counted only.
-        if self._unreported_bytes + len(body) <= max(self.max_bytes, _REPORTED_BYTES):
-            self._unreported.append(body)
-            self._unreported_bytes += len(body)
+        if self._unreported_bytes + size <= max(self.max_bytes, _REPORTED_BYTES):
+            self._unreported.append(entry)
+            self._unreported_bytes += size
 
     def commit(self) -> bool:
         """Move everything buffered into the queue now, in one transaction; False if the queue
@@ -164,18 +191,27 @@ class Buffer:
         with self._lock:
             self._wake.clear()
             self._due.clear()
-            bodies, self._bodies = list(self._bodies), deque()
+            entries, self._bodies = list(self._bodies), deque()
             size, self._bytes = self._bytes, 0
             created = self._created
             dropped, self._dropped = self._dropped, 0
             unreported, self._unreported = self._unreported, []
             self._unreported_bytes = 0
         try:
-            if bodies or dropped:
+            try:
+                bodies, refused = self._encoded(entries)
+            except BaseException:
+                self._restore(entries, size, created, dropped)
+                raise
+            # Refused drafts were counted from `put` on: now as dropped, with the group.
+            gone = dropped + len(refused)
+            if refused:
+                self._report(refused)
+            if bodies or gone:
                 try:
-                    spilled = self.queue.put(bodies, dropped=dropped, created=created)
+                    spilled = self.queue.put(bodies, dropped=gone, created=created)
                 except BaseException:
-                    self._restore(bodies, size, created, dropped)
+                    self._restore(bodies, sum(map(len, bodies)), created, gone)
                     raise
                 if spilled:
                     message = f"the queue holds at most {self.queue.max_bytes} B"
@@ -186,29 +222,54 @@ class Buffer:
             if dropped:
                 self._report_buffer_drops(unreported, dropped)
 
-    def _restore(self, bodies: Sequence[bytes], size: int, created: float, dropped: int) -> None:
+    def _encoded(self, entries: list[Entry]) -> tuple[list[bytes], list[Dropped]]:
+        """The group's events encoded, drafts built and checked; the drafts refused."""
+        drafts = [entry for entry in entries if not isinstance(entry, bytes)]
+        if not drafts:
+            return cast(list[bytes], entries), []
+        assert self._encode_drafts is not None  # put_draft refuses drafts without it
+        built = iter(self._encode_drafts(drafts))
+        bodies: list[bytes] = []
+        refused: list[Dropped] = []
+        for entry in entries:
+            if isinstance(entry, bytes):
+                bodies.append(entry)
+                continue
+            encoded = next(built)
+            if isinstance(encoded, bytes):
+                bodies.append(encoded)
+            else:
+                refused.append(encoded)
+        return bodies, refused
+
+    def _restore(self, entries: Sequence[Entry], size: int, created: float, dropped: int) -> None:
         """Put a group whose commit failed back in front of what came since (under the bound)."""
         with self._lock:
             newer = self._bodies
-            self._bodies = deque(bodies)
+            self._bodies = deque(entries)
             self._bytes = size
             self._created = created
             self._dropped += dropped
-            for body in newer:
-                if self._bytes + len(body) > self.max_bytes and not self._make_room(body):
+            for entry in newer:
+                size = _size(entry)
+                if self._bytes + size > self.max_bytes and not self._make_room(entry, size):
                     continue
-                self._bodies.append(body)
-                self._bytes += len(body)
+                self._bodies.append(entry)
+                self._bytes += size
         self._wake.set()
 
-    def _report_buffer_drops(self, kept: list[bytes], count: int) -> None:
+    def _report_buffer_drops(self, kept: list[Entry], count: int) -> None:
         message = (
             f"the disk did not keep up and the in-memory buffer holds at most {self.max_bytes} B"
         )
         if count > len(kept):
             log.warning("%d more event(s) dropped from the buffer, not kept", count - len(kept))
         if kept:
-            self._report([Dropped(body, "queue-full", message) for body in kept])
+            # Drafts are built for the report; one the rules refuse is reported as dropped
+            # for the full buffer all the same (that is why it went).
+            bodies, refused = self._encoded(kept)
+            drops = [Dropped(body, "queue-full", message) for body in bodies]
+            self._report(drops + [Dropped(d.body, "queue-full", message) for d in refused])
 
     def _run(self) -> None:
         while True:

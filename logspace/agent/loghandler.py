@@ -9,21 +9,72 @@ Each record becomes a `log` event, the successor of the original journal agent's
 The timestamp is the record's creation time. Records of the agent library itself
 (`logspace.agent`) are skipped, so an HQ outage cannot feed events about itself into the queue.
 
-A logging call pays for this handler, so it builds the event as a plain dict (what
-`EventBuilder` would build; the sink checks the whole event with HQ's rules) and the sink only
-buffers it: no disk commit and no network in the logging call.
+A logging call pays for this handler, so it only takes the record's values (the message
+formatted, as every handler does it in the call) and hands them to the sink as a draft
+(`draft.py`): a sender's thread builds the event (what `EventBuilder` builds from them), encodes
+and checks it with many others. No disk, no network and no encoding in the logging call.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
-from .builder import instant_from_timestamp, new_event
+from .builder import Event, instant_from_timestamp, new_event
+from .draft import DRAFT_MARGIN, drafting
 from .sink import Sink
 
 __all__ = ["LogHandler"]
 
 _OWN_LOGGER = "logspace.agent"
+_OWN_PREFIX = _OWN_LOGGER + "."
+# Formats tracebacks as logging.Formatter does by default.
+_TRACEBACKS = logging.Formatter()
+
+# type, agent id, created, category, message, level, level number, module, function, line,
+# thread name, exception
+LogValues = tuple[str, str, float, str, str, str, int, str, str, int, str, str | None]
+
+
+def log_events(drafts: Sequence[LogValues], ids: Sequence[str]) -> list[Event]:
+    """The `log` events of these values, as EventBuilder builds them, with these ids."""
+    heads: dict[tuple[str, str], Event] = {}
+    events: list[Event] = []
+    for (
+        event_type,
+        agent_id,
+        created,
+        category,
+        message,
+        level,
+        level_number,
+        module,
+        function,
+        line,
+        thread_name,
+        exception,
+    ), event_id in zip(drafts, ids, strict=True):
+        head = heads.get((event_type, agent_id))
+        if head is None:
+            head = heads[event_type, agent_id] = new_event(event_type, agent_id, timestamp="-")
+        strings = {
+            "category": category,
+            "message": message,
+            "level": level,
+            "module": module,
+            "function": function,
+            "thread_name": thread_name,
+        }
+        if exception is not None:
+            strings["exception"] = exception
+        event = head.copy()  # the order of new_event's fields: id and timestamp set in place
+        event["id"] = event_id
+        event["timestamp"] = instant_from_timestamp(created)
+        event["string-properties"] = strings
+        event["integer-properties"] = {"level_number": level_number, "line": line}
+        events.append(event)
+    return events
 
 
 class LogHandler(logging.Handler):
@@ -41,30 +92,38 @@ class LogHandler(logging.Handler):
         self.sink = sink
         self.agent_id = agent_id
         self.event_type = event_type
+        self._send_draft = drafting(sink)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == _OWN_LOGGER or record.name.startswith(_OWN_LOGGER + "."):
+        name = record.name
+        if name == _OWN_LOGGER or name.startswith(_OWN_PREFIX):
             return False
         return bool(super().filter(record))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            strings = {
-                "category": record.name,
-                "message": record.getMessage(),
-                "level": record.levelname,
-                "module": record.module,
-                "function": record.funcName or "",
-                "thread_name": record.threadName or "",
-            }
+            # Now, not later: the arguments may change once the call returns.
+            message = record.getMessage()
+            exception: Any = None
             if record.exc_info:
-                strings["exception"] = logging.Formatter().formatException(record.exc_info)
+                exception = _TRACEBACKS.formatException(record.exc_info)
             elif record.exc_text:
-                strings["exception"] = record.exc_text
-            created = instant_from_timestamp(record.created)
-            event = new_event(self.event_type, self.agent_id, timestamp=created)
-            event["string-properties"] = strings
-            event["integer-properties"] = {"level_number": record.levelno, "line": record.lineno}
-            self.sink.send(event)
+                exception = record.exc_text
+            values: LogValues = (
+                self.event_type,
+                self.agent_id,
+                record.created,
+                record.name,
+                message,
+                record.levelname,
+                record.levelno,
+                record.module,
+                record.funcName or "",
+                record.lineno,
+                record.threadName or "",
+                exception,
+            )
+            size = DRAFT_MARGIN + len(message) + (len(exception) if exception else 0)
+            self._send_draft(log_events, values, size)
         except Exception:
             self.handleError(record)

@@ -16,16 +16,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 
 from .buffer import Buffer
-from .builder import encode_event
+from .builder import Event, encode_event
 from .config import AgentConfig
 from .diskqueue import DiskQueue, QueueStats
+from .draft import Build, Draft, encode_drafts
 from .shipper import Attempt, Dropped, Shipper
 
 __all__ = ["DropCallback", "Sender"]
@@ -72,6 +73,7 @@ class _Queueing:
             when_full=self.queue.when_full,
             committed=self._notify,
             report=self._report,
+            encode_drafts=self._encode_drafts,
         )
         self._flushing_lock = threading.Lock()
         self._deadline: float | None = None
@@ -107,6 +109,23 @@ class _Queueing:
         """Check and buffer one event, without any I/O; `InvalidEvent` if HQ would refuse it."""
         self.buffer.put(encode_event(self._stamp(event)))
 
+    def send_draft(self, build: Build, values: Any, size: int) -> None:
+        """Buffer the draft of an event an agent of this library makes (see `draft.py`): the
+        buffer's thread builds, stamps, encodes and checks it, with the rest of its group."""
+        self.buffer.put_draft(build, values, size)
+
+    def _encode_drafts(self, drafts: Sequence[Draft]) -> list[bytes | Dropped]:
+        return encode_drafts(drafts, self._stamp_built)
+
+    def _stamp_built(self, event: Event) -> Event:
+        """The configured `system` and default `marker`, on an event nobody else holds."""
+        system, marker = self.config.system, self.config.marker
+        if system is not None:
+            event["system"] = system
+        if marker is not None:
+            event.setdefault("marker", marker)
+        return event
+
     def send_many(self, events: Iterable[Mapping[str, Any]]) -> None:
         # All checked before any is buffered: an invalid one refuses the lot.
         for body in [encode_event(self._stamp(event)) for event in events]:
@@ -116,12 +135,7 @@ class _Queueing:
         system, marker = self.config.system, self.config.marker
         if system is None and (marker is None or "marker" in event):
             return event
-        stamped = dict(event)
-        if system is not None:
-            stamped["system"] = system
-        if marker is not None:
-            stamped.setdefault("marker", marker)
-        return stamped
+        return self._stamp_built(dict(event))
 
     def _report(self, dropped: list[Dropped]) -> None:
         reasons = sorted({d.reason for d in dropped})

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logspace.agent import EventBuilder, InvalidEvent, encode_event
-from logspace.agent.builder import format_instant, instant_from_timestamp, random_id
+from logspace.agent.builder import format_instant, instant_from_timestamp, random_id, random_ids
 from logspace.decoder import decode
 from logspace.errors import LogspaceError
 from logspace.testing import make_event
@@ -132,10 +132,14 @@ def test_build_returns_independent_copies() -> None:
     assert builder.build()["long-properties"] == {"n": 1}
 
 
-def test_random_ids_are_version_4_uuids() -> None:
-    ids = [random_id() for _ in range(2000)]
+@pytest.mark.parametrize("make", ["one at a time", "many at once"])
+def test_random_ids_are_version_4_uuids(make: str) -> None:
+    ids = [random_id() for _ in range(2000)] if make == "one at a time" else random_ids(2000)
 
+    assert len(ids) == 2000
     assert len(set(ids)) == len(ids)
+    assert random_ids(1) != random_ids(1)
+    assert random_ids(0) == []
     for text in ids:
         parsed = uuid.UUID(text)
         assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)

@@ -1,0 +1,105 @@
+"""Draft: an event handed over as the values it is built from, built later with many others.
+
+The request and log agents run inside every request and every logging call of the application.
+So they do not build their event there: they hand the sender a draft, the values the event is
+made of and the function that makes such events, `build(values_list, ids)`, many at a time. The
+sender's buffer keeps the draft in place of the event; its thread builds, encodes and checks the
+drafts of a group together, just before committing them (`encode_drafts`), with one call of the
+C rules for the lot. The bytes are those `encode_event` gives for the event `build` returns,
+which is what `EventBuilder` builds from the same values: only the time and thread of the work
+change.
+
+A draft is checked as `send` checks an event, but later, in the sender's thread, so the agent's
+call cannot raise `InvalidEvent` for it: an event the rules refuse (a log record with a clock
+before 2000, say) is dropped there, counted in `dropped` (it was counted in `enqueued` when it
+was handed over), logged and passed to `on_drop` with reason `invalid`, the rules' message and
+the event's JSON. A sink without drafts (`MemorySink`, your own) gets the event built at once.
+
+A draft counts with an estimate of its size (its texts plus a margin for the rest) against the
+buffer's bound until it is encoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from .builder import Event, InvalidEvent, encode_events, random_id, random_ids
+from .shipper import Dropped
+from .sink import Sink
+
+__all__ = ["DRAFT_MARGIN", "Build", "Draft", "SendDraft", "drafting", "encode_drafts"]
+
+# What the fixed part of an agent's event (id, type, system, timestamp, property names and
+# numbers) takes beyond its texts, about: the estimate of a draft's size.
+DRAFT_MARGIN = 400
+
+# The events of these values, with these ids, in their order.
+Build = Callable[[Sequence[Any], Sequence[str]], list[Event]]
+# build, values, estimated size
+Draft = tuple[Build, Any, int]
+SendDraft = Callable[[Build, Any, int], None]
+
+
+def drafting(sink: Sink) -> SendDraft:
+    """How an agent hands `sink` its events: as drafts where the sink takes them (senders),
+    else built at once and sent."""
+    send_draft: SendDraft | None = getattr(sink, "send_draft", None)
+    if send_draft is not None:
+        return send_draft
+
+    def send_built(build: Build, values: Any, size: int) -> None:
+        [event] = build([values], [random_id()])
+        sink.send(event)
+
+    return send_built
+
+
+def encode_drafts(
+    drafts: Sequence[Draft], stamp: Callable[[Event], Mapping[str, Any]]
+) -> list[bytes | Dropped]:
+    """Each draft's event, built with a new id, stamped, and encoded as `encode_event` does;
+    or, where the rules refuse it, the drop (reason `invalid`) to count and report."""
+    ids = random_ids(len(drafts))
+    kinds: dict[Build, list[int]] = {}
+    for index, (build, _, _) in enumerate(drafts):
+        kinds.setdefault(build, []).append(index)
+    made: dict[int, Mapping[str, Any] | InvalidEvent] = {}
+    for build, indices in kinds.items():
+        built = _built(build, [drafts[i][1] for i in indices], [ids[i] for i in indices])
+        for index, event in zip(indices, built, strict=True):
+            made[index] = event if isinstance(event, InvalidEvent) else stamp(event)
+    events = [made[index] for index in range(len(drafts))]
+    encoded = iter(encode_events([e for e in events if not isinstance(e, InvalidEvent)]))
+    results: list[bytes | Dropped] = []
+    for made_event in events:
+        result = made_event if isinstance(made_event, InvalidEvent) else next(encoded)
+        if isinstance(result, InvalidEvent):
+            body = b"" if isinstance(made_event, InvalidEvent) else _json(made_event)
+            results.append(Dropped(body, "invalid", str(result)))
+        else:
+            results.append(result)
+    return results
+
+
+def _json(event: Mapping[str, Any]) -> bytes:
+    """The refused event as JSON for `on_drop`, where it can be written at all."""
+    try:
+        return orjson.dumps(event, default=repr)
+    except TypeError:  # pragma: no cover - `default` takes any value orjson cannot
+        return b""
+
+
+def _built(build: Build, values: list[Any], ids: list[str]) -> list[Event | InvalidEvent]:
+    """The events of drafts of one kind; one that cannot be built (a bug in its agent) is
+    reported like an invalid event, and the others are built nonetheless."""
+    try:
+        return list(build(values, ids))
+    except Exception as error:
+        if len(values) == 1:
+            return [InvalidEvent.at("$", f"could not be built: {error!r}", ids[0])]
+        return [
+            event for v, i in zip(values, ids, strict=True) for event in _built(build, [v], [i])
+        ]

@@ -1,0 +1,227 @@
+"""RequestEvent: the `http/request` event, built from what an ASGI or WSGI request leaves.
+
+The middleware (`middleware.py`) only notes these values during the request; a sender's
+thread builds the events from them, a group at a time (`asgi_events`, `wsgi_events`: the
+`build` of a draft, see `draft.py`), or the middleware does at once for a sink without drafts.
+Either way an event is what `EventBuilder` builds from the same values, set in this order:
+
+    string   protocol, path, http_method, then where there is one: domain, query_string,
+             request_id, ip_address, location
+    integer  response_code, port (where known)
+    long     duration (milliseconds, as the original), duration_us (microseconds)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .builder import Event, instant_from_ms, new_event
+
+__all__ = ["AsgiValues", "WsgiValues", "asgi_events", "wsgi_events"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# What an ASGI request leaves: type, agent id, arrival (ns since the epoch), duration (ns), and
+# of the scope its scheme, server, path, query string, method, client and headers (read here:
+# nobody changes them once the request is over), then the response's status and `Location`.
+AsgiValues = tuple[
+    str, str, int, int, str, Any, str, bytes, str, Any, Iterable[tuple[bytes, bytes]], Any, Any
+]
+
+# What a WSGI request leaves: type, agent id, arrival, duration, and of the environ (taken
+# during the request: the server may reuse it) the URL scheme, `HTTP_HOST`, `SERVER_NAME`,
+# `SERVER_PORT`, `SCRIPT_NAME`, `PATH_INFO`, `QUERY_STRING`, `REQUEST_METHOD`, the request id
+# and `REMOTE_ADDR`, then the status line and the `Location`.
+WsgiValues = tuple[str, str, int, int, str, Any, Any, Any, str, str, str, str, Any, Any, str, Any]
+
+# The values every event is built from, whichever the server:
+# type, agent id, arrival, duration, protocol, host, server (name, port) or None, path,
+# query string, method, request id, client address, status, location.
+_Row = tuple[str, str, int, int, str, Any, Any, str, str, str, Any, Any, int, Any]
+
+
+def asgi_events(drafts: Sequence[AsgiValues], ids: Sequence[str]) -> list[Event]:
+    """The events of ASGI requests, with these ids."""
+    rows: list[_Row] = []
+    for (
+        event_type,
+        agent_id,
+        arrived_ns,
+        elapsed_ns,
+        scheme,
+        server,
+        path,
+        query_string,
+        method,
+        client,
+        headers,
+        status,
+        location,
+    ) in drafts:
+        host = request_id = other_request_id = None
+        for name, value in headers:
+            name = name.lower()
+            if name == b"host":
+                host = value.decode("latin-1")
+            elif name == b"x-request-id":
+                request_id = value.decode("latin-1")
+            elif name == b"request-id":
+                other_request_id = value.decode("latin-1")
+        rows.append(
+            (
+                event_type,
+                agent_id,
+                arrived_ns,
+                elapsed_ns,
+                scheme,
+                host,
+                server,
+                # The ASGI spec has `path` include any `root_path` the app is mounted at.
+                path,
+                query_string.decode("latin-1"),
+                method,
+                request_id or other_request_id,
+                client[0] if client else None,
+                int(status),
+                None if location is None else location.decode("latin-1"),
+            )
+        )
+    return _events(rows, ids)
+
+
+def wsgi_events(drafts: Sequence[WsgiValues], ids: Sequence[str]) -> list[Event]:
+    """The events of WSGI requests, with these ids."""
+    rows: list[_Row] = []
+    for (
+        event_type,
+        agent_id,
+        arrived_ns,
+        elapsed_ns,
+        scheme,
+        host,
+        server_name,
+        server_port,
+        script_name,
+        path_info,
+        query_string,
+        method,
+        request_id,
+        ip_address,
+        status,
+        location,
+    ) in drafts:
+        server = None
+        if server_name:
+            port = str(server_port)
+            server = (server_name, int(port) if port.isascii() and port.isdigit() else None)
+        rows.append(
+            (
+                event_type,
+                agent_id,
+                arrived_ns,
+                elapsed_ns,
+                scheme,
+                host,
+                server,
+                # WSGI hands over the raw bytes of the path as latin-1; most clients sent UTF-8.
+                (script_name + path_info).encode("latin-1", "replace").decode("utf-8", "replace"),
+                query_string,
+                method,
+                request_id,
+                ip_address,
+                int(status.split(" ", 1)[0]),
+                location,
+            )
+        )
+    return _events(rows, ids)
+
+
+def _events(rows: Sequence[_Row], ids: Sequence[str]) -> list[Event]:
+    # Requests of a group mostly share their agent, host and millisecond: each is worked out
+    # once per group.
+    heads: dict[tuple[str, str], tuple[str, str, str]] = {}
+    places: dict[tuple[Any, ...], tuple[str | None, int | None]] = {}
+    stamped_ms, stamp = -1, ""
+    events: list[Event] = []
+    for (
+        event_type,
+        agent_id,
+        arrived_ns,
+        elapsed_ns,
+        protocol,
+        host,
+        server,
+        path,
+        query_string,
+        method,
+        request_id,
+        ip_address,
+        status,
+        location,
+    ), event_id in zip(rows, ids, strict=True):
+        head = heads.get((event_type, agent_id))
+        if head is None:
+            head = heads[event_type, agent_id] = _head(event_type, agent_id)
+        milliseconds = arrived_ns // 1_000_000
+        if milliseconds != stamped_ms:
+            stamped_ms, stamp = milliseconds, instant_from_ms(milliseconds)
+        place = (host, *server, protocol) if server else (host, protocol)
+        domain_port = places.get(place)
+        if domain_port is None:
+            domain_port = places[place] = _host_and_port(host, server, protocol)
+        domain, port = domain_port
+        strings = {"protocol": protocol, "path": path, "http_method": method}
+        if domain:
+            strings["domain"] = domain
+        if query_string:
+            strings["query_string"] = query_string
+        if request_id:
+            strings["request_id"] = request_id
+        if ip_address:
+            strings["ip_address"] = ip_address
+        if location:
+            strings["location"] = location
+        integers = {"response_code": status}
+        if port is not None:
+            integers["port"] = port
+        microseconds = elapsed_ns // 1000
+        events.append(
+            {
+                "id": event_id,
+                "type": head[0],
+                "system": head[1],
+                "agent-id": head[2],
+                "timestamp": stamp,
+                "string-properties": strings,
+                "integer-properties": integers,
+                "long-properties": {"duration": microseconds // 1000, "duration_us": microseconds},
+            }
+        )
+    return events
+
+
+def _head(event_type: str, agent_id: str) -> tuple[str, str, str]:
+    """The type, system and agent id `new_event` gives, whose field order the events keep."""
+    event = new_event(event_type, agent_id, id="-", timestamp="-")
+    if list(event) != ["id", "type", "system", "agent-id", "timestamp"]:  # pragma: no cover
+        raise AssertionError(f"new_event's fields changed: {list(event)}")
+    return event["type"], event["system"], event["agent-id"]
+
+
+def _host_and_port(
+    host: str | None, server: Sequence[Any] | None, protocol: str
+) -> tuple[str | None, int | None]:
+    default = server[1] if server and server[1] is not None else _DEFAULT_PORTS.get(protocol)
+    if host:
+        name, colon, port = host.rpartition(":")
+        # "[::1]:8000" and "example.com:8000" carry a port; "[::1]" and "example.com" do not.
+        if (
+            colon
+            and port.isascii()
+            and port.isdigit()
+            and (not name.startswith("[") or name.endswith("]"))
+        ):
+            return name, int(port)
+        return host, default
+    return (server[0] if server else None), default
