@@ -16,7 +16,7 @@ from typing import Self
 
 import httpx
 
-from .config import AgentConfig
+from .config import KEEP_ALIVE_SECONDS, AgentConfig
 from .diskqueue import DiskQueue
 from .sender import _IDLE_SECONDS, DropCallback, _describe, _Queueing
 
@@ -44,7 +44,11 @@ class AsyncSender(_Queueing):
         on_drop: DropCallback | None = None,
     ) -> None:
         super().__init__(config, queue, on_drop)
-        self._client = httpx.AsyncClient(transport=transport, timeout=config.timeout)
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=config.timeout,
+            limits=httpx.Limits(keepalive_expiry=KEEP_ALIVE_SECONDS),
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._progressed = asyncio.Event()

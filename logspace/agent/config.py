@@ -23,7 +23,14 @@ from ..textvalues import read_toml
 from ..textvalues import text as _text
 from ..textvalues import urls as _urls
 
-__all__ = ["AGENT_SETTINGS", "AgentConfig", "AgentConfigError", "FullPolicy", "default_queue_dir"]
+__all__ = [
+    "AGENT_SETTINGS",
+    "KEEP_ALIVE_SECONDS",
+    "AgentConfig",
+    "AgentConfigError",
+    "FullPolicy",
+    "default_queue_dir",
+]
 
 FullPolicy = Literal["drop-oldest", "drop-newest"]
 
@@ -118,6 +125,13 @@ AGENT_SETTINGS: tuple[AgentSetting, ...] = (
     AgentSetting("LOGSPACE_AGENT_SYSTEM", "system", _optional_text, "`system` of every event."),
     AgentSetting("LOGSPACE_AGENT_MARKER", "marker", _optional_text, "Default `marker`."),
 )
+
+
+# How long the agent's HTTP clients keep an idle connection to HQ. Batches go out every few
+# seconds, so httpx's default of 5 s would reconnect for nearly every one; this stays below
+# HQ's own keep-alive (LOGSPACE_KEEP_ALIVE_SECONDS, 75 s) and the 60 s idle timeout common in
+# load balancers, so the agent closes first rather than sending into a closing connection.
+KEEP_ALIVE_SECONDS = 55.0
 
 
 @dataclass(frozen=True, kw_only=True)

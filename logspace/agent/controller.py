@@ -29,7 +29,7 @@ import orjson
 
 from ..orders import InvalidOrder, Order, is_controller_id, parse_order
 from .builder import default_system
-from .config import AgentConfig
+from .config import KEEP_ALIVE_SECONDS, AgentConfig
 from .scheduler import Collector, Schedule, Scheduler
 from .sink import Sink
 
@@ -98,7 +98,11 @@ class Controller:
         # The order in force; None: none (yet), every agent follows `unordered`.
         self.order: Order | None = None
         self._config = sender.config
-        self._client = httpx.Client(transport=transport, timeout=self._config.timeout)
+        self._client = httpx.Client(
+            transport=transport,
+            timeout=self._config.timeout,
+            limits=httpx.Limits(keepalive_expiry=KEEP_ALIVE_SECONDS),
+        )
         self._collectors: dict[str, Collector] = {}
         self._applications: dict[str, _Gate] = {}
         self._version = 0

@@ -24,7 +24,7 @@ import httpx
 
 from .buffer import Buffer
 from .builder import Event, encode_event
-from .config import AgentConfig
+from .config import KEEP_ALIVE_SECONDS, AgentConfig
 from .diskqueue import DiskQueue, QueueStats
 from .draft import Build, Draft, encode_drafts
 from .shipper import Attempt, Dropped, Shipper
@@ -190,7 +190,11 @@ class Sender(_Queueing):
         on_drop: DropCallback | None = None,
     ) -> None:
         super().__init__(config, queue, on_drop)
-        self._client = httpx.Client(transport=transport, timeout=config.timeout)
+        self._client = httpx.Client(
+            transport=transport,
+            timeout=config.timeout,
+            limits=httpx.Limits(keepalive_expiry=KEEP_ALIVE_SECONDS),
+        )
         self._wake = threading.Event()
         self._progress = threading.Condition()
         self._stop = threading.Event()
