@@ -88,6 +88,17 @@ class ASGIMiddleware(_RequestAgent):
             elapsed = time.perf_counter_ns() - started
             path = scope["path"]
             query_string = scope.get("query_string", b"")
+            # The three headers the event needs, not the list: a draft must not keep every
+            # header (cookies and all) alive beyond its estimated size.
+            host = request_id = other_request_id = None
+            for name, value in scope.get("headers", ()):
+                name = name.lower()
+                if name == b"host":
+                    host = value
+                elif name == b"x-request-id":
+                    request_id = value
+                elif name == b"request-id":
+                    other_request_id = value
             try:
                 self._send_draft(
                     asgi_events,
@@ -102,7 +113,8 @@ class ASGIMiddleware(_RequestAgent):
                         query_string,
                         scope["method"],
                         scope.get("client"),
-                        scope.get("headers", ()),
+                        host,
+                        request_id or other_request_id,
                         answer[0],
                         answer[1],
                     ),

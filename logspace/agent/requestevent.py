@@ -13,7 +13,7 @@ Either way an event is what `EventBuilder` builds from the same values, set in t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .builder import Event, instant_from_ms, new_event
@@ -23,11 +23,10 @@ __all__ = ["AsgiValues", "WsgiValues", "asgi_events", "wsgi_events"]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # What an ASGI request leaves: type, agent id, arrival (ns since the epoch), duration (ns), and
-# of the scope its scheme, server, path, query string, method, client and headers (read here:
-# nobody changes them once the request is over), then the response's status and `Location`.
-AsgiValues = tuple[
-    str, str, int, int, str, Any, str, bytes, str, Any, Iterable[tuple[bytes, bytes]], Any, Any
-]
+# of the scope its scheme, server, path, query string, method, client, `Host` header and
+# request id header (`X-Request-ID`, else `Request-ID`), then the response's status and
+# `Location`. Header values as the scope has them, bytes.
+AsgiValues = tuple[str, str, int, int, str, Any, str, bytes, str, Any, Any, Any, Any, Any]
 
 # What a WSGI request leaves: type, agent id, arrival, duration, and of the environ (taken
 # during the request: the server may reuse it) the URL scheme, `HTTP_HOST`, `SERVER_NAME`,
@@ -55,19 +54,11 @@ def asgi_events(drafts: Sequence[AsgiValues], ids: Sequence[str]) -> list[Event]
         query_string,
         method,
         client,
-        headers,
+        host,
+        request_id,
         status,
         location,
     ) in drafts:
-        host = request_id = other_request_id = None
-        for name, value in headers:
-            name = name.lower()
-            if name == b"host":
-                host = value.decode("latin-1")
-            elif name == b"x-request-id":
-                request_id = value.decode("latin-1")
-            elif name == b"request-id":
-                other_request_id = value.decode("latin-1")
         rows.append(
             (
                 event_type,
@@ -75,13 +66,13 @@ def asgi_events(drafts: Sequence[AsgiValues], ids: Sequence[str]) -> list[Event]
                 arrived_ns,
                 elapsed_ns,
                 scheme,
-                host,
+                None if host is None else host.decode("latin-1"),
                 server,
                 # The ASGI spec has `path` include any `root_path` the app is mounted at.
                 path,
                 query_string.decode("latin-1"),
                 method,
-                request_id or other_request_id,
+                None if request_id is None else request_id.decode("latin-1"),
                 client[0] if client else None,
                 int(status),
                 None if location is None else location.decode("latin-1"),
