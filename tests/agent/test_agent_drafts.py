@@ -206,3 +206,34 @@ def test_a_draft_that_cannot_be_built_spares_the_rest_of_its_group(tmp_path: Pat
     assert "could not be built" in drop.message
     assert "no event for you" in drop.message
     assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (3, 2, 1, 0)
+
+
+def test_a_large_group_of_drafts_keeps_its_order_and_its_drops_in_place(tmp_path: Path) -> None:
+    """The buffer's thread builds a group in slices; the events come out in the order they
+    were handed over, whichever slice refuses one."""
+    hq, dropped = HQ(), []
+    logger = logging.getLogger("tests.drafts.many")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    # One group: nothing is committed before the flush.
+    with sender(tmp_path, hq, dropped, commit_interval=60.0) as drafting:
+        logger.addHandler(LogHandler(drafting))
+        for n in range(350):
+            record = logger.makeRecord(logger.name, logging.INFO, __file__, 1, str(n), (), None)
+            if n in (0, 150, 349):
+                record.created = 0.0
+            logger.handle(record)
+        assert drafting.stats.buffered == 350
+        assert drafting.flush(10)
+        stats = drafting.stats
+    logger.handlers.clear()
+
+    expected = [str(n) for n in range(350) if n not in (0, 150, 349)]
+    assert [e["string-properties"]["message"] for e in hq.accepted] == expected
+    assert len({e["id"] for e in hq.accepted}) == len(expected)
+    assert [d.event["string-properties"]["message"] for d in dropped if d.event] == [
+        "0",
+        "150",
+        "349",
+    ]
+    assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (350, 347, 3, 0)
