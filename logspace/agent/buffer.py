@@ -66,10 +66,6 @@ def _commit_all() -> None:
 atexit.register(_commit_all)
 
 
-# Drafts are built this many at a time, the GIL let go in between: an application thread that
-# wants it back (after each system call of a request) waits for a slice's work, a fraction of
-# a millisecond, instead of up to the interpreter's switch interval (5 ms) for a whole group.
-_DRAFT_SLICE = 100
 # Turns drafts into their encoded events, or the drops of those the rules refuse, in order.
 EncodeDrafts = Callable[[Sequence[Draft]], list[bytes | Dropped]]
 # What the buffer holds: an encoded event, or a draft of one.
@@ -232,12 +228,7 @@ class Buffer:
         if not drafts:
             return cast(list[bytes], entries), []
         assert self._encode_drafts is not None  # put_draft refuses drafts without it
-        made: list[bytes | Dropped] = []
-        for start in range(0, len(drafts), _DRAFT_SLICE):
-            if start:
-                time.sleep(0)  # lets go of the GIL: see _DRAFT_SLICE
-            made.extend(self._encode_drafts(drafts[start : start + _DRAFT_SLICE]))
-        built = iter(made)
+        built = iter(self._encode_drafts(drafts))
         bodies: list[bytes] = []
         refused: list[Dropped] = []
         for entry in entries:
