@@ -112,6 +112,7 @@ class Buffer:
         self._commit_lock = threading.RLock()
         self._bodies: deque[Entry] = deque()
         self._bytes = 0
+        self._drafts = 0  # of the entries buffered
         self._created = 0.0
         self._dropped = 0  # dropped since the last commit, to be counted with it
         self._unreported: list[Entry] = []
@@ -135,7 +136,17 @@ class Buffer:
         """Buffer the draft of an event (see `draft.py`) of about `size` bytes, as `put`."""
         if self._encode_drafts is None:
             raise TypeError("this buffer takes no drafts")
-        self._put((build, values, size), size)
+        draft = (build, values, size)
+        if self._drafts >= 2 * self.group_events:
+            # The thread is two groups behind: an application thread that keeps the CPU (and
+            # the GIL) busy leaves it too little time to build them, and the buffer would fill
+            # up and drop. So the caller builds its own event, as `send` does, until it
+            # catches up. (One the rules refuse goes in as a draft, to be reported there.)
+            [encoded] = self._encode_drafts([draft])
+            if isinstance(encoded, bytes):
+                self._put(encoded, len(encoded))
+                return
+        self._put(draft, size)
 
     def _put(self, entry: Entry, size: int) -> None:
         with self._lock:
@@ -148,6 +159,8 @@ class Buffer:
                 self._created = time.time()
             self._bodies.append(entry)
             self._bytes += size
+            if not isinstance(entry, bytes):
+                self._drafts += 1
             full = len(self._bodies) == self.group_events or (
                 self._bytes >= self.group_bytes > self._bytes - size
             )
@@ -164,6 +177,8 @@ class Buffer:
         while self._bodies and self._bytes + size > self.max_bytes:
             oldest = self._bodies.popleft()
             oldest_size = _size(oldest)
+            if not isinstance(oldest, bytes):
+                self._drafts -= 1
             self._bytes -= oldest_size
             self._drop(oldest, oldest_size)
         return True
@@ -193,6 +208,7 @@ class Buffer:
             self._due.clear()
             entries, self._bodies = list(self._bodies), deque()
             size, self._bytes = self._bytes, 0
+            self._drafts = 0
             created = self._created
             dropped, self._dropped = self._dropped, 0
             unreported, self._unreported = self._unreported, []
@@ -250,12 +266,15 @@ class Buffer:
             self._bytes = size
             self._created = created
             self._dropped += dropped
+            self._drafts = sum(not isinstance(entry, bytes) for entry in entries)
             for entry in newer:
                 size = _size(entry)
                 if self._bytes + size > self.max_bytes and not self._make_room(entry, size):
                     continue
                 self._bodies.append(entry)
                 self._bytes += size
+                if not isinstance(entry, bytes):
+                    self._drafts += 1
         self._wake.set()
 
     def _report_buffer_drops(self, kept: list[Entry], count: int) -> None:

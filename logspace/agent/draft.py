@@ -62,7 +62,8 @@ def encode_drafts(
 ) -> list[bytes | Dropped]:
     """Each draft's event, built with a new id, stamped, and encoded as `encode_event` does;
     or, where the rules refuse it, the drop (reason `invalid`) to count and report."""
-    ids = random_ids(len(drafts))
+    # One draft is what a caller builds itself (see Buffer.put_draft): random_id is cheaper.
+    ids = [random_id()] if len(drafts) == 1 else random_ids(len(drafts))
     kinds: dict[Build, list[int]] = {}
     for index, (build, _, _) in enumerate(drafts):
         kinds.setdefault(build, []).append(index)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from starlette.routing import Route
 from logspace.agent import (
     AgentConfig,
     ASGIMiddleware,
+    DiskQueue,
     Dropped,
     LogHandler,
     MemorySink,
@@ -237,3 +239,62 @@ def test_a_large_group_of_drafts_keeps_its_order_and_its_drops_in_place(tmp_path
         "349",
     ]
     assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (350, 347, 3, 0)
+
+
+class HangingDisk(DiskQueue):
+    """A queue whose commits hang until `resume`; `hanging` is set once one does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.running = threading.Event()
+        self.hanging = threading.Event()
+
+    def resume(self) -> None:
+        self.running.set()
+
+    def put(self, bodies: Sequence[bytes], **options: Any) -> list[bytes]:
+        self.hanging.set()
+        self.running.wait()
+        return super().put(bodies, **options)
+
+
+def test_a_caller_builds_its_own_event_while_the_buffers_thread_is_two_groups_behind(
+    tmp_path: Path,
+) -> None:
+    """Drafts do not pile up behind a thread that cannot keep up (here its disk hangs; in
+    life, an application thread that keeps the GIL busy) until the full buffer drops them:
+    beyond two groups, the caller builds its event itself, and the order holds."""
+    builders: dict[str, str] = {}
+
+    def build(values: Sequence[Any], ids: Sequence[str]) -> list[Event]:
+        events = []
+        for value, event_id in zip(values, ids, strict=True):
+            builders[value] = threading.current_thread().name
+            event = new_event("demo/draft", id=event_id)
+            event["string-properties"] = {"value": value}
+            events.append(event)
+        return events
+
+    hq, disk = HQ(), HangingDisk(tmp_path / "q.sqlite3")
+    config = AgentConfig(
+        token="secret", hq_url="http://hq.test", batch_max_age=0.0, batch_max_events=10
+    )
+    try:
+        with Sender(config, queue=disk, transport=httpx.MockTransport(hq)) as drafting:
+            drafting.send_draft(build, "first", 100)
+            assert disk.hanging.wait(30)  # the thread took "first" and waits for the disk
+            values = [f"v{n}" for n in range(30)]
+            for value in values:
+                drafting.send_draft(build, value, 100)
+            disk.resume()
+            assert drafting.flush(10)
+            stats = drafting.stats
+    finally:
+        disk.resume()
+        disk.close()
+
+    assert [e["string-properties"]["value"] for e in hq.accepted] == ["first", *values]
+    caller = threading.current_thread().name
+    assert [value for value in values if builders[value] == caller] == values[20:]
+    assert builders["first"] != caller
+    assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (31, 31, 0, 0)
