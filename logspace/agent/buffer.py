@@ -137,11 +137,13 @@ class Buffer:
         if self._encode_drafts is None:
             raise TypeError("this buffer takes no drafts")
         draft = (build, values, size)
-        if self._drafts >= 2 * self.group_events:
-            # The thread is two groups behind: an application thread that keeps the CPU (and
-            # the GIL) busy leaves it too little time to build them, and the buffer would fill
-            # up and drop. So the caller builds its own event, as `send` does, until it
-            # catches up. (One the rules refuse goes in as a draft, to be reported there.)
+        if self._drafts and self._bytes >= self.max_bytes // 2:
+            # The buffer is half full and the thread still has drafts to build: an application
+            # thread that keeps the CPU (and the GIL) busy leaves it too little time for them,
+            # and the buffer would fill up and drop. So the caller builds its own event, as
+            # `send` does, until the thread catches up: a burst costs the caller little, a
+            # sustained overload what `send` costs. (An event the rules refuse goes in as a
+            # draft, to be reported by the thread.)
             [encoded] = self._encode_drafts([draft])
             if isinstance(encoded, bytes):
                 self._put(encoded, len(encoded))

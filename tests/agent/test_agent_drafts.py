@@ -258,12 +258,12 @@ class HangingDisk(DiskQueue):
         return super().put(bodies, **options)
 
 
-def test_a_caller_builds_its_own_event_while_the_buffers_thread_is_two_groups_behind(
+def test_a_caller_builds_its_own_event_while_the_buffer_is_half_full_of_drafts(
     tmp_path: Path,
 ) -> None:
     """Drafts do not pile up behind a thread that cannot keep up (here its disk hangs; in
     life, an application thread that keeps the GIL busy) until the full buffer drops them:
-    beyond two groups, the caller builds its event itself, and the order holds."""
+    from half the buffer on, the caller builds its event itself, and the order holds."""
     builders: dict[str, str] = {}
 
     def build(values: Sequence[Any], ids: Sequence[str]) -> list[Event]:
@@ -276,16 +276,19 @@ def test_a_caller_builds_its_own_event_while_the_buffers_thread_is_two_groups_be
         return events
 
     hq, disk = HQ(), HangingDisk(tmp_path / "q.sqlite3")
+    # Drafts of 200 bytes: 20 of them fill half the buffer.
     config = AgentConfig(
-        token="secret", hq_url="http://hq.test", batch_max_age=0.0, batch_max_events=10
+        token="secret", hq_url="http://hq.test", batch_max_age=0.0, buffer_max_bytes=8000
     )
     try:
         with Sender(config, queue=disk, transport=httpx.MockTransport(hq)) as drafting:
-            drafting.send_draft(build, "first", 100)
+            drafting.send_draft(build, "first", 200)
             assert disk.hanging.wait(30)  # the thread took "first" and waits for the disk
             values = [f"v{n}" for n in range(30)]
             for value in values:
-                drafting.send_draft(build, value, 100)
+                drafting.send_draft(build, value, 200)
+            # Built so far: "first" by the thread, the drafts beyond half the buffer by us.
+            built_meanwhile = dict(builders)
             disk.resume()
             assert drafting.flush(10)
             stats = drafting.stats
@@ -295,6 +298,7 @@ def test_a_caller_builds_its_own_event_while_the_buffers_thread_is_two_groups_be
 
     assert [e["string-properties"]["value"] for e in hq.accepted] == ["first", *values]
     caller = threading.current_thread().name
-    assert [value for value in values if builders[value] == caller] == values[20:]
-    assert builders["first"] != caller
+    assert list(built_meanwhile) == ["first", *values[20:]]
+    assert built_meanwhile["first"] != caller
+    assert {built_meanwhile[value] for value in values[20:]} == {caller}
     assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (31, 31, 0, 0)
