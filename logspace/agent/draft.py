@@ -16,7 +16,9 @@ was handed over), logged and passed to `on_drop` with reason `invalid`, the rule
 the event's JSON. A sink without drafts (`MemorySink`, your own) gets the event built at once.
 
 A draft counts with an estimate of its size (its texts plus a margin for the rest) against the
-buffer's bound until it is encoded.
+buffer's bound until it is encoded. Once the buffer is half full of work the thread has not done
+(it shares the GIL with a busy application), callers build their own events again, as `send`
+does (`Buffer.put_draft`): drafts make bursts cheap, never a reason to drop.
 """
 
 from __future__ import annotations
