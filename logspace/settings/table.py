@@ -296,6 +296,14 @@ SETTINGS: tuple[Setting, ...] = (
         "How long `logspace serve` keeps an idle client connection open for its next request.",
     ),
     Setting(
+        "LOGSPACE_TUNE_GC",
+        "tune_gc",
+        _boolean,
+        "true",
+        "Once `logspace serve` has started, freeze what it holds and collect garbage less "
+        "often (a fifth of HQ's CPU under a fleet otherwise; see docs/operations.md).",
+    ),
+    Setting(
         "LOGSPACE_MAX_BODY_BYTES",
         "max_body_bytes",
         _positive_int,
