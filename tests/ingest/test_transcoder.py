@@ -575,7 +575,7 @@ def test_both_paths_name_the_index_of_every_month_alike_in_each_partition(
 
 
 def test_the_c_path_refuses_a_partition_it_does_not_know() -> None:
-    from logspace.ingest import _transcode
+    from logspace.fastpath import _transcode
 
     arguments = (b"[]", b"", b"", 1, 1, 1, 1, 1, STAMP.encode(), STAMP.encode())
 
