@@ -5,6 +5,9 @@ BENCH_LATENCY_SECONDS, BENCH_LATENCY_BULK, BENCH_SWEEP ("500,1000:2,4" = bulk si
 concurrencies), BENCH_FIGURES (a subset of "abcde"), BENCH_MEMORY_K, BENCH_MEMORY_REPEATS.
 Elasticsearch: LOGSPACE_ES_URL, else a dedicated node on BENCH_ES_PORT (9290) with
 BENCH_ES_HEAP (2g), started and stopped here with `scripts/es`.
+
+A figure that cannot be measured (an arm failed, its count did not add up) is reported as
+"not measured: <why>" and the run goes on with the others.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import asyncio
 import os
 import statistics
 import sys
+import traceback
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,12 +31,17 @@ from logspace.store import Store
 
 from . import memory, pipeline, report
 from .documents import Pool
-from .load import Elasticsearch, Latency, Throughput, offer, saturate, sender
+from .load import Elasticsearch, Latency, LoadError, Throughput, offer, saturate, sender
 from .procs import DedicatedNode, HQProcess, cpu_seconds
 from .report import Figure
 
 PREFIX = "lsbench"
 HERE = Path(__file__).resolve().parent
+EVERY = "abcde"
+# Notes written by hand, copied below every report.
+NOTES = ("optimisations.md",)
+# What goes wrong in an arm: a refused or failed request, counts that do not add up.
+ARM_ERRORS = (LoadError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
 def _env(name: str, default: str, quick: str | None = None) -> str:
@@ -51,7 +61,7 @@ class Plan:
     latency_bulk: int = int(_env("BENCH_LATENCY_BULK", "1000"))
     sweep: str = _env("BENCH_SWEEP", "500,1000,2000,5000:2,4,8", "1000,5000:2,4")
     sweep_seconds: float = float(_env("BENCH_SWEEP_SECONDS", "6", "4"))
-    figures: str = _env("BENCH_FIGURES", "abcde")
+    figures: str = _env("BENCH_FIGURES", EVERY)
     memory_k: str = _env("BENCH_MEMORY_K", "1,8,32,128", "1,8,32")
     memory_repeats: int = int(_env("BENCH_MEMORY_REPEATS", "3", "1"))
     memory_body_events: int = 370  # about 230 KB, the design's body size
@@ -68,6 +78,24 @@ class Plan:
 
 def say(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+# The figures a measurement reports, so a failed one can say which figures it could not give.
+UNMEASURED: dict[str, list[tuple[str, str, str]]] = {
+    "a": [
+        ("a", "HQ events/s / direct `_bulk` events/s", ">= 0.90"),
+        ("a'", "HQ CPU-s / ES CPU-s (HQ arm)", "<= 0.10"),
+    ],
+    "ce": [
+        ("c50%", "p99 HQ / p99 direct at 50% of C_R", "<= 1.5"),
+        ("c80%", "p99 HQ / p99 direct at 80% of C_R", "<= 1.5"),
+        ("e", "HQ CPU per event at 80 % of C_R", "<= 5"),
+    ],
+    "d": [
+        ("d", "peak memory per in-flight request / body", "<= 4"),
+        ("d'", "idle RSS per worker", "<= 80"),
+    ],
+}
 
 
 class Bench:
@@ -116,18 +144,36 @@ class Bench:
             if set("ace") & set(self.plan.figures):
                 say(f"generating {self.plan.max_arm_events} events")
                 pool = Pool.generate(self.plan.max_arm_events, PREFIX)
-                best = await self.ceiling(pool)
-                if "a" in self.plan.figures:
-                    await self.end_to_end(pool, best)
-                if set("ce") & set(self.plan.figures):
-                    await self.latency(pool)
+                wanted = [g for g in ("a", "ce") if set(g) & set(self.plan.figures)]
+                best = await self.measured(wanted, self.ceiling(pool))
+                if "a" in self.plan.figures and best is not None:
+                    await self.measured(["a"], self.end_to_end(pool, best))
+                if set("ce") & set(self.plan.figures) and best is not None:
+                    await self.measured(["ce"], self.latency(pool))
+                del pool
             if "d" in self.plan.figures:
-                await self.memory()
+                await self.measured(["d"], self.memory())
         finally:
             await self.session.close()
             await asyncio.to_thread(self.hq.stop)
             await self.es.fresh_indices()
             await self.es.close()
+
+    async def measured(self, groups: list[str], work: Awaitable[Any]) -> Any:
+        """Run one measurement; if it fails, report the figures of `groups` it had not
+        reported yet as not measured, and go on with the next measurement."""
+        try:
+            return await work
+        except Exception as error:  # the run goes on; the report says why
+            if not isinstance(error, ARM_ERRORS):
+                traceback.print_exc()
+            why = f"{type(error).__name__}: {error}"[:300]
+            say(f"not measured ({', '.join(groups)}): {why}")
+            for group in groups:
+                for key, name, must in UNMEASURED[group]:
+                    if all(f.key != key for f in self.figures):
+                        self.figures.append(Figure.not_measured(key, name, why, must))
+            return None
 
     # -- (a) -------------------------------------------------------------------------------
 
@@ -137,32 +183,44 @@ class Bench:
         # A node that just started indexes slowly for a while (JIT, first segments).
         warmup = max(15.0, 5 * self.plan.sweep_seconds)
         say(f"warming Elasticsearch up ({warmup:.0f} s of direct _bulk, not counted)")
-        await saturate(
-            self.send("direct"),
-            pool.bulk_bodies(len(pool), 1000),
-            len(pool),
-            4,
-            self.es,
-            self.pids,
-            time_limit=warmup,
-        )
-        say(f"ceiling sweep of direct _bulk: {grid}, {self.plan.sweep_seconds} s each")
-        rows, best = [], None
-        for size, concurrency in grid:
-            result = await saturate(
+        try:
+            await saturate(
                 self.send("direct"),
-                pool.bulk_bodies(len(pool), size),
+                pool.bulk_bodies(len(pool), 1000),
+                1000,
                 len(pool),
-                concurrency,
+                4,
                 self.es,
                 self.pids,
-                time_limit=self.plan.sweep_seconds,
+                time_limit=warmup,
             )
+        except ARM_ERRORS as error:
+            say(f"  warm-up: {error}")
+        say(f"ceiling sweep of direct _bulk: {grid}, {self.plan.sweep_seconds} s each")
+        rows, best = [], None
+        failed = []
+        for size, concurrency in grid:
+            try:
+                result = await saturate(
+                    self.send("direct"),
+                    pool.bulk_bodies(len(pool), size),
+                    size,
+                    len(pool),
+                    concurrency,
+                    self.es,
+                    self.pids,
+                    time_limit=self.plan.sweep_seconds,
+                )
+            except ARM_ERRORS as error:
+                say(f"  bulk {size} x {concurrency}: not measured: {error}")
+                failed.append(f"bulk {size} x {concurrency}: {error}")
+                continue
             say(f"  bulk {size} x {concurrency}: {result.rate:.0f} events/s")
             rows.append((size, concurrency, result.rate, result.cpu_us_per_doc("es")))
             if best is None or result.rate > best["rate"]:
                 best = {"size": size, "concurrency": concurrency, "rate": result.rate}
-        assert best is not None
+        if best is None:
+            raise LoadError("no arm of the ceiling sweep could be measured: " + "; ".join(failed))
         self.data["sweep"] = rows
         self.appendix.append(
             "### Ceiling sweep (direct `_bulk`, one short arm each)\n\n"
@@ -170,6 +228,7 @@ class Bench:
             + "\n".join(f"| {s} | {c} | {r:.0f} | {e:.0f} |" for s, c, r, e in rows)
             + f"\n\nCeiling C_R: {best['rate']:.0f} events/s at bulk size {best['size']}, "
             f"concurrency {best['concurrency']}; figures (a) use that configuration."
+            + ("\n\nNot measured: " + "; ".join(failed) if failed else "")
         )
         return best
 
@@ -181,21 +240,34 @@ class Bench:
         count -= count % size
         say(f"(a) {self.plan.pairs} ABBA pairs, {count} events, bulk {size} x {concurrency}")
         arms: dict[str, list[Throughput]] = {"direct": [], "hq": []}
+        dropped = []
         for pair in range(self.plan.pairs):
             order = ("direct", "hq") if pair % 2 == 0 else ("hq", "direct")
+            results: dict[str, Throughput] = {}
             for arm in order:
                 bodies = (pool.bulk_bodies if arm == "direct" else pool.hq_bodies)(count, size)
-                result = await saturate(
-                    self.send(arm), bodies, count, concurrency, self.es, self.pids
-                )
-                del bodies
-                arms[arm].append(result)
+                try:
+                    result = await saturate(
+                        self.send(arm), bodies, size, count, concurrency, self.es, self.pids
+                    )
+                except ARM_ERRORS as error:
+                    say(f"  pair {pair + 1} {arm:6}: not measured: {error}")
+                    dropped.append(f"pair {pair + 1} {arm}: {error}")
+                    break
+                finally:
+                    del bodies
+                results[arm] = result
                 say(
                     f"  pair {pair + 1} {arm:6}: {result.rate:7.0f} events/s, ES "
                     f"{result.cpu_us_per_doc('es'):.0f} us/doc, HQ "
                     f"{result.cpu_us_per_doc('hq'):.1f} us/doc"
                 )
+            if len(results) == 2:
+                for arm, result in results.items():
+                    arms[arm].append(result)
         direct, hq = arms["direct"], arms["hq"]
+        if not direct:
+            raise LoadError("no pair of (a) could be measured: " + "; ".join(dropped))
         references = [d.rate for d in direct]
         ratios, rejected = report.keep_undisturbed(
             references, [h.rate / d.rate for d, h in zip(direct, hq, strict=True)]
@@ -243,9 +315,11 @@ class Bench:
         self.appendix.append(
             f"### (a) End to end: {count} events per arm, bulk size {size}, "
             f"{concurrency} requests in flight\n\n"
-            "Rates are the least-squares slope of `_count` over the 10-90 % window; CPU is "
-            "utime+stime from /proc over the same window.\n\n"
-            "| pair | direct events/s | HQ events/s | ratio | ES CPU-us/doc direct | "
+            "Rates are the events the loader saw acknowledged over the window in which the "
+            "10th to the 90th percent of them were; CPU is utime+stime from /proc over the same "
+            "window. After each arm, `_count` (refreshed) equals the events acknowledged.\n\n"
+            + (f"Pairs not measured: {'; '.join(dropped)}\n\n" if dropped else "")
+            + "| pair | direct events/s | HQ events/s | ratio | ES CPU-us/doc direct | "
             "ES CPU-us/doc HQ | HQ CPU-us/event | loader CPU-us/doc direct | "
             "loader CPU-us/event HQ |\n|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
         )
@@ -271,17 +345,25 @@ class Bench:
             max(int(rows[0][2] * self.plan.arm_seconds) if rows else 0, self.plan.min_arm_events),
         )
         count -= count % size
-        rates = []
+        rates, failed = [], []
         for _ in range(3):
-            result = await saturate(
-                self.send("direct"),
-                pool.bulk_bodies(count, size),
-                count,
-                concurrency,
-                self.es,
-                self.pids,
-            )
+            try:
+                result = await saturate(
+                    self.send("direct"),
+                    pool.bulk_bodies(count, size),
+                    size,
+                    count,
+                    concurrency,
+                    self.es,
+                    self.pids,
+                )
+            except ARM_ERRORS as error:
+                say(f"  (c) ceiling arm not measured: {error}")
+                failed.append(str(error))
+                continue
             rates.append(result.rate)
+        if not rates:
+            raise LoadError("no arm of the ceiling of (c) could be measured: " + "; ".join(failed))
         ceiling = statistics.median(rates)
         say(
             f"(c) direct ceiling at bulk {size} x {concurrency}: {ceiling:.0f} events/s "
@@ -318,19 +400,26 @@ class Bench:
             rate = share * ceiling
             say(f"(c) {share:.0%} of C_R = {rate:.0f} events/s, bulk {size}, open loop")
             arms: dict[str, list[Latency]] = {"direct": [], "hq": []}
+            dropped = []
             for pair in range(self.plan.pairs):
                 order = ("direct", "hq") if pair % 2 == 0 else ("hq", "direct")
+                results: dict[str, Latency] = {}
                 for arm in order:
-                    result = await offer(
-                        self.send(arm),
-                        bodies[arm],
-                        size,
-                        rate,
-                        self.plan.latency_seconds,
-                        self.es,
-                        self.pids,
-                    )
-                    arms[arm].append(result)
+                    try:
+                        result = await offer(
+                            self.send(arm),
+                            bodies[arm],
+                            size,
+                            rate,
+                            self.plan.latency_seconds,
+                            self.es,
+                            self.pids,
+                        )
+                    except ARM_ERRORS as error:
+                        say(f"  pair {pair + 1} {arm:6}: not measured: {error}")
+                        dropped.append(f"{share:.0%} pair {pair + 1} {arm}: {error}")
+                        break
+                    results[arm] = result
                     hq_us = 1e6 * result.cpu["hq"] / max(result.events, 1)
                     say(
                         f"  pair {pair + 1} {arm:6}: p50 {result.p50:.1f} ms, p99 "
@@ -342,7 +431,25 @@ class Bench:
                         f"{result.max:.1f} | {result.requests} | {result.refused} | "
                         f"{result.late_starts} | {hq_us:.2f} |"
                     )
+                if len(results) == 2:
+                    for arm, result in results.items():
+                        arms[arm].append(result)
             direct, hq = arms["direct"], arms["hq"]
+            if not hq:
+                why = "no pair could be measured: " + "; ".join(dropped)
+                self.figures.append(
+                    Figure.not_measured(
+                        f"c{share:.0%}", f"p99 HQ / p99 direct at {share:.0%} of C_R", why, "<= 1.5"
+                    )
+                )
+                if share == 0.8:
+                    self.figures.append(
+                        Figure.not_measured("e", "HQ CPU per event at 80 % of C_R", why, "<= 5")
+                    )
+                appendix.append(f"| {share:.0%} | not measured: {why} |")
+                continue
+            if dropped:
+                appendix.append(f"| {share:.0%} | pairs not measured: {'; '.join(dropped)} |")
             self.figures.append(
                 Figure(
                     f"c{share:.0%}",
@@ -499,8 +606,9 @@ class Bench:
         )
 
 
-async def main() -> int:
-    plan = Plan()
+async def main(argv: list[str]) -> int:
+    # `python -m bench f`: only these figures (as BENCH_FIGURES=f).
+    plan = Plan(figures=argv[0]) if argv else Plan()
     started = datetime.now(UTC)
     load_before = report.load_average()
     node = DedicatedNode(int(os.environ.get("BENCH_ES_PORT", "9290")), _env("BENCH_ES_HEAP", "2g"))
@@ -512,8 +620,12 @@ async def main() -> int:
         await bench.run()
     finally:
         await asyncio.to_thread(node.stop)
+    target = "make bench" if plan.mode == "full" else "make bench-quick"
+    if set(EVERY) - set(plan.figures):
+        target = f"BENCH_FIGURES={plan.figures} {target}"
     run = {
         "started": f"{started:%Y-%m-%d %H:%M}",
+        "target": target,
         "mode": plan.mode,
         "plan": plan.__dict__,
         "seconds": round((datetime.now(UTC) - started).total_seconds()),
@@ -523,17 +635,20 @@ async def main() -> int:
         "machine": report.machine(bench.data.get("es_version", "?")),
         "data": bench.data,
     }
-    notes_file = HERE / "optimisations.md"
-    notes = notes_file.read_text() if notes_file.exists() else ""
+    notes = "\n".join((HERE / name).read_text() for name in NOTES if (HERE / name).exists())
+    name = report.output_name(plan.mode, plan.figures, EVERY)
     table = report.write(
-        run, bench.figures, "## Appendix: absolute figures\n\n" + "\n\n".join(bench.appendix), notes
+        run,
+        bench.figures,
+        "## Appendix: absolute figures\n\n" + "\n\n".join(bench.appendix),
+        notes,
+        name,
     )
     print()
     print(table)
-    name = "results" if plan.mode == "full" else "results-quick"
     print(f"\nbench/{name}.md written ({run['seconds']} s)")
     return 0 if all(f.passes for f in bench.figures) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(uvloop.run(main()))
+    sys.exit(uvloop.run(main(sys.argv[1:])))

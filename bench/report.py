@@ -29,16 +29,29 @@ class Figure:
     unit: str = ""
     rejected: int = 0  # pairs left out because the reference arm was disturbed
     gated: bool = True  # False: a design target shown for information, not issue 7's must
+    missing: str = ""  # why no value could be measured (then `values` is empty)
+
+    @classmethod
+    def not_measured(cls, key: str, name: str, why: str, must: str = "", **rest: Any) -> Figure:
+        return cls(key, name, [], must, missing=why or "no value", **rest)
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.values)
 
     @property
     def median(self) -> float:
-        return statistics.median(self.values)
+        return statistics.median(self.values) if self.values else float("nan")
 
     @property
     def worst(self) -> float:
+        if not self.values:
+            return float("nan")
         return max(self.values) if self.must.startswith("<=") else min(self.values)
 
     def ci95(self, rounds: int = 2000) -> tuple[float, float]:
+        if not self.values:
+            return float("nan"), float("nan")
         rng = random.Random(1)
         medians = sorted(
             statistics.median(rng.choices(self.values, k=len(self.values))) for _ in range(rounds)
@@ -54,11 +67,14 @@ class Figure:
 
     @property
     def passes(self) -> bool:
+        """A figure that could not be measured does not hold: nothing shows that it does."""
+        if not self.measured:
+            return not self.gated or not self.must
         return self._holds(self.median, self.must) or not self.gated
 
     @property
     def ambitious_met(self) -> bool:
-        return bool(self.ambitious) and self._holds(self.median, self.ambitious)
+        return self.measured and bool(self.ambitious) and self._holds(self.median, self.ambitious)
 
     def as_json(self) -> dict[str, Any]:
         low, high = self.ci95()
@@ -72,6 +88,7 @@ class Figure:
             "must": self.must,
             "gated": self.gated,
             "passes": self.passes,
+            "not_measured": self.missing or None,
         }
 
 
@@ -154,6 +171,13 @@ def table(figures: list[Figure]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for f in figures:
+        if not f.measured:
+            verdict = "**NO**" if f.gated and f.must else "-"
+            lines.append(
+                f"| {f.key} | {f.name} | not measured: {f.missing} | - | - | 0 | "
+                f"{f.must or '-'} | {f.ambitious or '-'} | {verdict} |"
+            )
+            continue
         low, high = f.ci95()
         unit = f" {f.unit}" if f.unit else ""
         kept = f"{len(f.values)}" + (f" (+{f.rejected} disturbed)" if f.rejected else "")
@@ -165,16 +189,22 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
-def write(run: dict[str, Any], figures: list[Figure], appendix: str, notes: str) -> str:
-    """Write results.md (this run) and append the run to results.jsonl; returns the table."""
+def output_name(mode: str, figures: str, every: str) -> str:
+    """`results` for a full run of every figure (committed); quick and partial runs write
+    `results-quick` and `results-partial`, which git ignores."""
+    if mode != "full":
+        return "results-quick"
+    return "results" if set(every) <= set(figures) else "results-partial"
+
+
+def write(run: dict[str, Any], figures: list[Figure], appendix: str, notes: str, name: str) -> str:
+    """Write <name>.md (this run) and append the run to <name>.jsonl; returns the table."""
     record = {**run, "figures": {f.key: f.as_json() for f in figures}}
-    # Quick (development) runs stay out of the committed history.
-    name = "results" if run["mode"] == "full" else "results-quick"
     with (HERE / f"{name}.jsonl").open("ab") as out:
         out.write(orjson.dumps(record) + b"\n")
     m = run["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
-    target = "make bench" if run["mode"] == "full" else "make bench-quick"
+    target = run["target"]
     text = f"""# Benchmark results
 
 Written by `{target}` on {run["started"]} UTC, commit `{m["commit"]}`; every run also
