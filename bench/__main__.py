@@ -1,8 +1,13 @@
-"""`make bench`: every figure of issue 7, as ratios against references measured in the same run.
+"""`make bench`: every figure of issues 7 and 13, as ratios against references measured in the
+same run.
 
 Knobs (environment): BENCH_QUICK=1 for a short development run; BENCH_PAIRS, BENCH_ARM_SECONDS,
 BENCH_LATENCY_SECONDS, BENCH_LATENCY_BULK, BENCH_SWEEP ("500,1000:2,4" = bulk sizes x
-concurrencies), BENCH_FIGURES (a subset of "abcde"), BENCH_MEMORY_K, BENCH_MEMORY_REPEATS.
+concurrencies), BENCH_FIGURES (a subset of "abcdef"), BENCH_MEMORY_K, BENCH_MEMORY_REPEATS;
+for the fleet (f): BENCH_FLEET_CONNECTIONS, BENCH_FLEET_PAIRS, BENCH_FLEET_SECONDS,
+BENCH_FLEET_WARMUP, BENCH_FLEET_BULK_CONNECTIONS, BENCH_FLEET_LATENCY_SECONDS,
+BENCH_FLEET_LATENCY_PAIRS, BENCH_FLEET_IDLE, BENCH_FLEET_IDLE_REPEATS; BENCH_FLEET_CURVE
+("1000,2000,4000": also measure those rates through HQ and direct, for the appendix only).
 Elasticsearch: LOGSPACE_ES_URL, else a dedicated node on BENCH_ES_PORT (9290) with
 BENCH_ES_HEAP (2g), started and stopped here with `scripts/es`.
 
@@ -18,7 +23,7 @@ import statistics
 import sys
 import traceback
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,15 +36,16 @@ from logspace.store import Store
 
 from . import memory, pipeline, report
 from .documents import Pool
+from .fleet import FleetBench, FleetPlan
 from .load import Elasticsearch, Latency, LoadError, Throughput, offer, saturate, sender
 from .procs import DedicatedNode, HQProcess, cpu_seconds
 from .report import Figure
 
 PREFIX = "lsbench"
 HERE = Path(__file__).resolve().parent
-EVERY = "abcde"
+EVERY = "abcdef"
 # Notes written by hand, copied below every report.
-NOTES = ("optimisations.md",)
+NOTES = ("optimisations.md", "fleet.md")
 # What goes wrong in an arm: a refused or failed request, counts that do not add up.
 ARM_ERRORS = (LoadError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
@@ -48,6 +54,22 @@ def _env(name: str, default: str, quick: str | None = None) -> str:
     if os.environ.get("BENCH_QUICK") and quick is not None:
         default = quick
     return os.environ.get(name, default)
+
+
+def _fleet_plan() -> FleetPlan:
+    return FleetPlan(
+        connections=int(_env("BENCH_FLEET_CONNECTIONS", "512")),
+        pairs=int(_env("BENCH_FLEET_PAIRS", "3", "2")),
+        seconds=int(_env("BENCH_FLEET_SECONDS", "10", "5")),
+        warmup=int(_env("BENCH_FLEET_WARMUP", "3", "2")),
+        bulk_connections=int(_env("BENCH_FLEET_BULK_CONNECTIONS", "4")),
+        latency_seconds=float(_env("BENCH_FLEET_LATENCY_SECONDS", "30", "10")),
+        latency_pairs=int(_env("BENCH_FLEET_LATENCY_PAIRS", "2", "1")),
+        idle_connections=int(_env("BENCH_FLEET_IDLE", "2000")),
+        idle_repeats=int(_env("BENCH_FLEET_IDLE_REPEATS", "3", "1")),
+        curve=_env("BENCH_FLEET_CURVE", ""),
+        curve_seconds=float(_env("BENCH_FLEET_CURVE_SECONDS", "15")),
+    )
 
 
 @dataclass(frozen=True)
@@ -66,6 +88,7 @@ class Plan:
     memory_repeats: int = int(_env("BENCH_MEMORY_REPEATS", "3", "1"))
     memory_body_events: int = 370  # about 230 KB, the design's body size
     memory_hold_seconds: float = 4.0
+    fleet: FleetPlan = field(default_factory=_fleet_plan)
 
     @property
     def mode(self) -> str:
@@ -94,6 +117,13 @@ UNMEASURED: dict[str, list[tuple[str, str, str]]] = {
     "d": [
         ("d", "peak memory per in-flight request / body", "<= 4"),
         ("d'", "idle RSS per worker", "<= 80"),
+    ],
+    "f": [
+        ("f1", "ES CPU-us/event, HQ fleet / direct 1000-event `_bulk`", "<= 1.3"),
+        ("f2", "HQ fleet events/s / direct 6-event `_bulk` events/s", ">= 2.5"),
+        ("f3", "HQ CPU per event, fleet", "<= 12"),
+        ("f4", "p99 at a fixed rate of half of HQ's fleet maximum", "<= 200"),
+        ("f5", "HQ RSS growth for idle keep-alive connections", "<= 40"),
     ],
 }
 
@@ -158,6 +188,8 @@ class Bench:
             await asyncio.to_thread(self.hq.stop)
             await self.es.fresh_indices()
             await self.es.close()
+        if "f" in self.plan.figures:
+            await self.measured(["f"], self.fleet())
 
     async def measured(self, groups: list[str], work: Awaitable[Any]) -> Any:
         """Run one measurement; if it fails, report the figures of `groups` it had not
@@ -498,6 +530,17 @@ class Bench:
             "HQ's 202 (after Elasticsearch acknowledged every event) or `_bulk`'s 200.\n\n"
             + "\n".join(appendix)
         )
+
+    # -- (f) -------------------------------------------------------------------------------
+
+    async def fleet(self) -> None:
+        fleet = FleetBench(self.plan.fleet, self.es_url, self.node.pid, PREFIX, say)
+        try:
+            await fleet.run()
+        finally:
+            self.figures += fleet.figures
+            self.appendix += fleet.appendix
+            self.data.update(fleet.data)
 
     # -- (b) -------------------------------------------------------------------------------
 
