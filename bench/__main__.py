@@ -8,6 +8,7 @@ for the fleet (f): BENCH_FLEET_CONNECTIONS, BENCH_FLEET_PAIRS, BENCH_FLEET_SECON
 BENCH_FLEET_WARMUP, BENCH_FLEET_BULK_CONNECTIONS, BENCH_FLEET_LATENCY_SECONDS,
 BENCH_FLEET_LATENCY_PAIRS, BENCH_FLEET_IDLE, BENCH_FLEET_IDLE_REPEATS; BENCH_FLEET_CURVE
 ("1000,2000,4000": also measure those rates through HQ and direct, for the appendix only).
+Diagnostics: BENCH_HQ_MODULE=bench.hqdiag runs HQ with its experiments (see that module).
 Elasticsearch: LOGSPACE_ES_URL, else a dedicated node on BENCH_ES_PORT (9290) with
 BENCH_ES_HEAP (2g), started and stopped here with `scripts/es`.
 

@@ -156,9 +156,11 @@ def wait_http(url: str, seconds: float = 60.0) -> None:
 
 
 class HQProcess:
-    """`python -m logspace serve` (uvloop + httptools, one worker) on a port of its own."""
+    """`python -m logspace serve` (uvloop + httptools, one worker) on a port of its own.
+    BENCH_HQ_MODULE=bench.hqdiag runs the diagnostic variant instead, for experiments."""
 
     def __init__(self, es_url: str, prefix: str, log: Path, **env: str) -> None:
+        module = os.environ.get("BENCH_HQ_MODULE", "logspace")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         environ = {
@@ -170,7 +172,7 @@ class HQProcess:
         }
         self._log = log.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "logspace", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", module, "serve", "--port", str(self.port)],
             env=environ,
             cwd=ROOT,
             stdout=self._log,
