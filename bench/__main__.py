@@ -426,9 +426,10 @@ class Bench:
         }
         appendix = [
             "| load | pair | arm | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | requests | "
-            "refused | late starts | HQ CPU-us/event |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "refused | late starts | HQ CPU-us/event | HQ run-queue wait ms/request |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
+        refusals: list[str] = []
         for share in (0.5, 0.8):
             rate = share * ceiling
             say(f"(c) {share:.0%} of C_R = {rate:.0f} events/s, bulk {size}, open loop")
@@ -462,8 +463,10 @@ class Bench:
                         f"| {share:.0%} | {pair + 1} | {arm} | {result.p50:.1f} | "
                         f"{result.p90:.1f} | {result.p99:.1f} | {result.p999:.1f} | "
                         f"{result.max:.1f} | {result.requests} | {result.refused} | "
-                        f"{result.late_starts} | {hq_us:.2f} |"
+                        f"{result.late_starts} | {hq_us:.2f} | "
+                        f"{1000 * result.waited['hq'] / max(result.requests, 1):.1f} |"
                     )
+                    refusals += [f"{arm}: {f}" for f in result.failures]
                 if len(results) == 2:
                     for arm, result in results.items():
                         arms[arm].append(result)
@@ -528,8 +531,11 @@ class Bench:
             f"### (c) Latency, open loop, bulk size {size} in both arms, "
             f"{self.plan.latency_seconds:.0f} s per arm (first 2 s not recorded)\n\n"
             "Latency runs from each request's intended start (t0 + k / rate) to its answer: "
-            "HQ's 202 (after Elasticsearch acknowledged every event) or `_bulk`'s 200.\n\n"
+            "HQ's 202 (after Elasticsearch acknowledged every event) or `_bulk`'s 200. The "
+            "run-queue wait is how long HQ's threads waited for a CPU (schedstat), per request: "
+            "on a busy box the HQ path must be scheduled twice more than the direct one.\n\n"
             + "\n".join(appendix)
+            + ("\n\nRefused: " + "; ".join(refusals[:6]) if refusals else "")
         )
 
     # -- (f) -------------------------------------------------------------------------------

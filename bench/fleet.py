@@ -42,6 +42,7 @@ from .procs import (
     descendants,
     memory_kib,
     open_fds,
+    run_queue_seconds,
     tree_cpu_seconds,
 )
 from .report import Figure
@@ -102,6 +103,7 @@ class Arm:
     stored: int  # _count after the arm, refreshed
     es_requests: dict[str, float]  # node counters over the whole run
     hq_es_connections: int  # most connections HQ held to Elasticsearch
+    hq_waited: float  # seconds HQ's threads waited for a CPU over the whole run
 
     @property
     def rate(self) -> float:
@@ -196,6 +198,7 @@ class FleetBench:
                 await asyncio.sleep(0.1)
 
         sampler = asyncio.create_task(sample())
+        waited = run_queue_seconds(hq_pid)
         syscalls = SyscallCount(es_pid, self.workdir / f"{arm}.perf")
         try:
             run = await asyncio.to_thread(
@@ -204,6 +207,7 @@ class FleetBench:
         finally:
             sampler.cancel()
             counted = await asyncio.to_thread(syscalls.stop)
+        waited = run_queue_seconds(hq_pid) - waited
         after = await self.es.node_stats()
         after.update(counted)
         stored = await self._settled_count() - seeded
@@ -236,6 +240,7 @@ class FleetBench:
             stored,
             {k: after[k] - before.get(k, 0) for k in after},  # perf counts start at 0
             pool[0],
+            waited,
         )
 
     async def fresh(self) -> int:
@@ -339,7 +344,8 @@ class FleetBench:
                     f"| {i + 1} | {name} | {a.rate:.0f} | {a.us('es'):.1f} | {a.us('hq'):.1f} | "
                     f"{a.generator_us:.1f} | {a.run.events} | {a.stored - a.run.events} | "
                     f"{a.run.latency_ms['p50']:.0f} | {a.run.latency_ms['p99']:.0f} | "
-                    f"{a.hq_es_connections if name == 'hq' else '-'} |"
+                    f"{a.hq_es_connections if name == 'hq' else '-'} | "
+                    f"{1000 * a.hq_waited / max(a.run.requests, 1) if name == 'hq' else 0:.1f} |"
                 )
         sample = next((a for a in arms["hq"]), None)
         text = (
@@ -351,9 +357,12 @@ class FleetBench:
             f"{sample.run.event_bytes if sample else 0:.0f} bytes each; `_count` after the arm "
             "also holds the requests that were in flight when wrk stopped (column 'in flight'). "
             "Latencies are wrk's own, closed loop (from send), for information.\n\n"
+            "'HQ run-queue wait': how long HQ's threads waited for a CPU (schedstat), per "
+            "request.\n\n"
             "| round | arm | events/s | ES CPU-us/event | HQ CPU-us/event | wrk CPU-us/event | "
-            "acknowledged | in flight | p50 ms | p99 ms | HQ->ES connections |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+            "acknowledged | in flight | p50 ms | p99 ms | HQ->ES connections | "
+            "HQ run-queue wait ms/request |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
         )
         if dropped:
             text += "\n\nRounds not measured: " + "; ".join(dropped)
@@ -466,6 +475,7 @@ class FleetBench:
         cpu_of = {"es": cpu_seconds, "hq": tree_cpu_seconds, "loader": cpu_seconds}
         pids = {"es": self.es_pid(), "hq": self.hq.pid, "loader": os.getpid()}
         before = {n: cpu_of[n](p) for n, p in pids.items()}
+        waited = run_queue_seconds(self.hq.pid)
         syscalls = SyscallCount(pids["es"], self.workdir / f"fixed-{arm}.perf")
         pool = 0
         try:
@@ -483,6 +493,7 @@ class FleetBench:
             counted = await asyncio.to_thread(syscalls.stop)
             await client.close()
         cpu = {n: cpu_of[n](p) - before[n] for n, p in pids.items()}
+        waited = run_queue_seconds(self.hq.pid) - waited
         stored = await self.es.refreshed_count() - seeded
         if result.refused or stored != 6 * result.acknowledged:
             raise LoadError(
@@ -505,7 +516,8 @@ class FleetBench:
             f"{1e6 * cpu['loader'] / max(result.requests, 1):.0f} | "
             f"{per_request.get('fdatasync calls', float('nan')):.2f} | "
             f"{per_request.get('context switches', float('nan')):.1f} | "
-            f"{pool if arm == 'hq' else '-'} |"
+            f"{pool if arm == 'hq' else '-'} | "
+            f"{1000 * waited / max(result.requests, 1) if arm == 'hq' else 0:.1f} |"
         )
 
     async def curve(self) -> None:
@@ -615,15 +627,18 @@ class FleetBench:
 
 
 FIXED_HEADER = (
-    "'late starts': requests that waited more than 5 ms for a free connection (still timed "
-    "from their due time); fdatasync and context switches are Elasticsearch's, per request "
-    "(`perf stat`); 'HQ->ES connections': the most HQ held open to Elasticsearch; "
-    "'reconnects': requests that found their connection closed by the server after its "
-    "keep-alive timeout and went out on a new one.\n\n"
+    "'late starts': requests sent more than 5 ms after their due time, because no connection "
+    "was free or the generator itself was late (still timed from their due time); fdatasync "
+    "and context switches are Elasticsearch's, per request (`perf stat`); 'HQ->ES "
+    "connections': the most HQ held open to Elasticsearch; 'reconnects': requests that found "
+    "their connection closed by the server after its keep-alive timeout and went out on a new "
+    "one; 'HQ run-queue wait': how long HQ's threads waited for a CPU (schedstat), per "
+    "request.\n\n"
     "| round | arm | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | requests | late starts | "
     "reconnects | ES CPU-us/event | HQ CPU-us/event | generator CPU-us/request | "
-    "ES fdatasync/request | ES context switches/request | HQ->ES connections |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    "ES fdatasync/request | ES context switches/request | HQ->ES connections | "
+    "HQ run-queue wait ms/request |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 )
 
 

@@ -24,7 +24,7 @@ import orjson
 from hdrh.histogram import HdrHistogram
 
 from .documents import SPACE, TOKEN
-from .procs import cpu_seconds
+from .procs import cpu_seconds, run_queue_seconds
 
 Send = Callable[[bytes], Awaitable[None]]
 
@@ -244,6 +244,8 @@ class Latency:
     late_starts: int
     refused: int  # requests answered with an error (HQ's 503 OVERLOADED, ES's 429)
     cpu: dict[str, float]
+    waited: dict[str, float]  # seconds each process waited on a run queue for a CPU
+    failures: list[str]  # the first few refusals, as answered
     histogram: HdrHistogram = field(repr=False)
 
 
@@ -265,6 +267,8 @@ async def offer(
     loop = asyncio.get_running_loop()
     late = 0
     cpu_before = {n: cpu_seconds(p) for n, p in pids.items()}
+    waited_before = {n: run_queue_seconds(p) for n, p in pids.items()}
+    failures: list[str] = []
 
     refused = 0
 
@@ -272,9 +276,11 @@ async def offer(
         nonlocal refused
         try:
             await send(body)
-        except LoadError:
+        except LoadError as error:
             # An overloaded server may refuse (HQ: 503 OVERLOADED); counted, not timed.
             refused += 1
+            if len(failures) < 3:
+                failures.append(str(error)[:300])
             return
         if record:
             histogram.record_value(max(1, int((loop.time() - intended) * 1e6)))
@@ -291,6 +297,7 @@ async def offer(
         tasks.append(asyncio.create_task(one(bodies[k], intended, k * interval >= warmup)))
     await asyncio.gather(*tasks)
     cpu = {n: cpu_seconds(p) - cpu_before[n] for n, p in pids.items()}
+    waited = {n: run_queue_seconds(p) - waited_before[n] for n, p in pids.items()}
     stored = await es.refreshed_count()
     if stored != (total - refused) * events_per_body:
         raise LoadError(f"_count is {stored} after {total - refused} accepted requests")
@@ -309,5 +316,7 @@ async def offer(
         late_starts=late,
         refused=refused,
         cpu=cpu,
+        waited=waited,
+        failures=failures,
         histogram=histogram,
     )

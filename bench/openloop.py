@@ -170,7 +170,7 @@ class OpenLoop:
     acknowledged: int = 0
     refused: int = 0
     failures: list[str] = field(default_factory=list)
-    late_starts: int = 0  # requests that waited more than 5 ms for a free connection
+    late_starts: int = 0  # requests sent more than 5 ms after their due time
     # The server closed an idle connection (uvicorn: after 5 s, `timeout_keep_alive`): found
     # closed before sending, or closed under a request just sent (sent again on a new one).
     reconnects: int = 0

@@ -50,6 +50,25 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def run_queue_seconds(pid: int | None) -> float:
+    """How long the threads of a process have waited on a run queue for a CPU so far
+    (/proc/<pid>/task/*/schedstat, second field): on a busy box, the time a request waits
+    for HQ to be scheduled at all."""
+    if pid is None:
+        return 0.0
+    waited = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            waited += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return waited / 1e9
+
+
 def tree_cpu_seconds(pid: int | None) -> float:
     """`cpu_seconds` of a process and all its descendants (HQ with workers, say)."""
     if pid is None:
