@@ -124,7 +124,7 @@ UNMEASURED: dict[str, list[tuple[str, str, str]]] = {
         ("f2", "HQ fleet events/s / direct 6-event `_bulk` events/s", ">= 2.5"),
         ("f3", "HQ CPU per event, fleet", "<= 12"),
         ("f4", "p99 at a fixed rate of half of HQ's fleet maximum", "<= 200"),
-        ("f5", "HQ RSS growth for idle keep-alive connections", "<= 40"),
+        ("f5", "HQ RSS growth for 2000 idle keep-alive connections", "<= 40"),
     ],
 }
 

@@ -24,6 +24,7 @@ import contextlib
 import os
 import random
 import resource
+import shutil
 import statistics
 import tempfile
 import time
@@ -55,12 +56,13 @@ FIGURES = {
     "f2": ("HQ fleet events/s / direct 6-event `_bulk` events/s", ">= 2.5", ">= 4", ""),
     "f3": ("HQ CPU per event, fleet", "<= 12", "<= 6", "us"),
     "f4": ("p99 at a fixed rate of half of HQ's fleet maximum", "<= 200", "<= 80", "ms"),
-    "f5": ("HQ RSS growth for idle keep-alive connections", "<= 40", "<= 20", "MiB"),
+    "f5": ("HQ RSS growth for {n} idle keep-alive connections", "<= 40", "<= 20", "MiB"),
 }
 
 
-def figure(key: str, values: list[float], why: str = "") -> Figure:
+def figure(key: str, values: list[float], why: str = "", **names: object) -> Figure:
     name, must, ambitious, unit = FIGURES[key]
+    name = name.format(**names)
     if not values:
         return Figure.not_measured(key, name, why, must, ambitious=ambitious, unit=unit)
     return Figure(key, name, values, must, ambitious, unit=unit)
@@ -154,21 +156,24 @@ class FleetBench:
         if limit < needed:
             self.say(f"  open-file limit {limit} < {needed}: fewer connections will open")
         try:
-            wrk.ensure_wrk()
-        except wrk.WrkMissing as missing:
-            for key in ("f1", "f2", "f3", "f4"):
-                self.figures.append(figure(key, [], str(missing)))
-        else:
-            self.hq = await asyncio.to_thread(self.start_hq)
             try:
-                await self.closed_loop()
-                await self.fixed_rate()
-                await self.curve()
-            finally:
-                await asyncio.to_thread(self.hq.stop)
-        await self.idle()
-        await self.es.fresh_indices()
-        await self.es.close()
+                wrk.ensure_wrk()
+            except wrk.WrkMissing as missing:
+                for key in ("f1", "f2", "f3", "f4"):
+                    self.figures.append(figure(key, [], str(missing)))
+            else:
+                self.hq = await asyncio.to_thread(self.start_hq)
+                try:
+                    await self.closed_loop()
+                    await self.fixed_rate()
+                    await self.curve()
+                finally:
+                    await asyncio.to_thread(self.hq.stop)
+            await self.idle()
+        finally:
+            await self.es.fresh_indices()
+            await self.es.close()
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- f1, f2, f3 -----------------------------------------------------------------------
 
@@ -573,7 +578,7 @@ class FleetBench:
                 continue
             growth.append(mib)
             rows.append(f"| {repeat + 1} | {row}")
-        self.figures.append(figure("f5", growth, why))
+        self.figures.append(figure("f5", growth, why, n=n))
         self.appendix.append(
             f"### (f5) {n} idle keep-alive connections\n\n"
             "A fresh HQ, warmed up by 200 requests on 8 connections (closed again), then "
