@@ -26,7 +26,7 @@ WORKDIR /app
 # objects or the fast path cannot be found in the installed package.
 COPY --from=wheel /wheel/ /wheel/
 RUN pip install /wheel/*.whl && rm -rf /wheel \
-    && cd / && python -c "from logspace import kibana, templates, transcoder; templates.load('check'); kibana.load('check'); assert transcoder.AVAILABLE"
+    && cd / && python -c "from logspace.elastic import templates; from logspace.ingest import transcoder; from logspace.ops import kibana; templates.load('check'); kibana.load('check'); assert transcoder.AVAILABLE"
 
 USER logspace
 ENV LOGSPACE_HOST=0.0.0.0 \

@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test check format bench bench-quick bench-fleet es-start es-stop es-status clean
+.PHONY: run test test-sanitized fuzz check format bench bench-quick bench-fleet es-start es-stop es-status clean \
+	es-cluster-start es-cluster-stop es-cluster-status es-secure-start es-secure-stop es-secure-status
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -13,9 +14,9 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-# The C extension (setup.py, logspace/_transcode.c), built again when its source changes.
+# The C extension (setup.py, logspace/fastpath/_transcode.c), built again when its source changes.
 EXTENSION := $(VENV)/.extension-built
-$(EXTENSION): $(INSTALLED) setup.py logspace/_transcode.c logspace/_fieldset.h logspace/_jsontokens.h
+$(EXTENSION): $(INSTALLED) setup.py logspace/fastpath/_transcode.c $(wildcard logspace/fastpath/_*.h)
 	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $@
 
@@ -23,28 +24,37 @@ $(EXTENSION): $(INSTALLED) setup.py logspace/_transcode.c logspace/_fieldset.h l
 run: $(EXTENSION)
 	scripts/run
 
-## test: lint, types, then the whole suite against a real Elasticsearch node
+## test: lint, types, the whole suite against a real Elasticsearch node, then test-sanitized
 test: check
 	$(BIN)/pytest
+	scripts/fuzz test
+
+## test-sanitized: the C fast path's tests against an ASan+UBSan build of it (installs clang if missing)
+test-sanitized: $(INSTALLED)
+	scripts/fuzz test
+
+## fuzz: libFuzzer on the C fast path, both sanitizers and the differential check, for FUZZ_SECONDS (600)
+fuzz: $(INSTALLED)
+	scripts/fuzz run
 
 check: $(EXTENSION)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## bench: the benchmark harness (about 30 minutes; never part of `make test`), see docs/development.md
+## bench: the benchmark harness, every figure (over half an hour; never part of `make test`), see docs/development.md
 BENCH_INSTALLED := $(VENV)/.bench-installed
 $(BENCH_INSTALLED): $(EXTENSION) pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
-	@# wrk (Debian) drives the fleet of figure (f); without it (f) is reported as not measured.
+	@# wrk (Debian) drives figures (f) and (g); without it they are reported as not measured.
 	@command -v wrk >/dev/null || apt-get install -y -q wrk || \
-		(apt-get update -q && apt-get install -y -q wrk) || echo "wrk is missing: no figure (f)"
+		(apt-get update -q && apt-get install -y -q wrk) || echo "wrk is missing: no figures (f), (g)"
 	@touch $@
 
 bench: $(BENCH_INSTALLED)
 	$(BIN)/python -m bench
 
-## bench-quick: the same figures with fewer and shorter arms, for development (about 7 minutes)
+## bench-quick: the same figures with fewer and shorter arms, for development
 bench-quick: $(BENCH_INSTALLED)
 	BENCH_QUICK=1 $(BIN)/python -m bench
 
@@ -56,6 +66,7 @@ format: $(INSTALLED)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## es-start, es-stop, es-status: the single local node (127.0.0.1:9250) that `make run` and the tests use
 es-start:
 	scripts/es start
 es-stop:
@@ -63,5 +74,21 @@ es-stop:
 es-status:
 	scripts/es status
 
+## es-cluster-*: a cluster of LOGSPACE_ES_NODES (3) nodes on LOGSPACE_ES_CLUSTER_PORT (9400) and up
+es-cluster-start:
+	scripts/es cluster start
+es-cluster-stop:
+	scripts/es cluster stop
+es-cluster-status:
+	scripts/es cluster status
+
+## es-secure-*: one node with security and TLS on LOGSPACE_ES_SECURE_PORT (9270); start prints the credentials
+es-secure-start:
+	scripts/es secure start
+es-secure-stop:
+	scripts/es secure stop
+es-secure-status:
+	scripts/es secure status
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis

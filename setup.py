@@ -1,11 +1,14 @@
-"""What pyproject.toml cannot say: the C extension, `logspace._transcode` (the ingest fast
-path), and the two data directories at the top of the repository that ship inside the package.
+"""What pyproject.toml cannot say: the C extension, `logspace.fastpath._transcode` (the event
+rules in C, the fast path), and the two data directories at the top of the repository that
+ship inside the package.
 
 Without a C compiler the build goes on and HQ takes the slower path. The index templates and
 Kibana's saved objects have one source each, `index_templates/` and `kibana/`; they are mapped
 into the package as `logspace.index_templates` and `logspace.saved_objects`, so a wheel, a
 plain `pip install .` and an editable install all read them through `importlib.resources`.
 """
+
+from pathlib import Path
 
 from setuptools import Extension, find_packages, setup
 
@@ -20,9 +23,9 @@ setup(
     package_data={name: patterns for name, (_, patterns) in DATA_PACKAGES.items()},
     ext_modules=[
         Extension(
-            "logspace._transcode",
-            ["logspace/_transcode.c"],
-            depends=["logspace/_fieldset.h", "logspace/_jsontokens.h"],
+            "logspace.fastpath._transcode",
+            ["logspace/fastpath/_transcode.c"],
+            depends=[str(header) for header in sorted(Path("logspace/fastpath").glob("_*.h"))],
             optional=True,
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )

@@ -1,13 +1,16 @@
-"""`make bench`: every figure of issues 7 and 13, as ratios against references measured in the
-same run.
+"""`make bench`: every figure of issues 7, 13 and 18, as ratios against references measured in
+the same run. `python -m bench fg` (any letters of "abcdefg") runs only those figures.
 
 Knobs (environment): BENCH_QUICK=1 for a short development run; BENCH_PAIRS, BENCH_ARM_SECONDS,
 BENCH_LATENCY_SECONDS, BENCH_LATENCY_BULK, BENCH_SWEEP ("500,1000:2,4" = bulk sizes x
-concurrencies), BENCH_FIGURES (a subset of "abcdef"), BENCH_MEMORY_K, BENCH_MEMORY_REPEATS;
-for the fleet (f): BENCH_FLEET_CONNECTIONS, BENCH_FLEET_PAIRS, BENCH_FLEET_SECONDS,
-BENCH_FLEET_WARMUP, BENCH_FLEET_BULK_CONNECTIONS, BENCH_FLEET_LATENCY_SECONDS,
-BENCH_FLEET_LATENCY_PAIRS, BENCH_FLEET_IDLE, BENCH_FLEET_IDLE_REPEATS; BENCH_FLEET_CURVE
-("1000,2000,4000": also measure those rates through HQ and direct, for the appendix only).
+concurrencies), BENCH_FIGURES (a subset of "abcdefg"; the command line wins), BENCH_MEMORY_K,
+BENCH_MEMORY_REPEATS; for the fleet (f): BENCH_FLEET_CONNECTIONS, BENCH_FLEET_PAIRS,
+BENCH_FLEET_SECONDS, BENCH_FLEET_WARMUP, BENCH_FLEET_BULK_CONNECTIONS,
+BENCH_FLEET_LATENCY_SECONDS, BENCH_FLEET_LATENCY_PAIRS, BENCH_FLEET_IDLE,
+BENCH_FLEET_IDLE_REPEATS; BENCH_FLEET_CURVE ("1000,2000,4000": also measure those rates through
+HQ and direct, for the appendix only); for (g) BENCH_G_SECONDS, BENCH_G_LIGHT_SECONDS,
+BENCH_G_CONNECTIONS, BENCH_G_RECORDS; BENCH_NOTE, a sentence for the results (e.g. what else
+ran on the machine).
 Diagnostics: BENCH_HQ_MODULE=bench.hqdiag runs HQ with its experiments (see that module).
 Elasticsearch: LOGSPACE_ES_URL, else a dedicated node on BENCH_ES_PORT (9290) with
 BENCH_ES_HEAP (2g), started and stopped here with `scripts/es`.
@@ -24,7 +27,6 @@ import statistics
 import sys
 import traceback
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,101 +34,26 @@ from typing import Any
 import aiohttp
 import uvloop
 
+from logspace.elastic.store import Store
 from logspace.settings import Settings
-from logspace.store import Store
 
 from . import memory, pipeline, report
 from .documents import Pool
-from .fleet import FleetBench, FleetPlan
+from .fleet import FleetBench
 from .load import Elasticsearch, Latency, LoadError, Throughput, offer, saturate, sender
+from .overheadbench import OverheadBench
+from .plan import UNMEASURED, Plan, chosen, env, parts
 from .procs import DedicatedNode, HQProcess, cpu_seconds
 from .report import Figure
 
 PREFIX = "lsbench"
 HERE = Path(__file__).resolve().parent
-EVERY = "abcdef"
-# Notes written by hand, copied below every report.
-NOTES = ("optimisations.md", "fleet.md")
 # What goes wrong in an arm: a refused or failed request, counts that do not add up.
 ARM_ERRORS = (LoadError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
-def _env(name: str, default: str, quick: str | None = None) -> str:
-    if os.environ.get("BENCH_QUICK") and quick is not None:
-        default = quick
-    return os.environ.get(name, default)
-
-
-def _fleet_plan() -> FleetPlan:
-    return FleetPlan(
-        connections=int(_env("BENCH_FLEET_CONNECTIONS", "512")),
-        pairs=int(_env("BENCH_FLEET_PAIRS", "3", "2")),
-        seconds=int(_env("BENCH_FLEET_SECONDS", "10", "5")),
-        warmup=int(_env("BENCH_FLEET_WARMUP", "3", "2")),
-        bulk_connections=int(_env("BENCH_FLEET_BULK_CONNECTIONS", "4")),
-        latency_seconds=float(_env("BENCH_FLEET_LATENCY_SECONDS", "30", "10")),
-        latency_pairs=int(_env("BENCH_FLEET_LATENCY_PAIRS", "2", "1")),
-        idle_connections=int(_env("BENCH_FLEET_IDLE", "2000")),
-        idle_repeats=int(_env("BENCH_FLEET_IDLE_REPEATS", "3", "1")),
-        curve=_env("BENCH_FLEET_CURVE", ""),
-        curve_seconds=float(_env("BENCH_FLEET_CURVE_SECONDS", "15")),
-    )
-
-
-@dataclass(frozen=True)
-class Plan:
-    pairs: int = int(_env("BENCH_PAIRS", "5", "2"))
-    arm_seconds: float = float(_env("BENCH_ARM_SECONDS", "10", "6"))
-    max_arm_events: int = int(_env("BENCH_MAX_ARM_EVENTS", "800000", "400000"))
-    min_arm_events: int = int(_env("BENCH_MIN_ARM_EVENTS", "300000", "150000"))
-    # The design asks for minutes per arm; 30 s gives p99 from about 1000-1700 requests.
-    latency_seconds: float = float(_env("BENCH_LATENCY_SECONDS", "30", "6"))
-    latency_bulk: int = int(_env("BENCH_LATENCY_BULK", "1000"))
-    sweep: str = _env("BENCH_SWEEP", "500,1000,2000,5000:2,4,8", "1000,5000:2,4")
-    sweep_seconds: float = float(_env("BENCH_SWEEP_SECONDS", "6", "4"))
-    figures: str = _env("BENCH_FIGURES", EVERY)
-    memory_k: str = _env("BENCH_MEMORY_K", "1,8,32,128", "1,8,32")
-    memory_repeats: int = int(_env("BENCH_MEMORY_REPEATS", "3", "1"))
-    memory_body_events: int = 370  # about 230 KB, the design's body size
-    memory_hold_seconds: float = 4.0
-    fleet: FleetPlan = field(default_factory=_fleet_plan)
-
-    @property
-    def mode(self) -> str:
-        return "quick" if os.environ.get("BENCH_QUICK") else "full"
-
-    def sweep_grid(self) -> list[tuple[int, int]]:
-        sizes, _, concurrencies = self.sweep.partition(":")
-        return [(int(s), int(c)) for s in sizes.split(",") for c in concurrencies.split(",")]
-
-
 def say(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
-
-
-# The figures a measurement reports, so a failed one can say which figures it could not give.
-UNMEASURED: dict[str, list[tuple[str, str, str]]] = {
-    "a": [
-        ("a", "HQ events/s / direct `_bulk` events/s", ">= 0.90"),
-        ("a'", "HQ CPU-s / ES CPU-s (HQ arm)", "<= 0.10"),
-    ],
-    "ce": [
-        ("c50%", "p99 HQ / p99 direct at 50% of C_R", "<= 1.5"),
-        ("c80%", "p99 HQ / p99 direct at 80% of C_R", "<= 1.5"),
-        ("e", "HQ CPU per event at 80 % of C_R", "<= 5"),
-    ],
-    "d": [
-        ("d", "peak memory per in-flight request / body", "<= 4"),
-        ("d'", "idle RSS per worker", "<= 80"),
-    ],
-    "f": [
-        ("f1", "ES CPU-us/event, HQ fleet / direct 1000-event `_bulk`", "<= 1.3"),
-        ("f2", "HQ fleet events/s / direct 6-event `_bulk` events/s", ">= 2.5"),
-        ("f3", "HQ CPU per event, fleet", "<= 12"),
-        ("f4", "p99 at a fixed rate of half of HQ's fleet maximum", "<= 200"),
-        ("f5", "HQ RSS growth for 2000 idle keep-alive connections", "<= 40"),
-    ],
-}
 
 
 class Bench:
@@ -137,6 +64,8 @@ class Bench:
         self.es = Elasticsearch(es_url, PREFIX)
         self.figures: list[Figure] = []
         self.appendix: list[str] = []
+        # (f) and (g) are parts of their own in bench/results.md (see report.write_part).
+        self.parts = parts()
         self.data: dict[str, Any] = {}
         self.hq: HQProcess | None = None
         self.session: aiohttp.ClientSession | None = None
@@ -184,6 +113,8 @@ class Bench:
                 del pool
             if "d" in self.plan.figures:
                 await self.measured(["d"], self.memory())
+            if "g" in self.plan.figures:
+                await self.measured(["g"], self.overhead())
         finally:
             await self.session.close()
             await asyncio.to_thread(self.hq.stop)
@@ -203,9 +134,10 @@ class Bench:
             why = f"{type(error).__name__}: {error}"[:300]
             say(f"not measured ({', '.join(groups)}): {why}")
             for group in groups:
+                figures = self.parts[group].figures if group in self.parts else self.figures
                 for key, name, must in UNMEASURED[group]:
-                    if all(f.key != key for f in self.figures):
-                        self.figures.append(Figure.not_measured(key, name, why, must))
+                    if all(f.key != key for f in figures):
+                        figures.append(Figure.not_measured(key, name, why, must))
             return None
 
     # -- (a) -------------------------------------------------------------------------------
@@ -538,16 +470,31 @@ class Bench:
             + ("\n\nRefused: " + "; ".join(refusals[:6]) if refusals else "")
         )
 
-    # -- (f) -------------------------------------------------------------------------------
+    # -- (f) and (g), each a part of its own in results.md -----------------------------------
 
     async def fleet(self) -> None:
         fleet = FleetBench(self.plan.fleet, self.es_url, self.node.pid, PREFIX, say)
         try:
             await fleet.run()
         finally:
-            self.figures += fleet.figures
-            self.appendix += fleet.appendix
+            self.parts["f"].figures += fleet.figures
+            self.parts["f"].appendix += fleet.appendix
             self.data.update(fleet.data)
+
+    async def overhead(self) -> None:
+        assert self.hq is not None
+        g = OverheadBench(
+            self.plan.g,
+            self.plan.pairs,
+            (self.hq.url, self.hq.pid),
+            (self.es_url, self.node.pid()),
+            PREFIX,
+            say,
+        )
+        await g.run()
+        self.parts["g"].figures += g.figures
+        self.parts["g"].appendix += g.appendix
+        self.data.update(g.data)
 
     # -- (b) -------------------------------------------------------------------------------
 
@@ -657,11 +604,10 @@ class Bench:
 
 
 async def main(argv: list[str]) -> int:
-    # `python -m bench f`: only these figures (as BENCH_FIGURES=f).
-    plan = Plan(figures=argv[0]) if argv else Plan()
+    plan = Plan(figures=chosen(argv))
     started = datetime.now(UTC)
     load_before = report.load_average()
-    node = DedicatedNode(int(os.environ.get("BENCH_ES_PORT", "9290")), _env("BENCH_ES_HEAP", "2g"))
+    node = DedicatedNode(int(os.environ.get("BENCH_ES_PORT", "9290")), env("BENCH_ES_HEAP", "2g"))
     say("starting the dedicated Elasticsearch node" if not node.url else f"using {node.url}")
     es_url = await asyncio.to_thread(node.start)
     bench = Bench(plan, node, es_url)
@@ -670,34 +616,37 @@ async def main(argv: list[str]) -> int:
         await bench.run()
     finally:
         await asyncio.to_thread(node.stop)
-    target = "make bench" if plan.mode == "full" else "make bench-quick"
-    if set(EVERY) - set(plan.figures):
-        target = f"BENCH_FIGURES={plan.figures} {target}"
     run = {
         "started": f"{started:%Y-%m-%d %H:%M}",
-        "target": target,
+        "target": report.target(plan.mode, plan.figures),
         "mode": plan.mode,
         "plan": plan.__dict__,
         "seconds": round((datetime.now(UTC) - started).total_seconds()),
         "load_before": load_before,
         "load_after": report.load_average(),
+        # Free text for the results, e.g. what else ran on the machine.
+        "note": os.environ.get("BENCH_NOTE", ""),
         "loader_cpu_s": round(cpu_seconds(os.getpid()) - cpu_before, 1),
         "machine": report.machine(bench.data.get("es_version", "?")),
         "data": bench.data,
     }
-    notes = "\n".join((HERE / name).read_text() for name in NOTES if (HERE / name).exists())
-    name = report.output_name(plan.mode, plan.figures, EVERY)
-    table = report.write(
-        run,
-        bench.figures,
-        "## Appendix: absolute figures\n\n" + "\n\n".join(bench.appendix),
-        notes,
-        name,
-    )
+    notes_file = HERE / "optimisations.md"
+    notes = notes_file.read_text() if notes_file.exists() else ""
+    figures = bench.figures + [f for part in bench.parts.values() for f in part.figures]
+    report.record(run, figures)
+    written = []
     print()
-    print(table)
-    print(f"\nbench/{name}.md written ({run['seconds']} s)")
-    return 0 if all(f.passes for f in bench.figures) else 1
+    if set(report.CORE) & set(plan.figures):
+        appendix = "## Appendix: absolute figures\n\n" + "\n\n".join(bench.appendix)
+        print(report.write(run, bench.figures, appendix, notes))
+        written.append(f"bench/{report.body_name(run)}.md")
+    for key, part in bench.parts.items():
+        if key in plan.figures:
+            print(report.write_part(run, key, part.title, part.figures, part.text(), part.method))
+            written.append(f"part {key} of bench/{report.results_name(run)}.md")
+    print(f"\n{', '.join(written)} written ({run['seconds']} s)")
+    # A figure that misses its must target, or could not be measured, fails the run.
+    return 0 if all(f.passes for f in figures) else 1
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from logspace import bulk
-from logspace.decode import decode_batch
+from logspace.elastic import bulk
 from logspace.errors import InvalidEvents
+from logspace.ingest.decode import decode_batch
 
 from .documents import SPACE, make_events
 

@@ -1,10 +1,18 @@
-"""Figures from pairs, and the outputs: `bench/results.md` and a line in `bench/results.jsonl`."""
+"""Figures from pairs, and the outputs: `bench/results.md` and a line in `bench/results.jsonl`.
+
+`results.md` holds the figures of issue 7 ((a) to (e)) as its body, written by a run that
+measures all of them, followed by parts of their own (figures (f) and (g)), each replaced only
+by a run that measures it. So `python -m bench g` updates (g) and leaves the rest as the last
+runs wrote it; every run appends its line to `results.jsonl`. Quick runs write
+`results-quick.*` the same way (git ignores them).
+"""
 
 from __future__ import annotations
 
 import os
 import platform
 import random
+import re
 import statistics
 import subprocess
 from dataclasses import dataclass
@@ -130,7 +138,9 @@ def machine(es_version: str) -> dict[str, Any]:
             "elastic-transport",
             "aiohttp",
             "orjson",
+            "gunicorn",
         )
+        if _installed(name)
     }
     return {
         "nproc": os.cpu_count(),
@@ -142,6 +152,14 @@ def machine(es_version: str) -> dict[str, Any]:
         "versions": versions,
         "commit": _run("git", "-C", str(HERE), "rev-parse", "--short", "HEAD"),
     }
+
+
+def _installed(name: str) -> bool:
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def load_average() -> list[float]:
@@ -189,30 +207,80 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
-def output_name(mode: str, figures: str, every: str) -> str:
-    """`results` for a full run of every figure (committed); quick and partial runs write
-    `results-quick` and `results-partial`, which git ignores."""
-    if mode != "full":
-        return "results-quick"
-    return "results" if set(every) <= set(figures) else "results-partial"
+# Every figure's letter. (a) to (e), issue 7's, make the body of results.md; every other
+# letter is a part of its own (see write_part), replaced only by a run that measures it.
+EVERY = "abcdefg"
+CORE = "abcde"
 
 
-def write(run: dict[str, Any], figures: list[Figure], appendix: str, notes: str, name: str) -> str:
-    """Write <name>.md (this run) and append the run to <name>.jsonl; returns the table."""
+def results_name(run: dict[str, Any]) -> str:
+    # Quick (development) runs stay out of the committed history.
+    return "results" if run["mode"] == "full" else "results-quick"
+
+
+def body_name(run: dict[str, Any]) -> str:
+    """Where the body ((a) to (e)) goes: a full run of only some of them writes
+    `results-partial.md` (git ignores it), so the committed body is always one whole run."""
+    chosen = set(CORE) & set(run["plan"]["figures"])
+    if results_name(run) == "results" and chosen != set(CORE):
+        return "results-partial"
+    return results_name(run)
+
+
+def target(mode: str, figures: str) -> str:
+    """The command that makes a run like this one."""
+    make = "make bench" if mode == "full" else "make bench-quick"
+    if set(EVERY) <= set(figures):
+        return make
+    if figures == "f" and mode == "full":
+        return "make bench-fleet"
+    return f"{'' if mode == 'full' else 'BENCH_QUICK=1 '}python -m bench {figures}"
+
+
+def record(run: dict[str, Any], figures: list[Figure]) -> None:
+    """Append the run, with every figure it measured, to results.jsonl (results-quick.jsonl
+    for a quick run)."""
     record = {**run, "figures": {f.key: f.as_json() for f in figures}}
-    with (HERE / f"{name}.jsonl").open("ab") as out:
+    with (HERE / f"{results_name(run)}.jsonl").open("ab") as out:
         out.write(orjson.dumps(record) + b"\n")
+
+
+_PART = re.compile(r"<!-- part (\w+) -->\n.*?<!-- end of part \1 -->\n", re.DOTALL)
+DISTURBED = (
+    "Arms alternated (ABBA, or ABC CBA with three arms); a round whose reference arm was more "
+    "than 15 % off the run's median reference is left out as disturbed."
+)
+
+
+def _split(path: Path) -> tuple[str, dict[str, str]]:
+    """The body of a results file and its parts by key."""
+    text = path.read_text() if path.exists() else ""
+    parts = {match.group(1): match.group(0) for match in _PART.finditer(text)}
+    return _PART.sub("", text).rstrip("\n") + "\n", parts
+
+
+def _compose(path: Path, body: str, parts: dict[str, str]) -> None:
+    # Parts in the order of their letters, whichever run wrote them last.
+    path.write_text(body.rstrip("\n") + "\n" + "".join("\n" + parts[k] for k in sorted(parts)))
+
+
+def write(run: dict[str, Any], figures: list[Figure], appendix: str, notes: str) -> str:
+    """Write the figures of issue 7 as the body of results.md, keeping its parts; returns the
+    table."""
+    path = HERE / f"{body_name(run)}.md"
+    _, parts = _split(path)
     m = run["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
-    target = run["target"]
     text = f"""# Benchmark results
 
-Written by `{target}` on {run["started"]} UTC, commit `{m["commit"]}`; every run also
-appends a line to `bench/{name}.jsonl`. How to run: `docs/development.md`.
+Written by `{run["target"]}` on {run["started"]} UTC, commit `{m["commit"]}`; every run also
+appends a line to `bench/{results_name(run)}.jsonl`. How to run: `docs/development.md`.
 
 Every figure is a ratio against a reference measured in the same run (arms alternated ABBA)
 unless it has a unit. "worst pair" is the least favourable pair; pairs whose reference arm was
 more than 15 % off the run's median reference are left out as disturbed (counted in brackets).
+Figures (f) and (g) are parts of their own, at the end, each written by the last run that
+measured it.
 
 {table(figures)}
 
@@ -232,5 +300,37 @@ more than 15 % off the run's median reference are left out as disturbed (counted
 
 {notes}
 """
-    (HERE / f"{name}.md").write_text(text)
+    _compose(path, text, parts)
+    return table(figures)
+
+
+def write_part(
+    run: dict[str, Any],
+    key: str,
+    title: str,
+    figures: list[Figure],
+    appendix: str,
+    method: str = DISTURBED,
+) -> str:
+    """Write (or replace) part `key` of results.md, leaving the rest as it is."""
+    path = HERE / f"{results_name(run)}.md"
+    m = run["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    part = f"""<!-- part {key} -->
+## {title}
+
+Written by `{run["target"]}` on {run["started"]} UTC, commit `{m["commit"]}`, on a shared
+box: {m["cpu"]}, {m["nproc"]} cores, Python {m["python"]}, Elasticsearch {m["elasticsearch"]};
+{versions}. Load average (1, 5, 15 min) before {run["load_before"]}, after
+{run["load_after"]}. {method}
+{(chr(10) + run["note"] + chr(10)) if run.get("note") else ""}
+{table(figures)}
+
+{appendix}
+<!-- end of part {key} -->
+"""
+    body, parts = _split(path)
+    if not path.exists():
+        body = "# Benchmark results\n"
+    _compose(path, body, {**parts, key: part})
     return table(figures)

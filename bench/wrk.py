@@ -1,4 +1,5 @@
-"""wrk (Debian's package), the closed-loop load generator of figure (f), run with `fleet.lua`.
+"""wrk (Debian's package), the closed-loop load generator of figure (f), run with `fleet.lua`
+(figure (g) runs it too, see bench/overhead.py).
 
 wrk is compiled and keeps hundreds of keep-alive connections on a couple of threads, so the
 box measures HQ and Elasticsearch rather than the generator; its own CPU is read from the
@@ -11,6 +12,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,18 +26,22 @@ class WrkMissing(RuntimeError):
     """wrk is not installed and could not be installed."""
 
 
-def ensure_wrk() -> str:
-    """The path of wrk; installs Debian's package when it is missing and we may (root, apt)."""
+def ensure_wrk(say: Callable[[str], None] | None = None) -> str:
+    """The path of wrk; installs Debian's package when it is missing and we may (root, apt).
+    Figures (f) and (g) both drive their load with it."""
     found = shutil.which("wrk")
     if found:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
+        if say:
+            say("installing wrk (apt-get install -y wrk)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         for command in (
             ["apt-get", "install", "-y", "-q", "wrk"],
             ["apt-get", "update", "-q"],
             ["apt-get", "install", "-y", "-q", "wrk"],
         ):
-            subprocess.run(command, capture_output=True, check=False)
+            subprocess.run(command, env=env, capture_output=True, check=False)
             found = shutil.which("wrk")
             if found:
                 return found

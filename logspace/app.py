@@ -7,7 +7,8 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
 
 import orjson
 from starlette.applications import Starlette
@@ -16,20 +17,41 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import controlroutes, readroutes, retention
-from .errors import InternalError, LogspaceError, MethodNotAllowed, NotFound, StoreUnavailable
-from .health import get_live, get_ready
-from .lingering import LingeringClose
-from .logs import REQUEST_ID, REQUEST_ID_HEADER, RequestLog
-from .metrics import Metrics, get_metrics
-from .readstore import ReadStore
-from .routes import HQ
-from .settings import Settings
-from .store import EventStore, Store
-from .tokens import TokenRegistry
+from logspace.control import routes as control
+from logspace.elastic.readstore import ReadStore
+from logspace.elastic.store import EventStore, Store
+from logspace.errors import (
+    InternalError,
+    LogspaceError,
+    MethodNotAllowed,
+    NotFound,
+    StoreUnavailable,
+)
+from logspace.hq import HQ
+from logspace.ingest.endpoint import INGEST_ROUTES
+from logspace.lingering import LingeringClose
+from logspace.ops import retention
+from logspace.ops.health import get_live, get_ready
+from logspace.ops.logs import REQUEST_ID, REQUEST_ID_HEADER, RequestLog
+from logspace.ops.metrics import Metrics, get_metrics
+from logspace.ops.shardwatch import ShardWatch
+from logspace.read.routes import READ_ROUTES
+from logspace.settings import Settings
+from logspace.spaces.tokens import TokenRegistry
 
-__all__ = ["create_app", "create_app_from_environ"]
+__all__ = ["API_ROUTES", "create_app", "create_app_from_environ"]
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+# Path, endpoint, methods: the HTTP API, each wing's table; the router and the OpenAPI test
+# read this one.
+API_ROUTES: Final[tuple[tuple[str, Endpoint, tuple[str, ...]], ...]] = (
+    *INGEST_ROUTES,
+    *READ_ROUTES,
+    *control.CONTROL_ROUTES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +119,16 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_store = store is None
-        event_store = store or Store(settings)
         metrics = Metrics()
+        event_store = store or Store(settings, observer=metrics)
         if reader is None and isinstance(event_store, Store):
             searched: ReadStore | None = event_store.reader(metrics.read_failed)
         else:
             searched = reader
-        hq = HQ(settings, tokens, event_store, metrics, searched)
+        watch = None
+        if isinstance(event_store, Store):
+            watch = ShardWatch(event_store.shard_use, settings.shards_warn_percent, metrics)
+        hq = HQ(settings, tokens, event_store, metrics, searched, watch)
         app.state.hq = hq
         try:
             await hq.store.ensure_templates()
@@ -111,6 +136,8 @@ def create_app(
             # HQ still starts: writes answer 503 and install the templates once ES is back.
             log.warning("index templates not installed yet: %s", error.message)
         background = []
+        if watch is not None:
+            background.append(asyncio.create_task(watch.run()))
         if settings.retention_keep_days is not None and isinstance(hq.store, Store):
             retain = retention.run_periodically(
                 hq.store,
@@ -122,7 +149,7 @@ def create_app(
             background.append(asyncio.create_task(retain))
         async with (
             _watching_tokens(tokens, settings),
-            controlroutes.serving(app, settings, hq.store),
+            control.serving(app, settings, hq.store),
         ):
             try:
                 yield
@@ -134,13 +161,12 @@ def create_app(
                     await hq.store.close()
 
     routes = [
-        *readroutes.routes(),
-        *controlroutes.routes(),
+        *_api_routes(),
         Route("/health/live", get_live, methods=["GET"]),
         Route("/health/ready", get_ready, methods=["GET"]),
         Route("/metrics", get_metrics, methods=["GET"]),
     ]
-    app = Starlette(
+    app = _HQApp(
         routes=routes,
         middleware=[
             Middleware(
@@ -160,6 +186,98 @@ def create_app(
     # `/events/` is not `/events`: a redirect would make agents send the body twice.
     app.router.redirect_slashes = False
     return app
+
+
+# PUT on these paths skips the router (see `_HQApp`): the writing endpoints of API_ROUTES.
+_WRITES: Final[dict[str, Endpoint]] = {
+    prefix + path: endpoint
+    for path, endpoint, methods in INGEST_ROUTES
+    if "PUT" in methods
+    for prefix in ("", "/api")
+}
+
+
+class _HQApp(Starlette):
+    """Starlette, but `PUT /events` goes past the router and Starlette's exception middleware,
+    which cost more than storing a fleet's requests of a few events each. It runs the same
+    middleware, endpoint and error handlers, in the same order, so answers, logs and metrics
+    are the routed path's own."""
+
+    _writes: dict[str, ASGIApp] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "PUT"
+            and scope["path"] in _WRITES
+            and not scope.get("root_path")
+        ):
+            scope["app"] = self
+            await self._write(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _write(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """What `ServerErrorMiddleware` does around the middleware: an unexpected error gets
+        its 500 (unless an answer has begun) and goes on to the server, which logs it."""
+        if self._writes is None:
+            self._writes = {path: self._stacked(endpoint) for path, endpoint in _WRITES.items()}
+        started = False
+
+        async def noting(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._writes[scope["path"]](scope, receive, noting)
+        except Exception as exc:
+            if not started:
+                await (await _unexpected(Request(scope), exc))(scope, receive, send)
+            raise
+
+    def _stacked(self, endpoint: Endpoint) -> ASGIApp:
+        """`endpoint` inside this app's middleware, its errors answered as the exception
+        middleware would."""
+
+        async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+            request = Request(scope, receive, send)
+            try:
+                response = await endpoint(request)
+            except LogspaceError as error:
+                response = _answer(request, error)
+            await response(scope, receive, send)
+
+        app: ASGIApp = answer
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
+
+
+def _api_routes() -> list[Route]:
+    """Every path of `API_ROUTES`, at `/x` and at `/api/x` (the original 0.4 agents' base
+    path). A path that two wings serve (`/events`: PUT stores, GET and POST search) is one
+    route, so a method neither takes gets one 405 naming every method the path takes."""
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for path, endpoint, methods in API_ROUTES:
+        by_path.setdefault(path, {}).update(dict.fromkeys(methods, endpoint))
+    return [
+        Route(prefix + path, _by_method(endpoints), methods=list(endpoints))
+        for path, endpoints in by_path.items()
+        for prefix in ("", "/api")
+    ]
+
+
+def _by_method(endpoints: dict[str, Endpoint]) -> Endpoint:
+    if len(set(endpoints.values())) == 1:
+        return next(iter(endpoints.values()))
+
+    async def endpoint(request: Request) -> Response:
+        # Starlette routes HEAD wherever GET goes.
+        method = "GET" if request.method == "HEAD" else request.method
+        return await endpoints[method](request)
+
+    return endpoint
 
 
 @contextlib.asynccontextmanager

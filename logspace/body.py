@@ -12,7 +12,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import AsyncIterable, Mapping
 
-from .errors import InvalidGzip, Overloaded, RequestTooLarge, UnsupportedContentEncoding
+from logspace.errors import InvalidGzip, Overloaded, RequestTooLarge, UnsupportedContentEncoding
 
 __all__ = ["Admission", "Reservation", "read_body"]
 

@@ -10,12 +10,14 @@ import math
 import re
 import struct
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NamedTuple
 
 import orjson
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "EVENT_FAMILIES",
     "FAMILIES",
     "INDEXED_STRING_LENGTH",
@@ -26,6 +28,7 @@ __all__ = [
     "OPTIONAL_FIELDS",
     "REQUIRED_FIELDS",
     "BadValue",
+    "Limits",
     "Unindexed",
     "check_property_name",
     "describe",
@@ -63,6 +66,25 @@ INT32_MAX: Final = 2**31 - 1
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 FLOAT32_MAX: Final = 3.4028234663852886e38
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one batch may hold; the defaults are those of `Settings`."""
+
+    max_events: int = 10_000
+    max_properties: int = 200
+    # A batch with more distinct properties than a space may have is refused by the budget
+    # whatever the space holds; the C path stops counting there (`budget.FieldBudget`).
+    max_fields: int = 1000
+    max_property_name_length: int = MAX_PROPERTY_NAME_LENGTH
+    # Far above what agents send (a stack trace); a value cannot be longer than a body anyway.
+    max_string_length: int = 10_485_760
+    oldest_timestamp: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    max_future: timedelta = timedelta(days=1)
+
+
+DEFAULT_LIMITS = Limits()
 
 
 class BadValue(Exception):

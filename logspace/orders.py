@@ -27,8 +27,8 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from .cron import Cron, CronError
-from .problems import Problem, kind, show, unknown_fields
+from logspace.cron import Cron, CronError
+from logspace.problems import Problem, kind, show, unknown_fields
 
 __all__ = [
     "CONTROLLER_ID",

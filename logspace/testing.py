@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 import orjson
 
-from .budget import fields_of
-from .bulk import WriteOutcome
-from .errors import StoreUnavailable
+from logspace.elastic.bulk import WriteOutcome
+from logspace.errors import StoreUnavailable
+from logspace.ingest.budget import fields_of
 
 __all__ = ["MemoryStore", "make_event"]
 
@@ -31,12 +30,9 @@ def make_event(**fields: Any) -> dict[str, Any]:
     return event
 
 
-def _wire(event: Any) -> dict[str, Any]:
-    document: dict[str, Any]
-    if isinstance(event, bytes):  # a `_bulk` action and document from the C path
-        document = orjson.loads(event.partition(b"\n")[2])
-    else:
-        document = msgspec.to_builtins(event)
+def _wire(event: bytes) -> dict[str, Any]:
+    """A `_bulk` action and document from the C path, as the event's dict."""
+    document: dict[str, Any] = orjson.loads(event.partition(b"\n")[2])
     document.pop("space", None)
     return document
 
@@ -56,7 +52,7 @@ class MemoryStore:
         if not events:
             return WriteOutcome()
         self._check_available()
-        # HQ's fast paths give msgspec structs or `_bulk` lines; keep the wire form, as dicts.
+        # The C path gives `_bulk` lines; keep the wire form, as dicts.
         self.events.setdefault(space, []).extend(
             event if isinstance(event, dict) else _wire(event) for event in events
         )

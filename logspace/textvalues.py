@@ -16,11 +16,13 @@ __all__ = [
     "boolean",
     "non_negative_float",
     "optional_text",
+    "parse_keep",
     "positive_float",
     "positive_int",
     "read_toml",
     "text",
     "url",
+    "urls",
 ]
 
 
@@ -36,6 +38,15 @@ def url(name: str, value: str) -> str:
     if not re.match(r"https?://[^/\s]+", value):
         raise ValueError(f"{name}={value!r} is not an http(s) URL")
     return value.rstrip("/")
+
+
+def urls(name: str, value: str) -> str:
+    """One URL or several, comma-separated (e.g. the nodes of one cluster, several HQs):
+    each checked, spaces and trailing slashes taken off, joined by commas again."""
+    found = [url(name, part.strip()) for part in value.split(",") if part.strip()]
+    if not found:
+        raise ValueError(f"{name}={value!r} names no URL")
+    return ",".join(found)
 
 
 def positive_int(name: str, value: str) -> int:
@@ -91,6 +102,20 @@ def read_toml(path: str, variable: str, known: Mapping[str, str]) -> dict[str, s
             values[env] = "true" if value else "false"
         elif isinstance(value, str | int | float):
             values[env] = str(value)
+        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            # Several URLs (or tokens) as an array: the same as the comma-separated text.
+            values[env] = ",".join(value)
         else:
-            raise ValueError(f"{path}: {key} must be a string, number or boolean")
+            raise ValueError(f"{path}: {key} must be a string, number, boolean or strings")
     return values
+
+
+_KEEP = re.compile(r"([0-9]{1,6})d")
+
+
+def parse_keep(text: str) -> int:
+    """`90d` -> 90: the retention window in days."""
+    match = _KEEP.fullmatch(text.strip())
+    if match is None or int(match[1]) == 0:
+        raise ValueError(f"{text!r} is not a retention window such as 90d (days, at least 1d)")
+    return int(match[1])

@@ -16,15 +16,25 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import hypothesis
 import pytest
 from starlette.applications import Starlette
 
 from logspace.app import create_app
-from logspace.auth import Grant
 from logspace.settings import Settings
+from logspace.spaces.grants import Grant
+
+# Fixtures for a cluster of several nodes and a node with security on: `es_cluster`, `secure_es`;
+# and HQ on that node: `secure_prefix`, `secure_settings`.
+pytest_plugins = ["tests.clusters", "tests.secure_hq"]
 
 ROOT = Path(__file__).resolve().parent.parent
 ES_VERSION = "9.5.4"  # keep in step with scripts/es
+
+# No timing assertions in the suite: on a shared machine, or under the sanitizers (scripts/fuzz),
+# an example can take past Hypothesis's default deadline of 200 ms without anything being wrong.
+hypothesis.settings.register_profile("logspace", deadline=None)
+hypothesis.settings.load_profile("logspace")
 
 
 @pytest.fixture(scope="session")

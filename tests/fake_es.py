@@ -6,6 +6,7 @@ demand (429 and 503 items); what is stored is always checked against the real no
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -24,21 +25,46 @@ HEADERS = {"x-elastic-product": "Elasticsearch", "content-type": "application/js
 
 class FakeBulk:
     """Answers each `_bulk` with the next scripted status per item (201 once the script ends),
-    and records the ids of every request."""
+    and records the ids of every request.
 
-    def __init__(self, item_statuses: list[list[int]], request_status: int = 200) -> None:
-        self.script = list(item_statuses)
+    `per_id` scripts by event instead: each time an id is sent it gets the next of its
+    statuses, the last holding from then on (201 for ids not scripted), however the events are
+    grouped into requests. `delays`
+    hold the answers to the first requests back that many seconds each. A request carrying an
+    id in `poison` is refused as a whole with 400, as for a body Elasticsearch cannot parse."""
+
+    def __init__(
+        self,
+        item_statuses: list[list[int]] | None = None,
+        request_status: int = 200,
+        *,
+        per_id: dict[str, list[int]] | None = None,
+        delays: list[float] | None = None,
+        poison: frozenset[str] = frozenset(),
+    ) -> None:
+        self.script = list(item_statuses or [])
         self.request_status = request_status
+        self.per_id = {key: list(value) for key, value in (per_id or {}).items()}
+        self.delays = list(delays or [])
+        self.poison = poison
         self.requests: list[list[str]] = []
 
     async def bulk(self, request: Request) -> Response:
         lines = (await request.body()).splitlines()
         ids = [orjson.loads(line)["create"]["_id"] for line in lines[::2]]
         self.requests.append(ids)
+        if self.delays:
+            await asyncio.sleep(self.delays.pop(0))
         if self.request_status != 200:
             error = {"error": {"type": "security_exception", "reason": "unable to authenticate"}}
             return Response(orjson.dumps(error), self.request_status, headers=HEADERS)
-        statuses = self.script.pop(0) if self.script else [201] * len(ids)
+        if self.poison.intersection(ids):
+            error = {"error": {"type": "x_content_parse_exception", "reason": "bad line"}}
+            return Response(orjson.dumps(error), 400, headers=HEADERS)
+        if self.per_id:
+            statuses = [self._next_for(i) for i in ids]
+        else:
+            statuses = self.script.pop(0) if self.script else [201] * len(ids)
         items = [
             {
                 "create": {"status": s}
@@ -48,6 +74,13 @@ class FakeBulk:
         ]
         body = {"errors": any(s >= 300 for s in statuses), "items": items}
         return Response(orjson.dumps(body), headers=HEADERS)
+
+    def _next_for(self, event_id: str) -> int:
+        script = self.per_id.get(event_id)
+        if not script:
+            return 201
+        # The last status of a script holds for good.
+        return script.pop(0) if len(script) > 1 else script[0]
 
     async def field_caps(self, request: Request) -> Response:
         return Response(b'{"indices":[],"fields":{}}', headers=HEADERS)

@@ -10,12 +10,14 @@ from contextlib import contextmanager
 
 class Proxy:
     """Forwards 127.0.0.1:<port> to an upstream; `delay` holds every response back that many
-    seconds, `refuse` closes new connections at once (Elasticsearch looks down)."""
+    seconds, `refuse` closes new connections at once (Elasticsearch looks down). `accepted`
+    counts the connections it forwarded."""
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.delay = 0.0
         self.refuse = False
+        self.accepted = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -77,6 +79,7 @@ class Proxy:
         except OSError:
             writer.close()
             return
+        self.accepted += 1
         self._connections.update((writer, up_writer))
 
         async def pipe(

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from logspace.app import create_app
-from logspace.auth import Grant
 from logspace.settings import Settings
+from logspace.spaces.grants import Grant
 from logspace.testing import MemoryStore, make_event
 
 pytestmark = pytest.mark.anyio

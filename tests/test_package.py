@@ -47,9 +47,9 @@ def test_the_wheel_holds_the_templates_the_saved_objects_and_the_fast_path(
         [
             installed,
             "-c",
-            "import logspace, logspace.templates as t, logspace.kibana as k, logspace.transcoder"
-            " as c; print(logspace.__file__); print(len(t.load('x'))); print(len(k.load('x')));"
-            " print(c.AVAILABLE)",
+            "import logspace, logspace.elastic.templates as t, logspace.ops.kibana as k,"
+            " logspace.ingest.transcoder as c; print(logspace.__file__);"
+            " print(len(t.load('x'))); print(len(k.load('x'))); print(c.AVAILABLE)",
         ],
         cwd=outside,
         check=True,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from logspace.auth import Grant
 from logspace.settings import SETTINGS, Settings, SettingsError
-from logspace.tokens import load_tokens
+from logspace.spaces.grants import Grant
+from logspace.spaces.tokens import load_tokens
 
 TOKENS = {"LOGSPACE_SPACE_TOKENS": "development:development"}
 
@@ -21,6 +21,29 @@ def test_defaults_need_only_the_tokens() -> None:
     assert settings.es_url == "http://127.0.0.1:9200"
     assert settings.index_prefix == "logspace-events"
     assert settings.port == 4567
+
+
+def test_elasticsearch_may_be_several_nodes() -> None:
+    """Comma-separated URLs, spaces and trailing slashes taken off; one URL is a list of one."""
+    several = Settings.from_env(
+        {**TOKENS, "LOGSPACE_ES_URL": "http://es1:9200/, https://es2:9200 ,http://es3:9200,"}
+    )
+    one = Settings.from_env(TOKENS)
+
+    assert several.es_urls == ["http://es1:9200", "https://es2:9200", "http://es3:9200"]
+    assert several.es_url == "http://es1:9200,https://es2:9200,http://es3:9200"
+    assert one.es_urls == ["http://127.0.0.1:9200"]
+
+
+def test_partition_and_replicas_are_read_in_any_case() -> None:
+    settings = Settings.from_env(
+        {**TOKENS, "LOGSPACE_INDEX_PARTITION": " Quarter ", "LOGSPACE_INDEX_REPLICAS": "02"}
+    )
+    ranged = Settings.from_env({**TOKENS, "LOGSPACE_INDEX_REPLICAS": "1-ALL"})
+
+    assert (settings.index_partition, settings.index_replicas) == ("quarter", "2")
+    assert ranged.index_replicas == "1-all"
+    assert (Settings.from_env(TOKENS).index_partition, ranged.shards_warn_percent) == ("month", 80)
 
 
 def test_a_space_may_have_several_tokens_with_their_own_access() -> None:
@@ -55,7 +78,25 @@ def test_a_space_may_have_several_tokens_with_their_own_access() -> None:
             {**TOKENS, "LOGSPACE_ES_URL": "localhost:9200"},
             "LOGSPACE_ES_URL='localhost:9200' is not",
         ),
+        (
+            {**TOKENS, "LOGSPACE_ES_URL": "http://a:9200,b:9200"},
+            "LOGSPACE_ES_URL='b:9200' is not an http(s) URL",
+        ),
+        ({**TOKENS, "LOGSPACE_ES_URL": " , "}, "LOGSPACE_ES_URL=' , ' names no URL"),
         ({**TOKENS, "LOGSPACE_ES_TIMEOUT": "soon"}, "LOGSPACE_ES_TIMEOUT='soon' is not a number"),
+        (
+            {**TOKENS, "LOGSPACE_INDEX_PARTITION": "week"},
+            "LOGSPACE_INDEX_PARTITION='week' is not a partition (month, quarter or year)",
+        ),
+        (
+            {**TOKENS, "LOGSPACE_INDEX_REPLICAS": "some"},
+            "LOGSPACE_INDEX_REPLICAS='some' is not a number of replicas",
+        ),
+        ({**TOKENS, "LOGSPACE_INDEX_REPLICAS": "2-1"}, "LOGSPACE_INDEX_REPLICAS='2-1' is not"),
+        (
+            {**TOKENS, "LOGSPACE_SHARDS_WARN_PERCENT": "101"},
+            "LOGSPACE_SHARDS_WARN_PERCENT='101' must be a percentage from 1 to 100",
+        ),
         ({**TOKENS, "LOGSPACE_INDEX_PREFIX": "Events"}, "LOGSPACE_INDEX_PREFIX='Events' is not a"),
         ({**TOKENS, "LOGSPACE_INSTALL_TEMPLATES": "maybe"}, "'maybe' is not a boolean"),
         (

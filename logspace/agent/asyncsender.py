@@ -1,4 +1,9 @@
-"""AsyncSender: the asyncio twin of `Sender`, delivering from a task with `httpx.AsyncClient`."""
+"""AsyncSender: the asyncio twin of `Sender`, delivering from a task with `httpx.AsyncClient`.
+
+The task never blocks the event loop: `send()` only buffers, the buffer's own thread commits to
+the disk, and the task's queue work (reading a batch, compressing it, acking it) runs in worker
+threads; only the HTTP requests themselves run on the loop.
+"""
 
 from __future__ import annotations
 
@@ -79,21 +84,25 @@ class AsyncSender(_Queueing):
                 loop.call_soon_threadsafe(self._wake.set)
 
     async def _step(self) -> float | None:
-        attempt = self._shipper.next_attempt()
+        attempt, wait = await asyncio.to_thread(self._next)
         if attempt is None:
-            return self._shipper.wait_time()
+            return wait
         try:
             response = await self._client.put(
-                self.config.events_url,
+                attempt.url,
                 content=attempt.body,
                 headers=attempt.headers,
                 timeout=self._request_timeout(),
             )
         except httpx.HTTPError as error:
-            self._shipper.failed(attempt, _describe(error))
+            await asyncio.to_thread(self._shipper.failed, attempt, _describe(error))
         else:
-            self._shipper.answered(
-                attempt, response.status_code, response.headers, response.content
+            await asyncio.to_thread(
+                self._shipper.answered,
+                attempt,
+                response.status_code,
+                response.headers,
+                response.content,
             )
         return 0.0
 
@@ -114,34 +123,41 @@ class AsyncSender(_Queueing):
                         await self._wake.wait()
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - as Sender.flush; it also bounds requests
-        """Send everything queued, ignoring batch age; True once the queue is empty."""
+        """Commit the buffer and send everything queued, ignoring batch age; True once nothing
+        is left."""
         deadline = time.monotonic() + (self.config.shutdown_timeout if timeout is None else timeout)
         self._flushing(+1)
         try:
+            await asyncio.to_thread(self.buffer.commit)
             if self._task is not None and not self._task.done():
                 self._wake.set()
-                while len(self.queue) and (left := deadline - time.monotonic()) > 0:
+                while self._pending() and (left := deadline - time.monotonic()) > 0:
                     self._progressed.clear()
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(left):
                             await self._progressed.wait()
             else:
-                while len(self.queue) and (left := deadline - time.monotonic()) > 0:
+                while self._pending() and (left := deadline - time.monotonic()) > 0:
+                    await asyncio.to_thread(self.buffer.commit)
                     wait = await self._step()
                     if wait:
                         await asyncio.sleep(min(wait, left))
         finally:
             self._flushing(-1)
-        return not len(self.queue)
+        return not self._pending()
 
     async def close(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - as Sender.close
-        """Flush within `timeout`, stop, and release the queue; True if nothing is left."""
+        """Flush within `timeout`, stop, and release the queue; True if nothing is left (what
+        is still buffered is committed first, as in `Sender.close`)."""
         if self._closed:
             return not len(self.queue)
         self._closed = True
         timeout = self.config.shutdown_timeout if timeout is None else timeout
         self._deadline = time.monotonic() + timeout
-        delivered = await self.flush(timeout)
+        await self.flush(timeout)
+        committed = await asyncio.to_thread(
+            self.buffer.close, max(1.0, self._deadline - time.monotonic())
+        )
         self._stopping = True
         self._wake.set()
         if self._task is not None:
@@ -157,4 +173,4 @@ class AsyncSender(_Queueing):
             )
         await self._client.aclose()
         self._release_queue()
-        return delivered
+        return committed and not left

@@ -35,7 +35,12 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def _connection_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection (default: LOGSPACE_AGENT_* variables)")
-    group.add_argument("--hq-url", help="base URL of HQ, e.g. http://127.0.0.1:4567")
+    group.add_argument(
+        "--hq-url",
+        action="append",
+        help="base URL of HQ, e.g. http://127.0.0.1:4567; repeat it, or separate URLs by "
+        "commas, for several HQs to fail over between",
+    )
     group.add_argument("--token", help="space token with write access")
     group.add_argument("--queue-dir", help="directory of the durable queue")
     group.add_argument("--queue-name", help="file name of the queue in that directory")
@@ -134,7 +139,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         config = AgentConfig.from_env(
             environ,
             defaults={"LOGSPACE_AGENT_QUEUE_NAME": queue_name},
-            hq_url=args.hq_url,
+            hq_url=",".join(args.hq_url) if args.hq_url else None,
             token=args.token,
             queue_dir=args.queue_dir,
             queue_name=args.queue_name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -21,7 +21,7 @@ from ..textvalues import positive_float as _positive_float
 from ..textvalues import positive_int as _positive_int
 from ..textvalues import read_toml
 from ..textvalues import text as _text
-from ..textvalues import url as _url
+from ..textvalues import urls as _urls
 
 __all__ = ["AGENT_SETTINGS", "AgentConfig", "AgentConfigError", "FullPolicy", "default_queue_dir"]
 
@@ -70,7 +70,9 @@ class AgentSetting:
 
 
 AGENT_SETTINGS: tuple[AgentSetting, ...] = (
-    AgentSetting("LOGSPACE_AGENT_HQ_URL", "hq_url", _url, "Base URL of HQ."),
+    AgentSetting(
+        "LOGSPACE_AGENT_HQ_URL", "hq_url", _urls, "Base URL of HQ, or several, comma-separated."
+    ),
     AgentSetting("LOGSPACE_AGENT_TOKEN", "token", _text, "Space token with write access."),
     AgentSetting("LOGSPACE_AGENT_QUEUE_DIR", "queue_dir", _path, "Directory of the durable queue."),
     AgentSetting("LOGSPACE_AGENT_QUEUE_NAME", "queue_name", _queue_name, "Queue file name."),
@@ -79,6 +81,18 @@ AGENT_SETTINGS: tuple[AgentSetting, ...] = (
     ),
     AgentSetting(
         "LOGSPACE_AGENT_QUEUE_FULL_POLICY", "queue_full_policy", _full_policy, "When full."
+    ),
+    AgentSetting(
+        "LOGSPACE_AGENT_BUFFER_MAX_BYTES",
+        "buffer_max_bytes",
+        _positive_int,
+        "In-memory buffer bound.",
+    ),
+    AgentSetting(
+        "LOGSPACE_AGENT_COMMIT_INTERVAL",
+        "commit_interval",
+        _non_negative_float,
+        "Group commit interval.",
     ),
     AgentSetting(
         "LOGSPACE_AGENT_BATCH_MAX_EVENTS", "batch_max_events", _positive_int, "Events per batch."
@@ -111,11 +125,15 @@ class AgentConfig:
     """How an agent reaches HQ and keeps its queue; every field is documented in docs/agents.md."""
 
     token: str = field(repr=False)
-    hq_url: str = "http://127.0.0.1:4567"
+    # One base URL, or several (comma-separated, or a sequence): the agent fails over.
+    hq_url: str | Sequence[str] = "http://127.0.0.1:4567"
     queue_dir: Path | None = None
     queue_name: str = "agent"
     queue_max_bytes: int = 64 * 1024 * 1024
     queue_full_policy: FullPolicy = "drop-oldest"
+    # `send` only buffers in memory; a thread commits the buffer to the queue in groups.
+    buffer_max_bytes: int = 16 * 1024 * 1024
+    commit_interval: float = 0.05
     batch_max_events: int = 1000
     batch_max_bytes: int = 1024 * 1024
     batch_max_age: float = 5.0
@@ -136,7 +154,8 @@ class AgentConfig:
                 "a space token is required (LOGSPACE_AGENT_TOKEN or --token): "
                 "HQ refuses events without one"
             )
-        _url("hq_url", self.hq_url)
+        given = self.hq_url if isinstance(self.hq_url, str) else ",".join(self.hq_url)
+        object.__setattr__(self, "hq_url", _agent_errors(_urls, "hq_url", given))
         _queue_name("queue_name", self.queue_name)
         if self.backoff_max < self.backoff_initial:
             raise AgentConfigError(
@@ -145,8 +164,9 @@ class AgentConfig:
             )
 
     @property
-    def events_url(self) -> str:
-        return self.hq_url.rstrip("/") + "/events"
+    def hq_urls(self) -> list[str]:
+        """Every HQ the agent may send to, in the order it tries them."""
+        return str(self.hq_url).split(",")
 
     @property
     def queue_path(self) -> Path:

@@ -104,6 +104,8 @@ class Controller:
         self._version = 0
         self._uploaded: int | None = None
         self._validators: dict[str, str] = {}
+        # The HQ that last answered, an index into `hq_urls`.
+        self._current = 0
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -192,9 +194,23 @@ class Controller:
 
     def poll(self) -> str:
         """One round with HQ; says what happened: `applied`, `unchanged`, `no order`,
-        `unreachable`, `refused` or `invalid`."""
+        `unreachable`, `refused` or `invalid`. With several HQs, one that cannot be reached or
+        answers 5xx is passed over for the next at once; the controller stays with the one
+        that answers."""
+        urls = self._config.hq_urls
+        outcome = "unreachable"
+        for step in range(len(urls)):
+            index = (self._current + step) % len(urls)
+            outcome, elsewhere = self._poll_at(urls[index])
+            if not elsewhere:
+                self._current = index
+                break
+        return outcome
+
+    def _poll_at(self, base: str) -> tuple[str, bool]:
+        """One round with the HQ at `base`: the outcome, and whether another HQ may do
+        better (this one cannot be reached or failed with 5xx)."""
         headers = {"accept": "application/json", "logspace.space-token": self._config.token}
-        base = f"{self._config.hq_url}"
         with self._lock:
             version = self._version
         if self._uploaded != version:
@@ -205,13 +221,14 @@ class Controller:
                     headers={**headers, "content-type": "application/json"},
                 )
             except httpx.HTTPError as error:
-                log.warning("HQ at %s cannot be reached (%s); trying again later", base, error)
-                return "unreachable"
+                log.warning("HQ at %s cannot be reached (%s)", base, error)
+                return "unreachable", True
             if response.is_success:
                 self._uploaded = version
             else:
                 log.error(
-                    "HQ refuses the capabilities of controller %s: %s",
+                    "HQ at %s refuses the capabilities of controller %s: %s",
+                    base,
                     self.controller_id,
                     _answer(response),
                 )
@@ -220,10 +237,10 @@ class Controller:
                 f"{base}/orders/{self.controller_id}", headers={**headers, **self._validators}
             )
         except httpx.HTTPError as error:
-            log.warning("HQ at %s cannot be reached (%s); trying again later", base, error)
-            return "unreachable"
+            log.warning("HQ at %s cannot be reached (%s)", base, error)
+            return "unreachable", True
         if response.status_code == 304:
-            return "unchanged"
+            return "unchanged", False
         if response.status_code == 404:
             self._validators = {}
             if self.order is not None:
@@ -233,19 +250,22 @@ class Controller:
                     self.unordered,
                 )
             self._follow(None)
-            return "no order"
+            return "no order", False
         if response.status_code != 200:
             log.error(
-                "HQ refuses the order of controller %s: %s", self.controller_id, _answer(response)
+                "HQ at %s refuses the order of controller %s: %s",
+                base,
+                self.controller_id,
+                _answer(response),
             )
-            return "refused"
+            return "refused", response.status_code >= 500
         try:
             order = parse_order(response.content)
         except InvalidOrder as invalid:
             log.error(
                 "the order of controller %s cannot be followed: %s", self.controller_id, invalid
             )
-            return "invalid"
+            return "invalid", False
         self._validators = {
             name: response.headers[header]
             for name, header in (("if-none-match", "etag"), ("if-modified-since", "last-modified"))
@@ -253,7 +273,7 @@ class Controller:
         }
         self._follow(order)
         log.info("controller %s follows its order: %s", self.controller_id, _describe(order))
-        return "applied"
+        return "applied", False
 
     def _follow(self, order: Order | None) -> None:
         with self._lock:

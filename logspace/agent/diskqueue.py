@@ -1,9 +1,16 @@
 """DiskQueue: the agent's durable FIFO of encoded events, in one SQLite file.
 
-Events are appended as the exact JSON bytes that will be sent, and removed only once HQ has
-answered for them, so they survive agent restarts and HQ or Elasticsearch outages. Each append
-is its own committed transaction (WAL, `synchronous=NORMAL`): a crash of the process loses
-nothing that `put` returned for; a power cut may lose the last moments.
+Events are kept as the exact JSON bytes that will be sent, and removed only once HQ has
+answered for them, so they survive agent restarts and HQ or Elasticsearch outages. Each `put`
+is one committed transaction (WAL, `synchronous=NORMAL`): a crash of the process loses
+nothing that `put` returned for; a power cut may lose the last moments. Senders do not call
+`put` per event: their `Buffer` commits groups of events from a thread of its own.
+
+A row holds a group of events (their JSON end to end, and their sizes), not one event. The
+queue runs inside the application's process: a row per event cost about 5 us of SQLite per
+event, and every statement step lets go of the GIL, which the application's busy thread then
+has to win back; a row per group costs a few steps per batch. Each event has an id, its group's
+`seq` times 2**32 plus its place in the group, for `ack` and `drop`.
 
 The queue is bounded by `max_bytes` of event JSON. When an event does not fit, the policy
 decides: `drop-oldest` (the default) deletes the oldest events until it fits, keeping the
@@ -17,22 +24,28 @@ One process at a time owns a queue file (SQLite exclusive locking); a second get
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import FullPolicy
+from .group import GROUP_BYTES, GROUP_EVENTS, PLACE_BITS, Group, pack, unpack
 
 __all__ = ["DiskQueue", "QueueInUse", "QueueStats"]
 
+# A row per group of events, as group.py reads and writes it.
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
+CREATE TABLE IF NOT EXISTS groups (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    body BLOB NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    bodies BLOB NOT NULL,
+    sizes BLOB NOT NULL,
+    places BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('enqueued', 0), ('sent', 0), ('dropped', 0);
@@ -47,13 +60,17 @@ class QueueInUse(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
-    """Counters since the queue file was created, and what it holds now."""
+    """Counters since the queue file was created, and what it holds now.
+
+    `buffered` is the part of `queued` still in a sender's memory, not yet committed to the
+    file: what a crash of the process would lose (always 0 for the queue itself)."""
 
     enqueued: int
     sent: int
     dropped: int
     queued: int
     queued_bytes: int
+    buffered: int = 0
 
 
 class DiskQueue:
@@ -96,112 +113,176 @@ class DiskQueue:
                     "give each agent process its own queue name or directory"
                 ) from None
             raise
-        self._count, self._bytes = self._db.execute(
-            "SELECT count(*), coalesce(sum(length(body)), 0) FROM events"
-        ).fetchone()
+        self._count = self._bytes = 0
+        self._adopt_event_rows()
+        self._resync()
         self._closed = False
 
+    def _adopt_event_rows(self) -> None:
+        """Move the events of a queue file from before group rows (a row per event) into
+        groups, in order, in one transaction."""
+        old = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+        if self._db.execute(old).fetchone() is None:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = self._db.execute("SELECT body, created FROM events ORDER BY seq").fetchall()
+            for start in range(0, len(rows), GROUP_EVENTS):
+                chunk = rows[start : start + GROUP_EVENTS]
+                self._insert([bytes(body) for body, _ in chunk], chunk[0][1])
+            self._db.execute("DROP TABLE events")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
     def __len__(self) -> int:
-        return int(self._count)
+        return self._count
 
     @property
     def size_bytes(self) -> int:
-        return int(self._bytes)
+        return self._bytes
 
-    def put(self, bodies: Sequence[bytes]) -> list[bytes]:
-        """Append events; returns the events dropped to respect `max_bytes` (old or new)."""
-        now = self._clock()
-        dropped: list[bytes] = []
+    def put(
+        self, bodies: Sequence[bytes], *, dropped: int = 0, created: float | None = None
+    ) -> list[bytes]:
+        """Append events in one transaction; returns the events dropped to respect
+        `max_bytes` (old or new). `dropped` counts events accepted before but dropped on their
+        way here (by a sender's buffer): counted as enqueued and dropped in the same
+        transaction. `created` (wall-clock seconds) defaults to now."""
+        now = self._clock() if created is None else created
         with self._lock:
             self._check_open()
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for body in bodies:
-                    dropped.extend(self._put_one(body, now))
-                self._add_counter("enqueued", len(bodies))
-                self._add_counter("dropped", len(dropped))
+                kept, spilled = self._admit(bodies)
+                self._insert(kept, now)
+                if self._bytes > self.max_bytes:  # drop-oldest: the oldest make room
+                    spilled.extend(self._remove_oldest(self._bytes - self.max_bytes))
+                self._add_counter("enqueued", len(bodies) + dropped)
+                self._add_counter("dropped", len(spilled) + dropped)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 self._resync()
                 raise
-        return dropped
+        return spilled
 
-    def _put_one(self, body: bytes, now: float) -> list[bytes]:
-        if len(body) > self.max_bytes:
-            return [body]
-        if self._bytes + len(body) > self.max_bytes:
-            if self.when_full == "drop-newest":
-                return [body]
-            dropped = self._drop_oldest(self._bytes + len(body) - self.max_bytes)
-        else:
-            dropped = []
-        self._db.execute("INSERT INTO events (body, created) VALUES (?, ?)", (body, now))
-        self._count += 1
-        self._bytes += len(body)
-        return dropped
+    def _admit(self, bodies: Sequence[bytes]) -> tuple[list[bytes], list[bytes]]:
+        """The new events to insert and those refused at once: larger than the whole queue,
+        or, with drop-newest, not fitting."""
+        sizes = list(map(len, bodies))
+        if self._bytes + sum(sizes) <= self.max_bytes:  # the common case: all fit
+            return list(bodies), []
+        kept: list[bytes] = []
+        spilled: list[bytes] = []
+        total = self._bytes
+        newest = self.when_full == "drop-newest"
+        for body, size in zip(bodies, sizes, strict=True):
+            if size > self.max_bytes or (newest and total + size > self.max_bytes):
+                spilled.append(body)
+            else:
+                kept.append(body)
+                total += size
+        return kept, spilled
 
-    def _drop_oldest(self, at_least: int) -> list[bytes]:
+    def _insert(self, bodies: list[bytes], now: float) -> None:
+        """Rows of at most `GROUP_EVENTS` events and about `GROUP_BYTES` bytes."""
+        sizes = list(map(len, bodies))
+        start = 0
+        while start < len(bodies):
+            end = min(len(bodies), start + GROUP_EVENTS)
+            ends = list(itertools.accumulate(sizes[start:end]))
+            # The first event that reaches the byte bound is the group's last.
+            end = start + min(len(ends), bisect.bisect_left(ends, GROUP_BYTES) + 1)
+            self._db.execute(
+                "INSERT INTO groups (created, bodies, sizes, places) VALUES (?, ?, ?, ?)",
+                (now, b"".join(bodies[start:end]), pack(sizes[start:end]), b""),
+            )
+            self._count += end - start
+            self._bytes += sum(sizes[start:end])
+            start = end
+
+    def _groups(self) -> Iterable[Group]:
+        """The groups oldest first, one statement each (no cursor stays open meanwhile)."""
+        seq = -1
+        while True:
+            row = self._db.execute(
+                "SELECT seq, bodies, sizes, places FROM groups WHERE seq > ? ORDER BY seq LIMIT 1",
+                (seq,),
+            ).fetchone()
+            if row is None:
+                return
+            seq = row[0]
+            yield Group.read(*row)
+
+    def _remove_oldest(self, at_least: int) -> list[bytes]:
+        """Drop the oldest events until `at_least` bytes are free."""
+        dropped: list[bytes] = []
         freed = 0
-        rows: list[Row] = []
-        for seq, body in self._db.execute("SELECT seq, body FROM events ORDER BY seq"):
-            rows.append((seq, body))
-            freed += len(body)
+        for group in self._groups():
+            taken = 0
+            for body in group.bodies:
+                if freed >= at_least:
+                    break
+                dropped.append(body)
+                freed += len(body)
+                taken += 1
+            group.without(taken).write(self._db)
             if freed >= at_least:
                 break
-        self._db.executemany("DELETE FROM events WHERE seq = ?", [(seq,) for seq, _ in rows])
-        self._count -= len(rows)
+        self._count -= len(dropped)
         self._bytes -= freed
-        return [body for _, body in rows]
+        return dropped
 
     def peek(self, max_count: int, max_bytes: int) -> list[Row]:
-        """The oldest events, at most `max_count` and `max_bytes` (but always one if any)."""
+        """The oldest events as (id, body), at most `max_count` and `max_bytes` (but always
+        one if any)."""
         rows: list[Row] = []
         size = 0
         with self._lock:
             self._check_open()
-            cursor = self._db.execute(
-                "SELECT seq, body FROM events ORDER BY seq LIMIT ?", (max_count,)
-            )
-            for seq, body in cursor:
-                if rows and size + len(body) > max_bytes:
+            for group in self._groups():
+                ends = itertools.accumulate((len(body) for body in group.bodies), initial=size)
+                # How many of the group fit: the count left, and the bytes (the first always).
+                fit = min(max_count - len(rows), bisect.bisect_right(list(ends), max_bytes) - 1)
+                fit = max(fit, 0 if rows else 1)
+                rows.extend(zip(group.ids[:fit], group.bodies[:fit], strict=True))
+                size += sum(len(body) for body in group.bodies[:fit])
+                if fit < len(group.bodies) or len(rows) == max_count:
                     break
-                rows.append((seq, body))
-                size += len(body)
         return rows
 
     def oldest_created(self) -> float | None:
         """Wall-clock time the oldest queued event was appended."""
         with self._lock:
             self._check_open()
-            row = self._db.execute("SELECT created FROM events ORDER BY seq LIMIT 1").fetchone()
+            row = self._db.execute("SELECT created FROM groups ORDER BY seq LIMIT 1").fetchone()
         return None if row is None else float(row[0])
 
-    def ack(self, seqs: Sequence[int]) -> int:
+    def ack(self, ids: Sequence[int]) -> int:
         """Remove events HQ has stored; returns how many were still queued."""
-        return self._remove(seqs, "sent")
+        return self._remove(ids, "sent")
 
-    def drop(self, seqs: Sequence[int]) -> int:
+    def drop(self, ids: Sequence[int]) -> int:
         """Remove events that can never be stored; returns how many were still queued."""
-        return self._remove(seqs, "dropped")
+        return self._remove(ids, "dropped")
 
-    def _remove(self, seqs: Sequence[int], counter: str) -> int:
-        if not seqs:
+    def _remove(self, ids: Sequence[int], counter: str) -> int:
+        if not ids:
             return 0
+        ordered = sorted(set(ids))
         with self._lock:
             self._check_open()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 removed = 0
-                for seq in seqs:
-                    row = self._db.execute(
-                        "SELECT length(body) FROM events WHERE seq = ?", (seq,)
-                    ).fetchone()
-                    if row is not None:
-                        self._db.execute("DELETE FROM events WHERE seq = ?", (seq,))
-                        removed += 1
-                        self._bytes -= row[0]
-                self._count -= removed
+                start = 0
+                while start < len(ordered):
+                    seq = ordered[start] >> PLACE_BITS
+                    end = bisect.bisect_left(ordered, (seq + 1) << PLACE_BITS, start)
+                    removed += self._remove_from(seq, ordered[start:end])
+                    start = end
                 # Events the full-queue policy already removed were counted as dropped then.
                 self._add_counter(counter, removed)
                 self._db.execute("COMMIT")
@@ -210,6 +291,35 @@ class DiskQueue:
                 self._resync()
                 raise
         return removed
+
+    def _remove_from(self, seq: int, ids: list[int]) -> int:
+        """Remove the events `ids` (ascending) of group `seq`; how many were there."""
+        row = self._db.execute("SELECT sizes, places FROM groups WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            return 0
+        sizes = unpack(row[0])
+        places = unpack(row[1]) if row[1] else range(len(sizes))
+        base = seq << PLACE_BITS
+        if ids == [base | place for place in places]:
+            # The common case: the whole group was delivered, no body needs reading.
+            self._db.execute("DELETE FROM groups WHERE seq = ?", (seq,))
+            self._count -= len(sizes)
+            self._bytes -= sum(sizes)
+            return len(sizes)
+        gone = {event_id - base for event_id in ids}
+        leaving = [size for place, size in zip(places, sizes, strict=True) if place in gone]
+        if leaving:
+            (bodies,) = self._db.execute(
+                "SELECT bodies FROM groups WHERE seq = ?", (seq,)
+            ).fetchone()
+            group = Group.read(seq, bodies, row[0], row[1])
+            staying = [i for i, place in enumerate(group.places) if place not in gone]
+            Group(
+                seq, [group.places[i] for i in staying], [group.bodies[i] for i in staying]
+            ).write(self._db)
+            self._count -= len(leaving)
+            self._bytes -= sum(leaving)
+        return len(leaving)
 
     def stats(self) -> QueueStats:
         with self._lock:
@@ -238,9 +348,11 @@ class DiskQueue:
             self._db.execute("UPDATE counters SET value = value + ? WHERE name = ?", (amount, name))
 
     def _resync(self) -> None:
-        self._count, self._bytes = self._db.execute(
-            "SELECT count(*), coalesce(sum(length(body)), 0) FROM events"
+        count, size = self._db.execute(
+            "SELECT coalesce(sum(length(sizes)), 0) / 4, coalesce(sum(length(bodies)), 0) "
+            "FROM groups"
         ).fetchone()
+        self._count, self._bytes = int(count), int(size)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -8,14 +8,17 @@ Each record becomes a `log` event, the successor of the original journal agent's
 
 The timestamp is the record's creation time. Records of the agent library itself
 (`logspace.agent`) are skipped, so an HQ outage cannot feed events about itself into the queue.
+
+A logging call pays for this handler, so it builds the event as a plain dict (what
+`EventBuilder` would build; the sink checks the whole event with HQ's rules) and the sink only
+buffers it: no disk commit and no network in the logging call.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
-from .builder import EventBuilder
+from .builder import instant_from_timestamp, new_event
 from .sink import Sink
 
 __all__ = ["LogHandler"]
@@ -46,25 +49,22 @@ class LogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            builder = (
-                EventBuilder(
-                    self.event_type,
-                    self.agent_id,
-                    timestamp=datetime.fromtimestamp(record.created, UTC),
-                )
-                .string("category", record.name)
-                .string("message", record.getMessage())
-                .string("level", record.levelname)
-                .integer("level_number", record.levelno)
-                .string("module", record.module)
-                .string("function", record.funcName or "")
-                .integer("line", record.lineno)
-                .string("thread_name", record.threadName or "")
-            )
+            strings = {
+                "category": record.name,
+                "message": record.getMessage(),
+                "level": record.levelname,
+                "module": record.module,
+                "function": record.funcName or "",
+                "thread_name": record.threadName or "",
+            }
             if record.exc_info:
-                builder.string("exception", logging.Formatter().formatException(record.exc_info))
+                strings["exception"] = logging.Formatter().formatException(record.exc_info)
             elif record.exc_text:
-                builder.string("exception", record.exc_text)
-            self.sink.send(builder.build())
+                strings["exception"] = record.exc_text
+            created = instant_from_timestamp(record.created)
+            event = new_event(self.event_type, self.agent_id, timestamp=created)
+            event["string-properties"] = strings
+            event["integer-properties"] = {"level_number": record.levelno, "line": record.lineno}
+            self.sink.send(event)
         except Exception:
             self.handleError(record)

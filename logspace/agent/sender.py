@@ -1,10 +1,11 @@
-"""Senders: queue events durably and deliver them to HQ in the background.
+"""Senders: take events at memory speed, queue them durably, deliver them to HQ in the background.
 
 `Sender` delivers from a thread with a blocking `httpx.Client`; `AsyncSender` (in
-`asyncsender.py`) from an asyncio task with `httpx.AsyncClient`. Both put events into the same
-kind of `DiskQueue` and leave every decision (batching, retries, drops) to a `Shipper`, so they
-behave identically. `send()` is synchronous and quick in both: it checks the event with HQ's
-rules, stamps the configured `system` and `marker`, and appends it to the queue.
+`asyncsender.py`) from an asyncio task with `httpx.AsyncClient`. Both share everything else
+(`_Queueing`): `send()` checks the event with HQ's rules, stamps the configured `system` and
+`marker`, and appends it to a `Buffer` in memory, doing no I/O; the buffer's thread commits it
+to the `DiskQueue` in groups; a `Shipper` decides batching, retries and drops. So they behave
+identically.
 
 Delivery is at least once to HQ and exactly once into Elasticsearch: HQ stores each event under
 its id, so a batch re-sent after a lost answer stores nothing twice.
@@ -21,10 +22,11 @@ from typing import Any, Self
 
 import httpx
 
+from .buffer import Buffer
 from .builder import encode_event
 from .config import AgentConfig
 from .diskqueue import DiskQueue, QueueStats
-from .shipper import Dropped, Shipper
+from .shipper import Attempt, Dropped, Shipper
 
 __all__ = ["DropCallback", "Sender"]
 
@@ -42,7 +44,7 @@ def _describe(error: Exception) -> str:
 
 
 class _Queueing:
-    """What both senders share: encoding, stamping, queueing and reporting drops."""
+    """What both senders share: encoding, stamping, buffering, queueing and reporting drops."""
 
     def __init__(
         self, config: AgentConfig, queue: DiskQueue | None, on_drop: DropCallback | None
@@ -61,17 +63,28 @@ class _Queueing:
         self._on_drop = on_drop
         self._configured = config
         self._shipper = Shipper(self.queue, config, self._report)
+        self.buffer = Buffer(
+            self.queue,
+            max_bytes=config.buffer_max_bytes,
+            interval=config.commit_interval,
+            group_events=config.batch_max_events,
+            group_bytes=config.batch_max_bytes,
+            when_full=self.queue.when_full,
+            committed=self._notify,
+            report=self._report,
+        )
         self._flushing_lock = threading.Lock()
         self._deadline: float | None = None
         self._final_stats: QueueStats | None = None
 
     @property
     def stats(self) -> QueueStats:
-        """Events enqueued, sent and dropped since the queue file was created, and queued now
-        (after `close()`: as they were then)."""
+        """Events enqueued (accepted by `send`), sent and dropped since the queue file was
+        created, and queued now, `buffered` of them in memory (after `close()`: as they were
+        then)."""
         if self._final_stats is not None:
             return self._final_stats
-        return self.queue.stats()
+        return self.buffer.stats()
 
     def set_batch_max_age(self, seconds: float | None) -> None:
         """Let events wait at most `seconds` for their batch (an order's `commit-max-seconds`);
@@ -81,35 +94,23 @@ class _Queueing:
             self.config = self._shipper.config = self._configured.replace(batch_max_age=age)
             self._notify()  # a batch may be due at once now
 
+    def _pending(self) -> int:
+        """Events not delivered yet: in the queue or still in the buffer."""
+        return len(self.queue) + len(self.buffer)
+
     def _release_queue(self) -> None:
         self._final_stats = self.queue.stats()
         if self._owns_queue:
             self.queue.close()
 
     def send(self, event: Mapping[str, Any]) -> None:
-        """Check and queue one event; `InvalidEvent` if HQ would refuse it."""
-        self.send_many([event])
+        """Check and buffer one event, without any I/O; `InvalidEvent` if HQ would refuse it."""
+        self.buffer.put(encode_event(self._stamp(event)))
 
     def send_many(self, events: Iterable[Mapping[str, Any]]) -> None:
-        bodies = [encode_event(self._stamp(event)) for event in events]
-        if not bodies:
-            return
-        dropped = self.queue.put(bodies)
-        if dropped:
-            self._report(
-                [
-                    Dropped(body, "queue-full", f"the queue holds at most {self.queue.max_bytes} B")
-                    for body in dropped
-                ]
-            )
-        queued = len(self.queue)
-        if (
-            queued <= len(bodies)  # it was empty: the age clock starts now
-            or queued >= self.config.batch_max_events
-            or self.queue.size_bytes >= self.config.batch_max_bytes
-            or self.config.batch_max_age == 0
-        ):
-            self._notify()
+        # All checked before any is buffered: an invalid one refuses the lot.
+        for body in [encode_event(self._stamp(event)) for event in events]:
+            self.buffer.put(body)
 
     def _stamp(self, event: Mapping[str, Any]) -> Mapping[str, Any]:
         system, marker = self.config.system, self.config.marker
@@ -136,6 +137,11 @@ class _Queueing:
             except Exception:
                 # A broken callback must not stop delivery of everything else.
                 log.exception("the on_drop callback failed")
+
+    def _next(self) -> tuple[Attempt | None, float | None]:
+        """The next request to make, else how long to wait (None: until woken)."""
+        attempt = self._shipper.next_attempt()
+        return attempt, None if attempt is not None else self._shipper.wait_time()
 
     def _request_timeout(self) -> float:
         if self._deadline is None:
@@ -199,12 +205,12 @@ class Sender(_Queueing):
 
     def _step(self) -> float | None:
         """One request if a batch is due; else how long to wait (None: until woken)."""
-        attempt = self._shipper.next_attempt()
+        attempt, wait = self._next()
         if attempt is None:
-            return self._shipper.wait_time()
+            return wait
         try:
             response = self._client.put(
-                self.config.events_url,
+                attempt.url,
                 content=attempt.body,
                 headers=attempt.headers,
                 timeout=self._request_timeout(),
@@ -232,7 +238,8 @@ class Sender(_Queueing):
                 self._wake.wait(_IDLE_SECONDS if wait is None else min(wait, _IDLE_SECONDS))
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Send everything queued, ignoring batch age; True once the queue is empty.
+        """Commit the buffer and send everything queued, ignoring batch age; True once
+        nothing is left.
 
         Backoff still applies, so with HQ down this returns False after `timeout`
         (default `config.shutdown_timeout`) and the events stay queued.
@@ -240,28 +247,34 @@ class Sender(_Queueing):
         deadline = time.monotonic() + (self.config.shutdown_timeout if timeout is None else timeout)
         self._flushing(+1)
         try:
+            self.buffer.commit()
             if self._thread is not None and self._thread.is_alive():
                 self._wake.set()
                 with self._progress:
-                    while len(self.queue) and (left := deadline - time.monotonic()) > 0:
+                    while self._pending() and (left := deadline - time.monotonic()) > 0:
                         self._progress.wait(left)
             else:
-                while len(self.queue) and (left := deadline - time.monotonic()) > 0:
+                while self._pending() and (left := deadline - time.monotonic()) > 0:
+                    self.buffer.commit()
                     wait = self._step()
                     if wait:
                         time.sleep(min(wait, left))
         finally:
             self._flushing(-1)
-        return not len(self.queue)
+        return not self._pending()
 
     def close(self, timeout: float | None = None) -> bool:
-        """Flush within `timeout`, stop, and release the queue; True if nothing is left."""
+        """Flush within `timeout`, stop, and release the queue; True if nothing is left.
+
+        Whatever is still buffered is committed to the queue before the sender stops (taking
+        at least a second for it even when `timeout` has run out: a crash would lose it)."""
         if self._closed:
             return not len(self.queue)
         self._closed = True
         timeout = self.config.shutdown_timeout if timeout is None else timeout
         self._deadline = time.monotonic() + timeout
-        delivered = self.flush(timeout)
+        self.flush(timeout)
+        committed = self.buffer.close(max(1.0, self._deadline - time.monotonic()))
         self._stop.set()
         self._wake.set()
         stopped = True
@@ -279,4 +292,4 @@ class Sender(_Queueing):
         if stopped:
             self._client.close()
             self._release_queue()
-        return delivered
+        return committed and not left

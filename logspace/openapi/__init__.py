@@ -1,15 +1,16 @@
 """The OpenAPI 3.1 document of HQ's HTTP API, served at `GET /openapi.json`. Pure data.
 
 Written by hand, next to `docs/api.md`; a test checks that it is valid OpenAPI and that it
-names every route of `readroutes.READ_ROUTES` and `controlroutes.CONTROL_ROUTES` with the same
-methods. Schemas are in `schemas.py`, central control's part in `control.py`.
+names every route of `app.API_ROUTES` with the same methods. Schemas are in `schemas.py`,
+central control's part in `control.py`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .. import activity
+from logspace.read import activity
+
 from . import control
 from .parts import MANY as _MANY
 from .parts import TIME as _TIME

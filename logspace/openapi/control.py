@@ -1,6 +1,6 @@
 """The central-control part of the OpenAPI document, merged in by `__init__.py`. Pure data.
 
-Paths of `controlroutes.CONTROL_ROUTES`: capabilities up from agent controllers, orders down.
+Paths of `control.routes.CONTROL_ROUTES`: capabilities up from agent controllers, orders down.
 """
 
 from __future__ import annotations

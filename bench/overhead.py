@@ -1,0 +1,383 @@
+"""Figure (g): what the agents cost the application they sit in, shipping to HQ for real.
+
+(g1, g2, g3) A trivial ASGI app (Starlette under uvicorn, one worker) and a trivial WSGI app
+(a plain callable under gunicorn, one sync worker) in three arms per round, alternated ABC CBA:
+alone; with the request agent shipping to HQ and Elasticsearch; with the agent shipping to a
+stub that answers 202 and stores nothing (a diagnostic of the agent's own cost). Each arm is a
+fresh server process: warmed up by a short `wrk` run, then loaded by `wrk` at a light paced
+load (two connections, 1 ms between requests: latency, g3), then over 16 connections
+(throughput at saturation, g1 and g2), then stopped with SIGTERM, which closes the agent's
+sender: it sends everything still queued before the process exits (so the next arm starts with
+Elasticsearch idle) and writes its counters. Every agent arm then checks the counters, and
+that Elasticsearch holds exactly the events the sender counted as sent. Nothing is pinned: the
+app, wrk, HQ and Elasticsearch share the machine's cores, so in the hq arms Elasticsearch's
+indexing competes with the app.
+
+(g4) Log records per second through `LogHandler` (to a `Sender` to HQ, or to the stub) and
+through a plain `logging.FileHandler`, each in a fresh process (bench/lograte.py), alternated
+the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+
+from .documents import SPACE
+from .procs import ROOT, cpu_seconds, free_port, wait_http
+
+Say = Callable[[str], None]
+
+
+class OverheadError(RuntimeError):
+    """A server or tool of figure (g) failed: the arm's figures would mean nothing."""
+
+
+@dataclass
+class Wrk:
+    """What one `wrk --latency` run printed."""
+
+    requests: int
+    rate: float
+    p50: float  # milliseconds
+    p90: float
+    p99: float
+    errors: int  # socket errors and non-2xx answers
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def parse_wrk(output: str) -> Wrk:
+    percentiles = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)$", output, re.MULTILINE))
+    requests = re.search(r"^\s+(\d+) requests in", output, re.MULTILINE)
+    rate = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
+    if not (requests and rate and len(percentiles) == 3):
+        raise OverheadError(f"cannot read wrk's output:\n{output}")
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return Wrk(
+        requests=int(requests.group(1)),
+        rate=float(rate.group(1)),
+        p50=_ms(percentiles["50"]),
+        p90=_ms(percentiles["90"]),
+        p99=_ms(percentiles["99"]),
+        errors=errors + (int(non_2xx.group(1)) if non_2xx else 0),
+    )
+
+
+PACED = Path(__file__).resolve().parent / "paced.lua"
+# Light load for g3: two connections, each pausing 1 ms between requests (bench/paced.lua).
+LIGHT_CONNECTIONS = 2
+
+
+def run_wrk(
+    wrk: str, url: str, seconds: float, connections: int, threads: int = 2, paced: bool = False
+) -> Wrk:
+    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency", url]
+    if paced:
+        command[-1:-1] = ["-s", str(PACED)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise OverheadError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
+    return parse_wrk(done.stdout)
+
+
+class Server:
+    """uvicorn or gunicorn serving bench/apps.py on a free port, as a process of its own:
+    `asgi`, `wsgi` or `stub` (the stub HQ)."""
+
+    def __init__(self, kind: str, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        if kind in ("asgi", "stub"):
+            factory = "bench.apps:asgi_app" if kind == "asgi" else "bench.apps:hq_stub"
+            command = [
+                sys.executable, "-m", "uvicorn", "--factory", factory,
+                "--port", str(self.port), "--no-access-log", "--log-level", "warning",
+                "--timeout-graceful-shutdown", "600",
+            ]  # fmt: skip
+        else:
+            command = [
+                sys.executable, "-m", "gunicorn", "bench.apps:wsgi_app",
+                "-c", "python:bench.gunicorn", "--bind", f"127.0.0.1:{self.port}",
+                "--workers", "1", "--graceful-timeout", "600", "--log-level", "warning",
+            ]  # fmt: skip
+        self._log = log.open("ab")
+        self.process = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_http(self.url, 60)
+        except RuntimeError:
+            self.stop()
+            raise
+        # gunicorn answers from its worker: the process whose CPU is the app's.
+        children = psutil.Process(self.process.pid).children()
+        self.pid = children[0].pid if kind == "wsgi" and children else self.process.pid
+
+    def stop(self) -> None:
+        """SIGTERM, and wait: a clean stop closes the agent, which sends what is queued."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(900)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise OverheadError("the server did not stop within 900 s") from None
+        self._log.close()
+
+
+def count_marker(es_url: str, prefix: str, marker: str) -> int:
+    """Events of the benchmark space with this marker, after a refresh."""
+    indices = f"{prefix}-{SPACE}-*"
+    refresh = urllib.request.Request(  # noqa: S310 - our own local URL
+        f"{es_url}/{indices}/_refresh?allow_no_indices=true", method="POST"
+    )
+    urllib.request.urlopen(refresh, timeout=120).close()  # noqa: S310
+    query = urllib.parse.urlencode({"q": f"marker:{marker}", "allow_no_indices": "true"})
+    with urllib.request.urlopen(f"{es_url}/{indices}/_count?{query}", timeout=120) as answer:  # noqa: S310
+        return int(orjson.loads(answer.read())["count"])
+
+
+# The arms: the app alone; with the agent shipping to HQ, which stores into Elasticsearch
+# on the same cores; with the agent shipping to a stub that answers 202 and stores nothing
+# (a diagnostic: the agent's own cost, without the indexing it causes on a shared machine).
+ARMS = ("plain", "hq", "stub")
+
+
+@dataclass
+class Arm:
+    """One arm: wrk's figures at saturation (`wrk`) and at a light paced load (`light`),
+    CPU-seconds per process over the saturated run, the agent's final counters
+    and what Elasticsearch holds of its events (`hq` arms)."""
+
+    kind: str
+    arm: str
+    wrk: Wrk
+    light: Wrk
+    cpu: dict[str, float]
+    stats: dict[str, int] = field(default_factory=dict)
+    stored: int = 0
+
+    def cpu_us_per_request(self, name: str) -> float:
+        return 1e6 * self.cpu[name] / max(self.wrk.requests, 1)
+
+
+@dataclass
+class Context:
+    """Where the arms run: wrk, HQ, its stub and Elasticsearch, and the processes whose CPU
+    counts."""
+
+    wrk: str
+    hq_url: str
+    stub_url: str
+    es_url: str
+    prefix: str
+    pids: dict[str, int | None]
+    work: Path
+    say: Say
+
+    def environ(self, arm: str, kind: str, marker: str, stats: Path) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGSPACE_", "BENCH_"))}
+        if arm != "plain":
+            queue = self.work / marker
+            queue.mkdir()
+            env.update(
+                BENCH_AGENT_HQ_URL=self.hq_url if arm == "hq" else self.stub_url,
+                BENCH_AGENT_QUEUE_DIR=str(queue),
+                BENCH_AGENT_MARKER=marker,
+                BENCH_AGENT_STATS=str(stats),
+            )
+            if kind == "wsgi":
+                env["BENCH_AGENT_WSGI"] = "1"
+        return env
+
+    def check_delivery(
+        self, what: str, arm: str, marker: str, stats_file: Path
+    ) -> tuple[dict[str, int], int]:
+        """The sender's final counters, and what Elasticsearch holds of the arm's events:
+        everything sent, nothing left (the stub stores nothing)."""
+        stats: dict[str, int] = orjson.loads(stats_file.read_bytes())
+        stored = count_marker(self.es_url, self.prefix, marker) if arm == "hq" else 0
+        if stats["queued"] or stats["dropped"] or (arm == "hq" and stored != stats["sent"]):
+            raise OverheadError(f"{what} {arm} arm: the sender counted {stats}; stored {stored}")
+        return stats, stored
+
+
+def app_arm(
+    ctx: Context, kind: str, arm: str, seconds: float, light_seconds: float, connections: int
+) -> Arm:
+    """Warm-up, then a light paced load (latency while the agent keeps up), then
+    `connections` (throughput at saturation), then a clean stop."""
+    marker = f"g-{kind}-{uuid.uuid4().hex[:12]}"
+    stats_file = ctx.work / f"{marker}.json"
+    server = Server(kind, ctx.environ(arm, kind, marker, stats_file), ctx.work / "server.log")
+    try:
+        run_wrk(ctx.wrk, server.url, 2, connections)  # warm-up, not counted
+        light = run_wrk(
+            ctx.wrk, server.url, light_seconds, LIGHT_CONNECTIONS, threads=1, paced=True
+        )
+        pids = {**ctx.pids, "app": server.pid}
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        result = run_wrk(ctx.wrk, server.url, seconds, connections)
+        cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    finally:
+        server.stop()
+    if result.errors or light.errors:
+        raise OverheadError(f"{kind} arm: socket errors or non-2xx answers")
+    measured = Arm(kind, arm, result, light, cpu)
+    if arm != "plain":
+        measured.stats, measured.stored = ctx.check_delivery(kind, arm, marker, stats_file)
+    return measured
+
+
+@dataclass
+class LogArm:
+    arm: str
+    records: int
+    seconds: float
+    stats: dict[str, int] = field(default_factory=dict)
+    stored: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds
+
+
+def log_arm(ctx: Context, arm: str, records: int) -> LogArm:
+    """`plain`: a FileHandler; `hq` and `stub`: LogHandler to a sender to HQ or the stub."""
+    marker = f"g-log-{uuid.uuid4().hex[:12]}"
+    stats_file = ctx.work / f"{marker}.json"
+    handler = "stream" if arm == "plain" else "agent"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.lograte", handler, str(records), str(ctx.work)],
+        env=ctx.environ(arm, "log", marker, stats_file),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        raise OverheadError(f"bench.lograte {handler} failed:\n{done.stderr}")
+    measured = LogArm(arm, records, orjson.loads(done.stdout.splitlines()[-1])["seconds"])
+    if arm != "plain":
+        measured.stats, measured.stored = ctx.check_delivery("log", arm, marker, stats_file)
+    return measured
+
+
+def orders(pairs: int) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """Pair numbers with the order of their arms: forwards in even pairs, backwards in odd
+    ones (ABC CBA), so drifts of the machine fall on every arm alike."""
+    for pair in range(pairs):
+        yield pair, (ARMS if pair % 2 == 0 else ARMS[::-1])
+
+
+class StubHQ:
+    """An HQ that answers 202 to every batch and stores nothing (bench/apps.py `hq_stub`)."""
+
+    def __init__(self, log: Path) -> None:
+        self.server = Server("stub", dict(os.environ), log)
+        self.url = self.server.url.rstrip("/")
+        self.pid = self.server.pid
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@contextmanager
+def workspace() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="logspace-bench-g-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass
+class Measured:
+    """Every arm of figure (g), per pair: arm name -> its figures."""
+
+    apps: dict[str, list[dict[str, Arm]]] = field(default_factory=dict)
+    logs: list[dict[str, LogArm]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        def arm(a: Arm) -> dict[str, Any]:
+            return {
+                "rate": a.wrk.rate,
+                "p50": a.wrk.p50,
+                "p99": a.wrk.p99,
+                "light_p50": a.light.p50,
+                "light_p99": a.light.p99,
+                "cpu_us": {k: round(a.cpu_us_per_request(k), 2) for k in a.cpu},
+                "stats": a.stats,
+            }
+
+        return {
+            "apps": {
+                kind: [{name: arm(a) for name, a in pair.items()} for pair in pairs]
+                for kind, pairs in self.apps.items()
+            },
+            "logs": [{name: a.rate for name, a in pair.items()} for pair in self.logs],
+        }
+
+
+def measure(
+    ctx: Context,
+    pairs: int,
+    seconds: float,
+    light_seconds: float,
+    connections: int,
+    records: int,
+) -> Measured:
+    measured = Measured()
+    ctx.say(f"(g) warming up: an agent arm of {seconds:g} s, not counted")
+    app_arm(ctx, "asgi", "hq", seconds, 1, connections)
+    for kind in ("asgi", "wsgi"):
+        ctx.say(
+            f"(g) {kind}: {pairs} rounds of {'/'.join(ARMS)} (ABC CBA), each arm "
+            f"{light_seconds:g} s of paced wrk, then {seconds:g} s of wrk -c{connections}"
+        )
+        measured.apps[kind] = []
+        for pair, order in orders(pairs):
+            arms: dict[str, Arm] = {}
+            for name in order:
+                arms[name] = arm = app_arm(ctx, kind, name, seconds, light_seconds, connections)
+                shipped = f", {arm.stored} events in ES" if name == "hq" else ""
+                ctx.say(
+                    f"  pair {pair + 1} {name:5}: {arm.wrk.rate:7.0f} requests/s (p99 "
+                    f"{arm.wrk.p99:.2f} ms), light p50 {arm.light.p50:.3f} / p99 "
+                    f"{arm.light.p99:.3f} ms, app "
+                    f"{arm.cpu_us_per_request('app'):.1f} CPU-us/request{shipped}"
+                )
+            measured.apps[kind].append(arms)
+    ctx.say(f"(g4) log records: {pairs} rounds of {records} records")
+    for pair, order in orders(pairs):
+        logs: dict[str, LogArm] = {}
+        for name in order:
+            logs[name] = log = log_arm(ctx, name, records)
+            ctx.say(f"  pair {pair + 1} {name:5}: {log.rate:8.0f} records/s")
+        measured.logs.append(logs)
+    return measured

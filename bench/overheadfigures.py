@@ -1,0 +1,142 @@
+"""Figure (g) from its arms (bench/overhead.py): the ratios and the appendix of absolutes."""
+
+from __future__ import annotations
+
+from . import overhead, report
+from .report import Figure
+
+
+def figures(measured: overhead.Measured) -> list[Figure]:
+    """The figures of (g): ratios per round against the plain arm of the same round."""
+    found = []
+    servers = {"asgi": "ASGI app (uvicorn)", "wsgi": "WSGI app (gunicorn)"}
+    for kind, key in (("asgi", "g1"), ("wsgi", "g2")):
+        rounds = measured.apps[kind]
+        plain = [r["plain"].wrk.rate for r in rounds]
+        for arm, suffix, what, gated in (
+            ("hq", "", "requests/s with the agent / without", True),
+            ("stub", "-stub", "the same, the agent shipping to a stub HQ", False),
+        ):
+            ratios, rejected = report.keep_undisturbed(
+                plain, [r[arm].wrk.rate / r["plain"].wrk.rate for r in rounds]
+            )
+            found.append(
+                Figure(
+                    key + suffix,
+                    f"{servers[kind]}: {what}",
+                    ratios,
+                    ">= 0.75",
+                    ">= 0.9",
+                    rejected=rejected,
+                    gated=gated,
+                )
+            )
+    for kind, key, gated in (("asgi", "g3", True), ("wsgi", "g3-wsgi", False)):
+        rounds = measured.apps[kind]
+        found.append(
+            Figure(
+                key,
+                f"p99 latency added by the agent, {servers[kind]}, light paced load",
+                [r["hq"].light.p99 - r["plain"].light.p99 for r in rounds],
+                "<= 1",
+                "<= 0.2",
+                unit="ms",
+                gated=gated,
+            )
+        )
+        found.append(
+            Figure(
+                f"{key}-p50",
+                f"p50 latency added by the agent, {servers[kind]}, light paced load",
+                [r["hq"].light.p50 - r["plain"].light.p50 for r in rounds],
+                "",
+                unit="ms",
+                gated=False,
+            )
+        )
+    found.extend(
+        Figure(
+            f"g-cpu-{kind}",
+            f"app CPU per request added by the agent, {kind.upper()}, stub HQ (shipping included)",
+            [
+                r["stub"].cpu_us_per_request("app") - r["plain"].cpu_us_per_request("app")
+                for r in measured.apps[kind]
+            ],
+            "",
+            unit="us",
+            gated=False,
+        )
+        for kind in ("asgi", "wsgi")
+    )
+    plain = [r["plain"].rate for r in measured.logs]
+    for arm, suffix, what, gated in (
+        ("hq", "", "", True),
+        ("stub", "-stub", ", the sender shipping to a stub HQ", False),
+    ):
+        ratios, rejected = report.keep_undisturbed(
+            plain, [r[arm].rate / r["plain"].rate for r in measured.logs]
+        )
+        found.append(
+            Figure(
+                "g4" + suffix,
+                f"log records/s through `LogHandler` / through a `FileHandler`{what}",
+                ratios,
+                ">= 0.5",
+                ">= 0.8",
+                rejected=rejected,
+                gated=gated,
+            )
+        )
+    return found
+
+
+def appendix(
+    measured: overhead.Measured,
+    seconds: float,
+    light_seconds: float,
+    connections: int,
+    records: int,
+) -> list[str]:
+    """The absolute figures of every arm."""
+    rows = []
+    for kind, rounds in measured.apps.items():
+        for i, r in enumerate(rounds):
+            plain, hq, stub = r["plain"], r["hq"], r["stub"]
+            rows.append(
+                f"| {kind.upper()} | {i + 1} | {plain.wrk.rate:.0f} | {hq.wrk.rate:.0f} | "
+                f"{stub.wrk.rate:.0f} | {plain.wrk.p99:.2f} / {hq.wrk.p99:.2f} / "
+                f"{stub.wrk.p99:.2f} | {plain.light.p50:.3f}, {plain.light.p99:.3f} / "
+                f"{hq.light.p50:.3f}, {hq.light.p99:.3f} / {stub.light.p50:.3f}, "
+                f"{stub.light.p99:.3f} | {plain.cpu_us_per_request('app'):.1f} / "
+                f"{hq.cpu_us_per_request('app'):.1f} / "
+                f"{stub.cpu_us_per_request('app'):.1f} | "
+                f"{hq.cpu_us_per_request('hq'):.1f} | {hq.cpu_us_per_request('es'):.1f} | "
+                f"{hq.stored} of {hq.stats['enqueued']} |"
+            )
+    logs = [
+        f"| {i + 1} | {r['plain'].rate:.0f} | {r['hq'].rate:.0f} | {r['stub'].rate:.0f} | "
+        f"{r['hq'].stored} of {r['hq'].stats['enqueued']} |"
+        for i, r in enumerate(measured.logs)
+    ]
+    return [
+        f"### (g) Apps under `wrk`: {light_seconds:g} s at a light paced load, "
+        f"then {seconds:g} s of `wrk -t2 -c{connections}`\n\n"
+        "Three arms per round, in the order plain, hq, stub and back (ABC CBA): the app "
+        "alone; with the agent shipping to HQ, which stores into Elasticsearch on the same "
+        "cores; with the agent shipping to a stub that answers 202 and stores nothing. "
+        "Each arm is a fresh server process, warmed up by 2 s of wrk. Saturated: requests/s "
+        "and p99 at 16 connections; light: p50 and p99 (ms) at two connections each "
+        "pausing 1 ms between requests (`bench/paced.lua`). App CPU is "
+        "utime+stime over the saturated run per request answered; HQ and ES CPU in the hq "
+        'arm is the indexing of the app\'s events. "In ES" is what Elasticsearch holds '
+        "of the hq arm's events after the server's clean stop, against the sender's "
+        "`enqueued` (warm-up included).\n\n"
+        "| app | round | req/s plain | req/s hq | req/s stub | sat. p99 plain / hq / stub | "
+        "light p50, p99 plain / hq / stub | app CPU-us/req plain / hq / stub | "
+        "HQ CPU-us/req | ES CPU-us/req | in ES |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows),
+        f"### (g4) Log records, {records} per arm (after {records // 10} "
+        "not counted), a process per arm\n\n"
+        "| round | FileHandler records/s | LogHandler to HQ | LogHandler to the stub | "
+        "in ES |\n|---|---|---|---|---|\n" + "\n".join(logs),
+    ]

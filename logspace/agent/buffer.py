@@ -1,0 +1,260 @@
+"""Buffer: the in-memory front of the durable queue, moved into it in group commits.
+
+An agent's `send` ends here: `put` appends the encoded event to a bounded list and returns, so
+a web request or a logging call never waits for the disk. A thread of the buffer's own moves
+what accumulates into the `DiskQueue`, one transaction per group: `interval` seconds after the
+group's first event, or at once when it holds `group_events` events or `group_bytes` bytes.
+
+The durability window: an event is on disk once the commit of its group returns, normally
+within `interval` (plus the commit itself) of `put`. A crash of the process (kill -9) loses the
+events accepted since the last commit: that window, and never more than `max_bytes` of events.
+A clean stop (`close`) commits everything first, and so does a normal exit of the interpreter
+for buffers never closed.
+
+When the disk does not keep up and the buffer holds `max_bytes`, the queue's policy applies here
+too: `drop-oldest` drops the oldest buffered events, `drop-newest` the new one. Nothing blocks.
+Drops are counted at once and reported from the buffer's thread.
+
+The counters count an event from `put` on: `stats()` adds what is buffered to the queue's
+counters, and each group commit writes its events and the drops since the last one into the
+queue's counters in the same transaction. So `enqueued == sent + dropped + queued` holds while
+running and across restarts; after a crash the counters simply never heard of the lost events.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from .config import FullPolicy
+from .diskqueue import DiskQueue, QueueStats
+from .shipper import Dropped
+
+__all__ = ["Buffer", "BufferClosed"]
+
+log = logging.getLogger("logspace.agent")
+
+# After a commit failed (e.g. a full disk), the buffer waits this long before trying again.
+_RETRY_SECONDS = 1.0
+# Dropped events kept for the report until the next commit, at least (see `_drop`).
+_REPORTED_BYTES = 1024 * 1024
+
+
+# Buffers not closed yet: an interpreter that exits normally commits them (see `_commit_all`).
+_open: weakref.WeakSet[Buffer] = weakref.WeakSet()
+
+
+def _commit_all() -> None:
+    """At a normal interpreter exit, commit what open buffers hold: a program that never
+    closed its sender keeps those events for the next start instead of losing them."""
+    for buffer in list(_open):
+        buffer.commit()
+
+
+atexit.register(_commit_all)
+
+
+class BufferClosed(RuntimeError):
+    """The sender was closed; it takes no more events."""
+
+
+class Buffer:
+    """Takes encoded events at memory speed; a thread commits them to `queue` in groups."""
+
+    def __init__(
+        self,
+        queue: DiskQueue,
+        *,
+        max_bytes: int,
+        interval: float,
+        group_events: int,
+        group_bytes: int,
+        when_full: FullPolicy,
+        committed: Callable[[], None],
+        report: Callable[[list[Dropped]], None],
+    ) -> None:
+        self.queue = queue
+        self.max_bytes = max_bytes
+        self.interval = interval
+        self.group_events = group_events
+        self.group_bytes = group_bytes
+        self.when_full = when_full
+        self._committed = committed
+        self._report = report
+        # `_lock` guards the buffered state and is held only for appends and the swap;
+        # `_commit_lock` is held for a whole group commit, so `stats` never sees a group
+        # that is neither buffered nor in the queue (reentrant: `on_drop` may ask for stats).
+        self._lock = threading.Lock()
+        self._commit_lock = threading.RLock()
+        self._bodies: deque[bytes] = deque()
+        self._bytes = 0
+        self._created = 0.0
+        self._dropped = 0  # dropped since the last commit, to be counted with it
+        self._unreported: list[bytes] = []
+        self._unreported_bytes = 0
+        self._closed = False
+        self._stopping = False
+        self._wake = threading.Event()  # something is buffered
+        self._due = threading.Event()  # a group is full, or someone is stopping us
+        self._thread = threading.Thread(target=self._run, name="logspace-commit", daemon=True)
+        self._thread.start()
+        _open.add(self)
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    def put(self, body: bytes) -> None:
+        """Buffer one encoded event; never waits for the disk. `BufferClosed` after `close`."""
+        size = len(body)
+        with self._lock:
+            if self._closed:
+                raise BufferClosed("the sender is closed and takes no more events")
+            if self._bytes + size > self.max_bytes and not self._make_room(body):
+                return
+            first = not self._bodies
+            if first:
+                self._created = time.time()
+            self._bodies.append(body)
+            self._bytes += size
+            full = len(self._bodies) == self.group_events or (
+                self._bytes >= self.group_bytes > self._bytes - size
+            )
+        if first:
+            self._wake.set()
+        if full:
+            self._due.set()
+
+    def _make_room(self, body: bytes) -> bool:
+        """Apply the full-queue policy (under `_lock`); False when `body` itself is dropped."""
+        if self.when_full == "drop-newest" or len(body) > self.max_bytes:
+            self._drop(body)
+            return False
+        while self._bodies and self._bytes + len(body) > self.max_bytes:
+            oldest = self._bodies.popleft()
+            self._bytes -= len(oldest)
+            self._drop(oldest)
+        return True
+
+    def _drop(self, body: bytes) -> None:
+        self._dropped += 1
+        # Kept for `on_drop` up to the buffer's own size (at least 1 MiB): a disk stalled for
+        # long must not turn the drops into unbounded memory. Beyond that they are counted only.
+        if self._unreported_bytes + len(body) <= max(self.max_bytes, _REPORTED_BYTES):
+            self._unreported.append(body)
+            self._unreported_bytes += len(body)
+
+    def commit(self) -> bool:
+        """Move everything buffered into the queue now, in one transaction; False if the queue
+        failed (logged; the events stay buffered and the buffer's thread tries again)."""
+        with self._commit_lock:
+            try:
+                self._commit()
+            except Exception:
+                log.exception("could not commit events to the queue; trying again")
+                return False
+        return True
+
+    def _commit(self) -> None:
+        with self._lock:
+            self._wake.clear()
+            self._due.clear()
+            bodies, self._bodies = list(self._bodies), deque()
+            size, self._bytes = self._bytes, 0
+            created = self._created
+            dropped, self._dropped = self._dropped, 0
+            unreported, self._unreported = self._unreported, []
+            self._unreported_bytes = 0
+        try:
+            if bodies or dropped:
+                try:
+                    spilled = self.queue.put(bodies, dropped=dropped, created=created)
+                except BaseException:
+                    self._restore(bodies, size, created, dropped)
+                    raise
+                if spilled:
+                    message = f"the queue holds at most {self.queue.max_bytes} B"
+                    self._report([Dropped(body, "queue-full", message) for body in spilled])
+                if bodies:
+                    self._committed()
+        finally:
+            if dropped:
+                self._report_buffer_drops(unreported, dropped)
+
+    def _restore(self, bodies: Sequence[bytes], size: int, created: float, dropped: int) -> None:
+        """Put a group whose commit failed back in front of what came since (under the bound)."""
+        with self._lock:
+            newer = self._bodies
+            self._bodies = deque(bodies)
+            self._bytes = size
+            self._created = created
+            self._dropped += dropped
+            for body in newer:
+                if self._bytes + len(body) > self.max_bytes and not self._make_room(body):
+                    continue
+                self._bodies.append(body)
+                self._bytes += len(body)
+        self._wake.set()
+
+    def _report_buffer_drops(self, kept: list[bytes], count: int) -> None:
+        message = (
+            f"the disk did not keep up and the in-memory buffer holds at most {self.max_bytes} B"
+        )
+        if count > len(kept):
+            log.warning("%d more event(s) dropped from the buffer, not kept", count - len(kept))
+        if kept:
+            self._report([Dropped(body, "queue-full", message) for body in kept])
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            if not self._stopping:
+                # Let the group grow for `interval`, unless it fills up first.
+                self._due.wait(self.interval)
+            if self._stopping:
+                return
+            if not self.commit():
+                self._due.wait(_RETRY_SECONDS)
+
+    def stats(self) -> QueueStats:
+        """The queue's counters with what is buffered added (as `buffered`, part of `queued`)."""
+        with self._commit_lock:
+            with self._lock:
+                buffered, size, dropped = len(self._bodies), self._bytes, self._dropped
+            stats = self.queue.stats()
+        return replace(
+            stats,
+            enqueued=stats.enqueued + buffered + dropped,
+            dropped=stats.dropped + dropped,
+            queued=stats.queued + buffered,
+            queued_bytes=stats.queued_bytes + size,
+            buffered=buffered,
+        )
+
+    def close(self, timeout: float) -> bool:
+        """Take no more events, stop the thread and commit what is left; False if that
+        could not be done within `timeout` seconds (the disk is stuck): those events are lost."""
+        deadline = time.monotonic() + timeout
+        _open.discard(self)
+        with self._lock:
+            self._closed = True
+        self._stopping = True
+        self._wake.set()
+        self._due.set()
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if not self._commit_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            log.error("the disk did not take the last %d event(s) in time: lost", len(self))
+            return False
+        try:
+            self._commit()
+        except Exception:
+            log.exception("could not commit the last %d event(s); they are lost", len(self))
+            return False
+        finally:
+            self._commit_lock.release()
+        return True

@@ -1,0 +1,258 @@
+"""The coalescer: concurrent writes share `_bulk` requests, each still answered on its own.
+
+Every write contributes its events' `_bulk` lines (already encoded) and waits on a future.
+A `FlushPolicy` decides when the waiting contributions go out together, as one body; the
+response's items are split back by position, so each contribution gets exactly its own
+items. What concerns a bulk as a whole (no answer, a timeout, a 5xx for the request) reaches
+every contribution in it, as it would have reached each alone; a failure that could be one
+contribution's doing (a 4xx for the whole request) is tried again with each contribution
+alone, so that one request's problem never becomes another's answer.
+
+A bulk that Elasticsearch holds because an index it writes to has no primary shard (and
+cannot get one) is given up by `send` with `Unallocatable`: contributions to that index get
+it, the others `HeldUp` (to be sent again at once); for a while afterwards, contributions to
+that index go alone, so they hold up nobody else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from logspace.elastic.client import retryable
+from logspace.elastic.flushpolicy import FlushPolicy
+
+__all__ = ["BulkObserver", "Closed", "Coalescer", "HeldUp", "Send", "Unallocatable"]
+
+# (body, deadline on the loop's clock, the bulk's indices) -> the `_bulk` response.
+Send = Callable[[bytes, float, Callable[[], list[str]]], Awaitable[dict[str, Any]]]
+
+_CLEAN: Final[dict[str, Any]] = {"errors": False}
+
+
+class Unallocatable(Exception):
+    """Elasticsearch holds the bulk: these indices have no primary shard and cannot get one;
+    index -> Elasticsearch's explanation."""
+
+    def __init__(self, reasons: dict[str, str]) -> None:
+        super().__init__(next(iter(reasons.values())))
+        self.reasons = reasons
+
+
+class HeldUp(Exception):
+    """The contribution shared a bulk that another index held; sending it again will do."""
+
+
+class Closed(Exception):
+    """The coalescer has shut down and sends nothing more."""
+
+
+class BulkObserver(Protocol):
+    """Hears of every bulk sent (for the metrics)."""
+
+    def bulk_sent(self, reason: str, events: int, size: int) -> None: ...
+
+    def bulk_waited(self, seconds: float) -> None: ...
+
+
+@dataclass(eq=False)
+class _Contribution:
+    body: bytes
+    count: int
+    deadline: float
+    indices: Callable[[], Sequence[str]]
+    future: asyncio.Future[dict[str, Any]]
+    arrived: float
+    alone: bool = False
+    _indices: Sequence[str] | None = field(default=None, repr=False)
+
+    def targets(self) -> Sequence[str]:
+        if self._indices is None:
+            self._indices = self.indices()
+        return self._indices
+
+
+class Coalescer:
+    def __init__(
+        self,
+        send: Send,
+        policy: FlushPolicy,
+        observer: BulkObserver | None = None,
+        *,
+        isolation_seconds: float = 10.0,
+    ) -> None:
+        self._send = send
+        self.policy = policy
+        self._observer = observer
+        self._isolation = isolation_seconds
+        self._waiting: deque[_Contribution] = deque()
+        self._events = 0
+        self._bytes = 0
+        # Shared bulks in flight; those of contributions sent alone are not counted: they
+        # wait on an index, and must not keep everybody else waiting too.
+        self.in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._closing = False
+        self._closed = False
+        # Indices found unallocatable -> until when (loop time) their writes go alone.
+        self._stuck: dict[str, float] = {}
+
+    async def submit(
+        self, body: bytes, count: int, deadline: float, indices: Callable[[], Sequence[str]]
+    ) -> dict[str, Any]:
+        """The `_bulk` response for these `count` events' lines alone (`errors` and their
+        `items`, in order); raises what the bulk raised, `TimeoutError` at `deadline`,
+        `Unallocatable` / `HeldUp` (see the module), `Closed` after shutdown."""
+        if self._closed:
+            raise Closed()
+        loop = asyncio.get_running_loop()
+        contribution = _Contribution(
+            body, count, deadline, indices, loop.create_future(), loop.time()
+        )
+        if self._stuck and self._touches_stuck(contribution, loop.time()):
+            contribution.alone = True
+            self._start([contribution], "alone")
+        else:
+            self._waiting.append(contribution)
+            self._events += count
+            self._bytes += len(body)
+            self._consider()
+        # On timeout the future is cancelled: if still waiting, it is left out of its bulk.
+        async with asyncio.timeout_at(deadline):
+            return await contribution.future
+
+    async def close(self) -> None:
+        """Send everything waiting now and wait until every bulk is answered; what is
+        submitted meanwhile goes at once too, and after that, nothing."""
+        self._closing = True
+        self._consider()
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._closed = True
+
+    # -- flushing ----------------------------------------------------------------
+
+    def _consider(self) -> None:
+        """Send what the policy says to send now; set the timer for what must wait."""
+        loop = asyncio.get_running_loop()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._waiting:
+            waited = loop.time() - self._waiting[0].arrived
+            decision = self.policy.decide(
+                self._events, self._bytes, waited, self.in_flight, closing=self._closing
+            )
+            if decision.flush is None:
+                if decision.after is not None:
+                    self._timer = loop.call_later(decision.after, self._consider)
+                return
+            self._flush(decision.flush)
+
+    def _flush(self, reason: str) -> None:
+        taken = self.policy.take((c.count, len(c.body)) for c in self._waiting)
+        batch = []
+        for _ in range(taken):
+            contribution = self._waiting.popleft()
+            self._events -= contribution.count
+            self._bytes -= len(contribution.body)
+            if not contribution.future.done():  # else its writer stopped waiting
+                batch.append(contribution)
+        if batch:
+            self._start(batch, reason)
+
+    def _start(self, batch: list[_Contribution], reason: str) -> None:
+        shared = not batch[0].alone
+        if shared:
+            self.in_flight += 1
+        if self._observer is not None:
+            now = asyncio.get_running_loop().time()
+            self._observer.bulk_sent(
+                reason, sum(c.count for c in batch), sum(len(c.body) for c in batch)
+            )
+            for contribution in batch:
+                self._observer.bulk_waited(now - contribution.arrived)
+        task = asyncio.create_task(self._run(batch, shared))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[_Contribution], shared: bool) -> None:
+        body = batch[0].body if len(batch) == 1 else b"".join([c.body for c in batch])
+        deadline = max(c.deadline for c in batch)
+
+        def indices() -> list[str]:
+            return list(dict.fromkeys(i for c in batch for i in c.targets()))
+
+        try:
+            response = await self._send(body, deadline, indices)
+        except Unallocatable as stuck:
+            self._held(batch, stuck)
+        except Exception as error:
+            if len(batch) > 1 and not retryable(error):
+                # Perhaps one contribution's doing: each goes again alone, to learn whose.
+                for contribution in batch:
+                    contribution.alone = True
+                    self._start([contribution], "alone")
+            else:
+                _fail(batch, error)
+        except BaseException as error:  # cancelled: nobody may wait forever
+            _fail(batch, error)
+            raise
+        else:
+            _split(batch, response)
+        finally:
+            if shared:
+                self.in_flight -= 1
+            self._consider()
+
+    # -- indices that hold bulks -------------------------------------------------
+
+    def _held(self, batch: list[_Contribution], stuck: Unallocatable) -> None:
+        until = asyncio.get_running_loop().time() + self._isolation
+        self._stuck.update(dict.fromkeys(stuck.reasons, until))
+        for contribution in batch:
+            if contribution.future.done():
+                continue
+            hit = [i for i in contribution.targets() if i in stuck.reasons]
+            if hit:
+                contribution.future.set_exception(Unallocatable({hit[0]: stuck.reasons[hit[0]]}))
+            else:
+                contribution.future.set_exception(
+                    HeldUp("another index kept the bulk from being answered")
+                )
+
+    def _touches_stuck(self, contribution: _Contribution, now: float) -> bool:
+        for index, until in list(self._stuck.items()):
+            if until < now:
+                del self._stuck[index]
+        return any(i in self._stuck for i in contribution.targets())
+
+
+def _fail(batch: list[_Contribution], error: BaseException) -> None:
+    for contribution in batch:
+        if not contribution.future.done():
+            contribution.future.set_exception(error)
+
+
+def _split(batch: list[_Contribution], response: dict[str, Any]) -> None:
+    """Each contribution's own part of the response, by position."""
+    if not response.get("errors"):
+        for contribution in batch:
+            if not contribution.future.done():
+                contribution.future.set_result(_CLEAN)
+        return
+    items = response.get("items", [])
+    total = sum(c.count for c in batch)
+    if len(items) != total:
+        _fail(batch, ValueError(f"bulk response has {len(items)} items for {total} actions"))
+        return
+    start = 0
+    for contribution in batch:
+        part = items[start : start + contribution.count]
+        start += contribution.count
+        if not contribution.future.done():
+            contribution.future.set_result({"errors": True, "items": part})

@@ -1,0 +1,312 @@
+"""The write path: one batch's `_bulk` lines into Elasticsearch, through the coalescer.
+
+`Writer.write` returns only once Elasticsearch has acknowledged every event of the batch
+(created now, or already there from an earlier attempt). Events Elasticsearch cannot take
+right now are sent again, only those, with jittered exponential backoff until
+`es_retry_seconds` have passed; then `StoreUnavailable` (503) tells the agent to send the
+batch again later. Events Elasticsearch refuses for good raise `EventsNotStored`. Each pass
+goes through the `Coalescer`, so concurrent writes share bulk requests; each write keeps its
+own deadline, retries and answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from elasticsearch import ApiError, AsyncElasticsearch, TransportError
+
+from logspace.elastic import bulk
+from logspace.elastic.client import JSON, NDJSON, describe, retryable
+from logspace.elastic.coalescer import (
+    BulkObserver,
+    Closed,
+    Coalescer,
+    HeldUp,
+    Send,
+    Unallocatable,
+)
+from logspace.elastic.flushpolicy import FlushPolicy
+from logspace.errors import EventsNotStored, StoreUnavailable
+from logspace.settings import Settings
+
+__all__ = ["Writer"]
+
+log = logging.getLogger(__name__)
+
+# Load balancers give up on a readiness probe within seconds; the allocation probe, run
+# while a write waits, is held to the same.
+PROBE_SECONDS = 3.0
+# At most this many indices of a held bulk are asked about (one request each).
+PROBED_INDICES = 3
+_EXPLAIN_FILTER = (
+    "current_state,can_allocate,allocate_explanation,"
+    "node_allocation_decisions.deciders.decider,node_allocation_decisions.deciders.decision,"
+    "node_allocation_decisions.deciders.explanation"
+)
+
+
+class Writer:
+    def __init__(
+        self,
+        settings: Settings,
+        client: AsyncElasticsearch,
+        noticed: Callable[[Exception], None],
+        observer: BulkObserver | None = None,
+        send: Send | None = None,
+    ) -> None:
+        """`send` stands in for `_bulk` requests to Elasticsearch, for tests."""
+        self._settings = settings
+        self._client = client
+        self._full_timeout_client = client.options(request_timeout=settings.es_timeout)
+        self._noticed = noticed
+        self.coalescer = Coalescer(
+            send or self._watched_bulk,
+            FlushPolicy(
+                max_events=settings.bulk_max_events,
+                max_bytes=settings.bulk_max_bytes,
+                max_wait=settings.bulk_max_wait_seconds,
+                concurrency=settings.bulk_concurrency,
+            ),
+            observer,
+            # Long enough to outlast the retries of the writes held with it.
+            isolation_seconds=2 * settings.es_retry_seconds,
+        )
+
+    async def close(self) -> None:
+        await self.coalescer.close()
+
+    async def write(self, lines: bulk.Bulk) -> bulk.WriteOutcome:
+        """Store every event of `lines`, or raise `StoreUnavailable` / `EventsNotStored`."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # New attempts start only within the retry window; all of them end by the deadline, so
+        # no request waits on Elasticsearch longer than `es_timeout`.
+        retry_until = started + self._settings.es_retry_seconds
+        deadline = started + self._settings.es_timeout
+        pending = list(range(len(lines)))
+        rejected: list[bulk.Rejection] = []
+        duplicates: list[int] = []
+        attempt = 0
+        while pending:
+            pending, reason, hopeless = await self._pass(
+                lines, pending, rejected, duplicates, deadline
+            )
+            if not pending:
+                break
+            if hopeless:
+                # A block or an unallocatable index lasts longer than any retry window.
+                log.warning("gave up on %d events at once: %s", len(pending), reason)
+                raise self._unavailable(reason, len(pending))
+            attempt += 1
+            delay = random.uniform(0, min(2.0, 0.05 * 2**attempt))  # noqa: S311 - jitter
+            if loop.time() + delay > retry_until:
+                log.warning(
+                    "gave up on %d events after %d attempts: %s", len(pending), attempt, reason
+                )
+                raise self._unavailable(reason, len(pending))
+            await asyncio.sleep(delay)
+        if rejected:
+            raise _not_stored(rejected, lines)
+        return bulk.WriteOutcome(len(lines) - len(duplicates), len(duplicates), attempt)
+
+    async def _pass(
+        self,
+        lines: bulk.Bulk,
+        pending: list[int],
+        rejected: list[bulk.Rejection],
+        duplicates: list[int],
+        deadline: float,
+    ) -> tuple[list[int], str, bool]:
+        """One pass over the pending events: those to send again, why, and whether sending
+        them again at once is hopeless."""
+        if len(pending) == len(lines) and len(lines.body) <= self._settings.bulk_max_bytes:
+            runs = [pending]  # the usual case: all of it, as one contribution
+        else:
+            runs = list(bulk.chunks(lines, pending, self._settings.bulk_max_bytes))
+        if len(runs) == 1:  # without gather's task per run: most writes are one small run
+            try:
+                answers: list[Any] = [await self._contribute(lines, runs[0], deadline)]
+            except Exception as error:
+                answers = [error]
+        else:
+            answers = await asyncio.gather(
+                *(self._contribute(lines, run, deadline) for run in runs), return_exceptions=True
+            )
+        retry: list[int] = []
+        reason = ""
+        hopeless = False
+        for run, answer in zip(runs, answers, strict=True):
+            if isinstance(answer, dict):
+                result = bulk.classify(answer, run)
+                retry.extend(result.retry)
+                rejected.extend(result.rejected)
+                duplicates.extend(result.duplicates)
+                if result.retry:
+                    reason = f"Elasticsearch could not take some events now: {result.retry_reason}"
+                    hopeless |= result.blocked
+                continue
+            retry.extend(run)
+            if isinstance(answer, TimeoutError):
+                reason = reason or "Elasticsearch did not answer in time"
+            elif isinstance(answer, Unallocatable):
+                reason, hopeless = str(answer), True
+            elif isinstance(answer, Closed):
+                raise self._unavailable("HQ is shutting down", len(pending))
+            elif isinstance(answer, ApiError | TransportError):
+                reason = describe(answer)
+                self._noticed(answer)
+                if not retryable(answer):
+                    # e.g. refused credentials: an operator must act, so do not keep trying.
+                    raise self._unavailable(reason, len(pending)) from answer
+            else:
+                raise answer
+        return retry, reason, hopeless
+
+    async def _contribute(self, lines: bulk.Bulk, run: list[int], deadline: float) -> Any:
+        body = lines.join(run)
+        while True:
+            if deadline <= asyncio.get_running_loop().time():
+                raise TimeoutError()
+            try:
+                return await self.coalescer.submit(
+                    body, len(run), deadline, lambda: lines.indices(run)
+                )
+            except HeldUp:
+                # Another request's index held the bulk: not this request's problem, so it
+                # does not count as an attempt and goes again at once (within its deadline).
+                continue
+
+    # -- one bulk request --------------------------------------------------------
+
+    async def _watched_bulk(
+        self, body: bytes, deadline: float, indices: Callable[[], list[str]]
+    ) -> dict[str, Any]:
+        """`_bulk`, but once it has taken as long as the retry window, ask Elasticsearch
+        whether an index it writes to has no primary shard and cannot get one (a new
+        monthly index on a disk past its watermark, say: Elasticsearch holds such a request
+        for 30 s and more, then answers 503). If so, give up now, with Elasticsearch's
+        explanation (`Unallocatable`)."""
+        patience = self._settings.es_retry_seconds
+        seconds = deadline - asyncio.get_running_loop().time()
+        request = self._bulk(body, seconds=seconds)
+        if seconds <= patience:
+            return await request
+        task = asyncio.ensure_future(request)
+        probe: asyncio.Future[dict[str, str]] | None = None
+        try:
+            done, _ = await asyncio.wait({task}, timeout=patience)
+            if not done:
+                # Side by side, so the write still ends by its deadline whatever the probe does.
+                probe = asyncio.ensure_future(self._unallocatable(indices()))
+                await asyncio.wait({task, probe}, return_when=asyncio.FIRST_COMPLETED)
+                if probe.done() and probe.result():
+                    raise Unallocatable(probe.result())
+            return await task
+        finally:
+            task.cancel()  # nothing, once they are done
+            if probe is not None:
+                probe.cancel()
+
+    async def _unallocatable(self, indices: Sequence[str]) -> dict[str, str]:
+        """Of `indices`, those whose primary shard cannot be allocated, and why. Needs the
+        cluster `monitor` privilege; without it, or for an index not created yet, there is
+        nothing to tell. A bulk of many spaces asks first which of its indices are red."""
+        if len(indices) > PROBED_INDICES:
+            red = await self._red_indices()
+            if red is not None:
+                indices = [index for index in indices if index in red]
+        found = {}
+        for index in indices[:PROBED_INDICES]:
+            reason = await self._explain(index)
+            if reason:
+                found[index] = reason
+        return found
+
+    async def _red_indices(self) -> set[str] | None:
+        try:
+            response = await self._client.options(request_timeout=PROBE_SECONDS).perform_request(
+                "GET",
+                f"/_cat/indices/{self._settings.index_prefix}-*",
+                params={"health": "red", "h": "index", "format": "json"},
+                headers=JSON,
+            )
+        except (ApiError, TransportError):
+            return None
+        return {str(row.get("index")) for row in response.body}
+
+    async def _explain(self, index: str) -> str | None:
+        try:
+            response = await self._client.options(request_timeout=PROBE_SECONDS).perform_request(
+                "POST",
+                "/_cluster/allocation/explain",
+                params={"filter_path": _EXPLAIN_FILTER},
+                headers=JSON,
+                body={"index": index, "shard": 0, "primary": True},
+            )
+        except (ApiError, TransportError):
+            return None
+        explained = response.body
+        if explained.get("current_state") != "unassigned" or explained.get("can_allocate") != "no":
+            return None
+        refusals = [
+            f"{decider.get('decider')}: {decider.get('explanation')}"
+            for node in explained.get("node_allocation_decisions", [])
+            for decider in node.get("deciders", [])
+            if decider.get("decision") == "NO"
+        ]
+        detail = refusals[0] if refusals else explained.get("allocate_explanation", "")
+        return f"index {index} has no primary shard and Elasticsearch cannot allocate one: {detail}"
+
+    async def _bulk(self, body: bytes, *, seconds: float) -> dict[str, Any]:
+        # `options()` builds a new client object (about 0.2 ms). A bulk with (nearly) the whole
+        # `es_timeout` left reuses one: its writers stop waiting at their own deadlines anyway.
+        timeout = self._settings.es_timeout
+        if seconds >= timeout - min(1.0, timeout / 10):
+            client = self._full_timeout_client
+        else:
+            client = self._client.options(request_timeout=max(seconds, 0.001))
+        response = await client.perform_request(
+            "POST",
+            "/_bulk",
+            params={"filter_path": bulk.RESPONSE_FILTER},
+            headers=NDJSON,
+            body=body,
+        )
+        result: dict[str, Any] = response.body
+        return result
+
+    # -- answers -----------------------------------------------------------------
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, round(self._settings.es_retry_seconds))
+
+    def _unavailable(self, reason: str, count: int) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"{count} events could not be stored now: {reason}. "
+            "Nothing is lost by sending the same batch again later.",
+            {"reason": reason, "unstored-event-count": count},
+            retry_after=self.retry_after,
+        )
+
+
+def _not_stored(rejected: list[bulk.Rejection], lines: bulk.Bulk) -> EventsNotStored:
+    failures = [
+        {
+            "index": r.position,
+            "id": lines.event_id(r.position),
+            "status": r.status,
+            "error": r.type,
+            "reason": r.reason,
+        }
+        for r in rejected
+    ]
+    return EventsNotStored(
+        f"Elasticsearch refused {len(failures)} of {len(lines)} events; the others are stored. "
+        f"First: {failures[0]['error']}: {failures[0]['reason']}",
+        {"errors": failures[:100], "error-count": len(failures)},
+    )

@@ -1,0 +1,104 @@
+"""The event rules in C: the fast implementation of what `logspace.decoder` checks.
+
+One pass over a JSON array of events, creating no Python object per event or value, either
+accepts the whole batch exactly as the thorough decoder would (and writes each event as a line
+pair of the caller's making: HQ's ingest has it write `_bulk` lines) or declines; it never
+explains. Shared by HQ's ingest (`ingest.transcoder`) and the agent library, which asks only
+for its verdict on the events it builds. tests/ingest/test_transcoder.py holds it to the
+thorough decoder and `make fuzz` searches for inputs where the two differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+import msgspec
+
+from logspace.events import Limits, instant_bound
+
+__all__ = ["AVAILABLE", "Written", "plain_events", "write"]
+
+_compiled: Callable[..., tuple[bytes, int, set[str], int, int, int] | None] | None
+try:
+    from logspace.fastpath._transcode import transcode as _compiled
+except ImportError:  # pragma: no cover - no C compiler: the thorough decoder does it all
+    _compiled = None
+
+# False only where the package was installed without a C compiler (see setup.py).
+AVAILABLE = _compiled is not None
+
+
+class Written(NamedTuple):
+    """A batch the C path took: per event, its action line (`action` + period + id) and its
+    document line (its members + `tail`), with what the documents use."""
+
+    lines: bytes
+    events: int
+    fields: set[str]  # every property field (`family.name`) used
+    non_finite: int  # values Elasticsearch stores but does not index (see events.unindexed)
+    long_strings: int
+    normalised: int  # events whose document is not their own bytes, compacted
+
+
+def write(
+    body: bytes, action: bytes, tail: bytes, limits: Limits, newest: datetime, partition: int = 0
+) -> Written | None:
+    """The batch's line pairs, or None when the thorough decoder must look at it. Each action
+    line ends with the period of the event's timestamp, by `partition` (see
+    `logspace.partitions.CODES`)."""
+    if _compiled is None:  # pragma: no cover - see AVAILABLE
+        return None
+    result = _compiled(body, action, tail, *_rules(limits, newest), partition)
+    return None if result is None else Written(*result)
+
+
+_RAW_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def plain_events(body: bytes, limits: Limits, newest: datetime) -> list[bool] | None:
+    """For each event of a batch, whether the C path takes it alone as it is (no array to
+    unwrap, no NaN to quote, no empty text to leave out): then the event breaks no rule and
+    needs no normalising, and the thorough decoder need not check it again. None when the body
+    is no JSON array (or the extension is missing)."""
+    if _compiled is None:  # pragma: no cover - see AVAILABLE
+        return None
+    try:
+        raws = _RAW_ARRAY.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+        return None
+    # The lines written are not wanted, only the verdict.
+    arguments = (b"", b"", *_rules(limits, newest))
+    compiled = _compiled
+    return [_as_it_is(compiled(b"[%s]" % raw, *arguments)) for raw in raws]
+
+
+def _as_it_is(result: tuple[bytes, int, set[str], int, int, int] | None) -> bool:
+    return result is not None and result[5] == 0
+
+
+def _rules(limits: Limits, newest: datetime) -> tuple[int, int, int, int, int, bytes, bytes]:
+    """The limits as the C function takes them, the timestamp window as canonical instants
+    (which compare as strings do)."""
+    # Whole seconds of `newest`, so one formatting serves a second of calls (agents check one
+    # event at a time): the C path then declines the rare event stamped within a second of
+    # the newest accepted instant, and the thorough decoder takes it.
+    second = int(newest.timestamp())
+    global _last
+    if _last is not None and _last[0] is limits and _last[1] == second:
+        return _last[2]
+    rules = (
+        limits.max_events,
+        limits.max_properties,
+        limits.max_fields,
+        limits.max_property_name_length,
+        limits.max_string_length,
+        instant_bound(limits.oldest_timestamp, up=True).encode(),
+        instant_bound(datetime.fromtimestamp(second, UTC)).encode(),
+    )
+    _last = (limits, second, rules)
+    return rules
+
+
+_last: tuple[Limits, int, tuple[int, int, int, int, int, bytes, bytes]] | None = None

@@ -1,0 +1,225 @@
+"""Logs: plain text or one JSON object per line, each carrying the id of its request.
+
+`RequestLog` gives every request an id (the caller's `X-Request-Id` when it is a plain token,
+else a new one), answers with it in `X-Request-Id`, and writes one access line per request:
+method, path, status, duration, space and error type. No token is ever logged: the access
+line names the space, not the token, and the messages of answered errors, which may quote an
+unknown token, are not logged at all, only their `type`.
+
+No logged value can forge a line or a field. In text, control characters and the Unicode line
+breaks that `str.splitlines` splits on are written as `\\xHH` or `\\uHHHH` and a backslash
+as `\\\\`; a field value with a space, `"` or `=` is quoted; a traceback's lines are indented. In
+JSON they are JSON escapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import random
+import re
+import time
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "REQUEST_ID",
+    "REQUEST_ID_HEADER",
+    "JsonFormatter",
+    "RequestLog",
+    "TextFormatter",
+    "configure",
+    "escape",
+    "logging_config",
+]
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("logspace_request_id", default=None)
+REQUEST_ID_HEADER: Final = "x-request-id"
+_REQUEST_ID_NAME: Final = REQUEST_ID_HEADER.encode()
+# Proxies' ids (nginx's $request_id, UUIDs) fit this; anything else is replaced, so a
+# caller cannot write arbitrary text into the logs.
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+access_log = logging.getLogger("logspace.access")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, request_id and the record's
+    `fields` (given as `extra={"fields": {...}}`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = REQUEST_ID.get()
+        if request_id:
+            entry["request_id"] = request_id
+        entry.update((k, v) for k, v in getattr(record, "fields", {}).items() if v != "")
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        # orjson escapes the C0 controls; DEL, C1 and the Unicode line separators it leaves.
+        return _UNESCAPED_IN_JSON.sub(_json_escape, orjson.dumps(entry, default=str).decode())
+
+
+class TextFormatter(logging.Formatter):
+    """`LEVEL logger: message key=value ...`, with the request id among the keys; a traceback
+    follows on lines of its own, indented."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{record.levelname} {record.name}: {escape(record.getMessage())}"
+        fields = dict(getattr(record, "fields", {}))
+        request_id = REQUEST_ID.get()
+        if request_id:
+            fields["request_id"] = request_id
+        pairs = " ".join(f"{key}={_value(value)}" for key, value in fields.items() if value != "")
+        if pairs:
+            line = f"{line} {pairs}"
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        for text in (record.exc_text, record.stack_info and self.formatStack(record.stack_info)):
+            if text:
+                line += "".join(f"\n    {escape(part)}" for part in text.split("\n"))
+        return line
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\\\\]")
+_UNESCAPED_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029]")
+_NEEDS_QUOTES = re.compile(r'[\s"=]')
+
+
+def _control_escape(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    if match[0] == "\\":
+        return "\\\\"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match[0]):04x}"
+
+
+def escape(text: str) -> str:
+    """`text` on one line, unambiguously: control characters and Unicode line breaks escaped
+    as in a Python string literal, and so is the backslash."""
+    if text.isascii() and text.isprintable() and "\\" not in text:
+        return text  # the common case, without a regular expression
+    return _CONTROL.sub(_control_escape, text)
+
+
+def _value(value: Any) -> str:
+    if type(value) is int or type(value) is float:
+        return str(value)  # digits, sign, point, exponent, inf or nan: never escaped or quoted
+    text = escape(str(value))
+    if not text or _NEEDS_QUOTES.search(text):
+        return '"' + text.replace('"', '\\"') + '"'
+    return text
+
+
+def logging_config(log_format: str) -> dict[str, Any]:
+    """A `logging.config.dictConfig` for HQ and uvicorn, in `text` or `json`."""
+    formatter = JsonFormatter if log_format == "json" else TextFormatter
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"default": {"()": f"{__name__}.{formatter.__name__}"}},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "default",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "uvicorn": {"level": "INFO"},
+            # RequestLog writes the access lines, with request ids.
+            "uvicorn.access": {"level": "WARNING"},
+            # One line per Elasticsearch request is noise at INFO.
+            "elastic_transport": {"level": "WARNING"},
+        },
+        "root": {"level": "INFO", "handlers": ["default"]},
+    }
+
+
+def configure(log_format: str) -> None:
+    logging.config.dictConfig(logging_config(log_format))
+
+
+class RequestLog:
+    """ASGI middleware: a request id for every request, and one access line when it ends."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        REQUEST_ID.set(request_id)
+        # Endpoints and error handlers note the space and error type here (request.state).
+        state = scope.setdefault("state", {})
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((_REQUEST_ID_NAME, request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            state.setdefault("error", "INTERNAL_ERROR")
+            raise
+        finally:
+            # The id stays set on purpose: an unexpected error is logged after this, by the
+            # outermost error handler, and should carry it too. Each request runs in a
+            # context of its own, so it does not leak into the next.
+            if access_log.isEnabledFor(logging.INFO):
+                duration_ms = round((time.perf_counter() - started) * 1000, 3)
+                method, path = scope["method"], scope["path"]
+                fields = {
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": duration_ms,
+                    "space": state.get("space", ""),
+                    "error": state.get("error", ""),
+                }
+                # As `access_log.info` would, without looking up the caller's file and line
+                # (which no formatter of ours writes): that lookup was half the line's cost.
+                access_log.handle(
+                    access_log.makeRecord(
+                        access_log.name,
+                        logging.INFO,
+                        __file__,
+                        0,
+                        "%s %s %s",
+                        (method, path, status),
+                        None,
+                        extra={"fields": fields},
+                    )
+                )
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == _REQUEST_ID_NAME:
+            candidate: str = value.decode("latin-1")
+            if _VALID_REQUEST_ID.fullmatch(candidate):
+                return candidate
+    # 128 random bits, as 32 hex digits like a UUID's: an id, not a secret, so no system call.
+    return f"{random.getrandbits(128):032x}"

@@ -1,0 +1,454 @@
+"""Every setting HQ reads: its variable, its field of `Settings`, its parser, its default and
+its documentation, declared once here (`docs/configuration.md`'s test reads this table).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from logspace.events import BadValue, parse_instant
+from logspace.orders import MAX_COMMIT_SECONDS, ORIGINAL_COMMIT_SECONDS
+from logspace.partitions import PARTITIONS, Partition
+from logspace.spaces.grants import parse_space_tokens
+from logspace.textvalues import boolean as _boolean
+from logspace.textvalues import non_negative_float as _non_negative_float
+from logspace.textvalues import optional_text as _optional_text
+from logspace.textvalues import parse_keep
+from logspace.textvalues import positive_float as _positive_float
+from logspace.textvalues import positive_int as _positive_int
+from logspace.textvalues import text as _text
+from logspace.textvalues import urls as _urls
+
+__all__ = ["SETTINGS", "Setting", "SettingsError"]
+
+_INDEX_PREFIX = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,99}")
+
+
+class SettingsError(ValueError):
+    """A setting has a value HQ cannot use; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    field: str
+    parse: Callable[[str, str], Any]
+    default: str | None
+    doc: str
+
+
+def _port(name: str, value: str) -> int:
+    number = _positive_int(name, value)
+    if number > 65535:
+        raise SettingsError(f"{name}={value!r} is not a TCP port (1-65535)")
+    return number
+
+
+def _instant(name: str, value: str) -> datetime:
+    try:
+        return parse_instant(value)
+    except BadValue as bad:
+        raise SettingsError(f"{name}={value!r}: {bad}") from None
+
+
+def _field_budget(name: str, value: str) -> int:
+    number = _positive_int(name, value)
+    # The templates let an index hold 10000 fields; keep room for the event's own fields.
+    if number > 9900:
+        raise SettingsError(f"{name}={value!r} must be at most 9900")
+    return number
+
+
+def _index_prefix(name: str, value: str) -> str:
+    if not _INDEX_PREFIX.fullmatch(value):
+        raise SettingsError(
+            f"{name}={value!r} is not a valid index prefix "
+            "(lower-case letters, digits, '_', '-', '.'; starting with a letter or digit)"
+        )
+    return value
+
+
+def _partition(name: str, value: str) -> Partition:
+    lowered = value.strip().lower()
+    for partition in PARTITIONS:
+        if lowered == partition:
+            return partition
+    raise SettingsError(f"{name}={value!r} is not a partition (month, quarter or year)")
+
+
+_REPLICA_RANGE = re.compile(r"([0-9]{1,2})-([0-9]{1,2}|all)")
+
+
+def _replicas(name: str, value: str) -> str:
+    """`auto`, a number of replicas, or a range `min-max` (`max` a number or `all`)."""
+    text = value.strip().lower()
+    if text == "auto" or (text.isascii() and text.isdigit() and int(text) <= 99):
+        return text if text == "auto" else str(int(text))
+    match = _REPLICA_RANGE.fullmatch(text)
+    if match is not None and (match[2] == "all" or int(match[1]) <= int(match[2])):
+        return text
+    raise SettingsError(
+        f"{name}={value!r} is not a number of replicas: auto, a number (0-99) or a range "
+        "such as 0-1 or 1-all"
+    )
+
+
+def _percent(name: str, value: str) -> int:
+    number = _positive_int(name, value)
+    if number > 100:
+        raise SettingsError(f"{name}={value!r} must be a percentage from 1 to 100")
+    return number
+
+
+def _retention_days(name: str, value: str) -> int | None:
+    if not value.strip():
+        return None
+    try:
+        return parse_keep(value)
+    except ValueError as error:
+        raise SettingsError(f"{name}={error}") from None
+
+
+def _commit_seconds(name: str, value: str) -> int:
+    if not (value.strip().isascii() and value.strip().isdigit()):
+        raise SettingsError(f"{name}={value!r} is not a whole number of seconds")
+    number = int(value)
+    if number > MAX_COMMIT_SECONDS:
+        raise SettingsError(f"{name}={value!r} must be at most {MAX_COMMIT_SECONDS}")
+    return number
+
+
+def _metrics_token(name: str, value: str) -> str | None:
+    token = value.strip()
+    if token and not (token.isascii() and token.isprintable() and " " not in token):
+        raise SettingsError(f"{name} must be printable ASCII without spaces")
+    return token or None
+
+
+def _log_format(name: str, value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in ("text", "json"):
+        raise SettingsError(f"{name}={value!r} is not a log format (text or json)")
+    return lowered
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "LOGSPACE_ES_URL",
+        "es_url",
+        _urls,
+        "http://127.0.0.1:9200",
+        "Base URL of Elasticsearch, or the comma-separated URLs of several nodes of one cluster.",
+    ),
+    Setting(
+        "LOGSPACE_ES_USERNAME",
+        "es_username",
+        _optional_text,
+        "",
+        "User name for Elasticsearch basic authentication.",
+    ),
+    Setting(
+        "LOGSPACE_ES_PASSWORD",
+        "es_password",
+        _optional_text,
+        "",
+        "Password for Elasticsearch basic authentication.",
+    ),
+    Setting(
+        "LOGSPACE_ES_API_KEY",
+        "es_api_key",
+        _optional_text,
+        "",
+        "Elasticsearch API key (the base64 `id:key` form); used instead of a user.",
+    ),
+    Setting(
+        "LOGSPACE_ES_CA_CERTS",
+        "es_ca_certs",
+        _optional_text,
+        "",
+        "Path to a CA bundle for an Elasticsearch served over HTTPS.",
+    ),
+    Setting(
+        "LOGSPACE_ES_CLIENT_CERT",
+        "es_client_cert",
+        _optional_text,
+        "",
+        "Path to a PEM client certificate HQ presents to Elasticsearch over HTTPS (with its "
+        "key in it, or in `LOGSPACE_ES_CLIENT_KEY`).",
+    ),
+    Setting(
+        "LOGSPACE_ES_CLIENT_KEY",
+        "es_client_key",
+        _optional_text,
+        "",
+        "Path to the PEM private key of `LOGSPACE_ES_CLIENT_CERT`.",
+    ),
+    Setting(
+        "LOGSPACE_ES_VERIFY_CERTS",
+        "es_verify_certs",
+        _boolean,
+        "true",
+        "Check Elasticsearch's certificate (and Kibana's, for `kibana setup`); `false` only "
+        "for local trials: HQ then logs a warning at start.",
+    ),
+    Setting(
+        "LOGSPACE_ES_TIMEOUT",
+        "es_timeout",
+        _positive_float,
+        "30",
+        "Seconds one request to Elasticsearch may take.",
+    ),
+    Setting(
+        "LOGSPACE_ES_RETRY_SECONDS",
+        "es_retry_seconds",
+        _positive_float,
+        "5",
+        "How long HQ keeps re-sending events Elasticsearch could not take (429, 5xx, "
+        "connection failures) before answering 503 with `Retry-After`.",
+    ),
+    Setting(
+        "LOGSPACE_BULK_MAX_EVENTS",
+        "bulk_max_events",
+        _positive_int,
+        "2000",
+        "Concurrent requests share bulk requests to Elasticsearch; a shared bulk takes "
+        "requests up to this many events (a larger request goes alone).",
+    ),
+    Setting(
+        "LOGSPACE_BULK_MAX_BYTES",
+        "bulk_max_bytes",
+        _positive_int,
+        "8388608",
+        "Most bytes of `_bulk` lines in one bulk request; a larger request is split.",
+    ),
+    Setting(
+        "LOGSPACE_BULK_MAX_WAIT_SECONDS",
+        "bulk_max_wait_seconds",
+        _non_negative_float,
+        "0.005",
+        "While a bulk is in flight, how long a request may wait for others to share the next "
+        "one. With none in flight it goes at once.",
+    ),
+    Setting(
+        "LOGSPACE_BULK_CONCURRENCY",
+        "bulk_concurrency",
+        _positive_int,
+        "2",
+        "Shared bulk requests one worker keeps in flight at once; requests gather meanwhile.",
+    ),
+    Setting(
+        "LOGSPACE_SPACE_TOKENS",
+        "space_tokens",
+        parse_space_tokens,
+        "",
+        "Comma-separated `space:token` pairs; a space may have several tokens. Required to serve.",
+    ),
+    Setting(
+        "LOGSPACE_INDEX_PREFIX",
+        "index_prefix",
+        _index_prefix,
+        "logspace-events",
+        "Prefix of event index names: `<prefix>-<space>-<period>`.",
+    ),
+    Setting(
+        "LOGSPACE_INDEX_PARTITION",
+        "index_partition",
+        _partition,
+        "month",
+        "The period each event index holds: `month` (`<yyyy.mm>`), `quarter` (`<yyyy>.q<n>`) "
+        "or `year` (`<yyyy>`).",
+    ),
+    Setting(
+        "LOGSPACE_INDEX_REPLICAS",
+        "index_replicas",
+        _replicas,
+        "auto",
+        "Replicas of each event index: `auto` (one wherever a second node exists), a number, "
+        "or a range such as `0-2`.",
+    ),
+    Setting(
+        "LOGSPACE_SHARDS_WARN_PERCENT",
+        "shards_warn_percent",
+        _percent,
+        "80",
+        "Warn (log, metric, readiness detail) when the cluster holds this share of the shards "
+        "its data nodes may hold.",
+    ),
+    Setting(
+        "LOGSPACE_INSTALL_TEMPLATES",
+        "install_templates",
+        _boolean,
+        "true",
+        "Install or update the index templates when HQ starts (and before the first "
+        "write if Elasticsearch was down then).",
+    ),
+    Setting("LOGSPACE_HOST", "host", _text, "127.0.0.1", "Address `logspace serve` listens on."),
+    Setting("LOGSPACE_PORT", "port", _port, "4567", "Port `logspace serve` listens on."),
+    Setting(
+        "LOGSPACE_KEEP_ALIVE_SECONDS",
+        "keep_alive_seconds",
+        _positive_int,
+        "75",
+        "How long `logspace serve` keeps an idle client connection open for its next request.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_BODY_BYTES",
+        "max_body_bytes",
+        _positive_int,
+        "10485760",
+        "Largest accepted request body in bytes, after gzip decompression; larger bodies get 413.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_EVENTS",
+        "max_events",
+        _positive_int,
+        "10000",
+        "Most events accepted in one request; more get 413 TOO_MANY_EVENTS.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_PROPERTIES",
+        "max_properties",
+        _positive_int,
+        "200",
+        "Most properties (over all seven families) one event may have.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_PROPERTY_NAME_LENGTH",
+        "max_property_name_length",
+        _positive_int,
+        "255",
+        "Longest property name, in characters.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_STRING_LENGTH",
+        "max_string_length",
+        _positive_int,
+        "10485760",
+        "Longest string property value, in characters. Values over 8191 characters are "
+        "stored but not searchable.",
+    ),
+    Setting(
+        "LOGSPACE_OLDEST_TIMESTAMP",
+        "oldest_timestamp",
+        _instant,
+        "2000-01-01T00:00:00Z",
+        "Events with an older timestamp are refused, so they cannot create indices for "
+        "years nobody keeps.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_FUTURE_SECONDS",
+        "max_future_seconds",
+        _positive_int,
+        "86400",
+        "How far ahead of HQ's clock an event's timestamp may be.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_FIELDS_PER_SPACE",
+        "max_fields_per_space",
+        _field_budget,
+        "1000",
+        "Most distinct properties (family and name) a space may create, at most 9900. "
+        "An event that would add more is refused before Elasticsearch fails.",
+    ),
+    Setting(
+        "LOGSPACE_MAX_INFLIGHT_BYTES",
+        "max_inflight_bytes",
+        _positive_int,
+        "67108864",
+        "Request body bytes one worker processes at once; beyond that HQ answers 503 "
+        "OVERLOADED with `Retry-After` at once instead of queueing.",
+    ),
+    Setting(
+        "LOGSPACE_LINGER_MAX_BYTES",
+        "linger_max_bytes",
+        _positive_int,
+        "67108864",
+        "After answering before a request body was read (413, 503 OVERLOADED, 403), HQ reads "
+        "and discards up to this many more bytes of it before closing, so that clients that "
+        "send the whole body before reading see the answer.",
+    ),
+    Setting(
+        "LOGSPACE_LINGER_SECONDS",
+        "linger_seconds",
+        _positive_float,
+        "30",
+        "How long HQ goes on discarding such a body (see `LOGSPACE_LINGER_MAX_BYTES`).",
+    ),
+    Setting(
+        "LOGSPACE_SPACE_TOKENS_FILE",
+        "space_tokens_file",
+        _optional_text,
+        "",
+        "A file with one `space:token[:access]` entry per line (`#` comments allowed), used "
+        "besides `LOGSPACE_SPACE_TOKENS`. HQ reloads it on SIGHUP and when it changes.",
+    ),
+    Setting(
+        "LOGSPACE_TOKENS_RELOAD_SECONDS",
+        "tokens_reload_seconds",
+        _positive_float,
+        "5",
+        "How often HQ checks `LOGSPACE_SPACE_TOKENS_FILE` for changes.",
+    ),
+    Setting(
+        "LOGSPACE_RETENTION_KEEP",
+        "retention_keep_days",
+        _retention_days,
+        "",
+        "Delete event indices older than this window (e.g. `90d`) from inside HQ; empty: never.",
+    ),
+    Setting(
+        "LOGSPACE_RETENTION_INTERVAL_SECONDS",
+        "retention_interval",
+        _positive_float,
+        "3600",
+        "How often HQ applies `LOGSPACE_RETENTION_KEEP`.",
+    ),
+    Setting(
+        "LOGSPACE_LOG_FORMAT",
+        "log_format",
+        _log_format,
+        "text",
+        "`text`, or `json` for one JSON object per log line.",
+    ),
+    Setting(
+        "LOGSPACE_METRICS_TOKEN",
+        "metrics_token",
+        _metrics_token,
+        "",
+        "When set, `GET /metrics` answers only requests with `Authorization: Bearer <token>`: "
+        "the metrics name every space. Empty: anyone who reaches HQ may read them.",
+    ),
+    Setting(
+        "LOGSPACE_CONTROL_INDEX",
+        "control_index",
+        _index_prefix,
+        "logspace-control",
+        "The Elasticsearch index of agent controllers' capabilities; must not match `<prefix>-*`.",
+    ),
+    Setting(
+        "LOGSPACE_ORDERS_DIR",
+        "orders_dir",
+        _optional_text,
+        "",
+        "Directory of order files, `<dir>/<space>/<controller-id>.json`; empty: no orders.",
+    ),
+    Setting(
+        "LOGSPACE_ORDERS_RELOAD_SECONDS",
+        "orders_reload_seconds",
+        _positive_float,
+        "5",
+        "How often HQ checks `LOGSPACE_ORDERS_DIR` for changed order files.",
+    ),
+    Setting(
+        "LOGSPACE_ORDERS_DEFAULT_COMMIT_SECONDS",
+        "orders_default_commit_seconds",
+        _commit_seconds,
+        str(ORIGINAL_COMMIT_SECONDS),
+        "The `commit-max-seconds` HQ serves for an order file without one (the original Java "
+        "agents cannot read an order without it).",
+    ),
+)

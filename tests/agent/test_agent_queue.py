@@ -1,0 +1,192 @@
+"""The durable queue: order, bounds, counters, restarts and a single owner."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from logspace.agent import DiskQueue
+
+
+def test_events_come_out_in_order_and_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    queue = DiskQueue(path)
+    queue.put([b"1", b"22", b"333"])
+    queue.close()
+
+    reopened = DiskQueue(path)
+
+    assert [body for _, body in reopened.peek(10, 1000)] == [b"1", b"22", b"333"]
+    assert (len(reopened), reopened.size_bytes) == (3, 6)
+
+
+def test_peek_stops_at_the_count_or_byte_limit_but_returns_at_least_one(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path / "q.sqlite3")
+    queue.put([b"aaaa", b"bbbb", b"cccc"])
+
+    assert [b for _, b in queue.peek(2, 1000)] == [b"aaaa", b"bbbb"]
+    assert [b for _, b in queue.peek(10, 9)] == [b"aaaa", b"bbbb"]
+    assert [b for _, b in queue.peek(10, 1)] == [b"aaaa"]
+
+
+def test_counters_add_up_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    queue = DiskQueue(path)
+    queue.put([b"a", b"b", b"c", b"d"])
+    (one, _), (two, _), (three, _) = queue.peek(3, 100)
+    queue.ack([one, two])
+    queue.drop([three])
+    queue.close()
+
+    stats = DiskQueue(path).stats()
+
+    assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (4, 2, 1, 1)
+    assert stats.enqueued == stats.sent + stats.dropped + stats.queued
+
+
+def test_acking_events_that_are_gone_counts_nothing(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path / "q.sqlite3")
+    queue.put([b"a"])
+    [(seq, _)] = queue.peek(1, 10)
+
+    assert queue.ack([seq]) == 1
+    assert queue.ack([seq]) == 0
+    assert queue.stats().sent == 1
+
+
+def test_when_full_the_oldest_events_make_room_by_default(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path / "q.sqlite3", max_bytes=10)
+    queue.put([b"1111", b"2222"])
+
+    dropped = queue.put([b"3333"])
+
+    assert dropped == [b"1111"]
+    assert [b for _, b in queue.peek(10, 100)] == [b"2222", b"3333"]
+    assert queue.stats().dropped == 1
+    assert queue.size_bytes == 8
+
+
+def test_drop_newest_refuses_what_does_not_fit(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path / "q.sqlite3", max_bytes=10, when_full="drop-newest")
+    queue.put([b"1111", b"2222"])
+
+    assert queue.put([b"3333", b"44"]) == [b"3333"]
+    assert [b for _, b in queue.peek(10, 100)] == [b"1111", b"2222", b"44"]
+
+
+def test_an_event_larger_than_the_whole_queue_is_dropped(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path / "q.sqlite3", max_bytes=10)
+    queue.put([b"1111"])
+
+    assert queue.put([b"x" * 11]) == [b"x" * 11]
+    assert len(queue) == 1
+
+
+def test_a_second_process_cannot_use_the_same_queue_file(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    queue = DiskQueue(path)
+    queue.put([b"a"])
+
+    code = "import sys; from logspace.agent import DiskQueue; DiskQueue(sys.argv[1])"
+    other = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
+    )
+
+    assert other.returncode != 0
+    assert "is in use by another process" in other.stderr
+    queue.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        queue.put([b"b"])
+    DiskQueue(path).close()  # free again once the owner closed it
+
+
+def test_the_queue_in_memory_works_the_same() -> None:
+    queue = DiskQueue(None, max_bytes=5)
+    queue.put([b"123", b"456"])
+    assert [b for _, b in queue.peek(5, 100)] == [b"456"]
+    assert queue.stats().dropped == 1
+
+
+def test_a_batch_spans_groups_and_events_leave_from_the_middle_of_a_group(
+    tmp_path: Path,
+) -> None:
+    """Groups are how the queue stores events, never what it returns: ids stay valid when
+    other events of their group left before them (e.g. a 400 dropped one of a batch)."""
+    path = tmp_path / "q.sqlite3"
+    queue = DiskQueue(path)
+    queue.put([b"a1", b"a2", b"a3"])
+    queue.put([b"b1", b"b2"])
+    rows = queue.peek(10, 1000)
+    assert [body for _, body in rows] == [b"a1", b"a2", b"a3", b"b1", b"b2"]
+    ids = {body: event_id for event_id, body in rows}
+
+    assert queue.drop([ids[b"a2"], ids[b"b1"]]) == 2
+    queue.close()
+    reopened = DiskQueue(path)
+
+    rows = reopened.peek(10, 1000)
+    assert rows == [(ids[b"a1"], b"a1"), (ids[b"a3"], b"a3"), (ids[b"b2"], b"b2")]
+    assert reopened.ack([ids[b"a1"], ids[b"a2"], ids[b"a3"]]) == 2  # a2 was gone already
+    assert [body for _, body in reopened.peek(10, 1000)] == [b"b2"]
+    stats = reopened.stats()
+    assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (5, 2, 2, 1)
+    assert reopened.size_bytes == 2
+
+
+def test_drop_oldest_takes_part_of_a_group_and_keeps_the_rest(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path / "q.sqlite3", max_bytes=12)
+    queue.put([b"1111", b"2222", b"3333"])
+
+    assert queue.put([b"44", b"55"]) == [b"1111"]
+    assert [body for _, body in queue.peek(10, 100)] == [b"2222", b"3333", b"44", b"55"]
+    assert (len(queue), queue.size_bytes) == (4, 12)
+
+
+def test_peek_counts_and_bytes_across_groups(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path / "q.sqlite3")
+    queue.put([b"aa", b"bb"])
+    queue.put([b"cc", b"dd"])
+
+    assert [b for _, b in queue.peek(3, 1000)] == [b"aa", b"bb", b"cc"]
+    assert [b for _, b in queue.peek(10, 6)] == [b"aa", b"bb", b"cc"]
+    assert [b for _, b in queue.peek(10, 5)] == [b"aa", b"bb"]
+
+
+def test_a_large_put_is_stored_in_several_groups_and_comes_out_whole(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path / "q.sqlite3")
+    bodies = [b"%05d" % n for n in range(2500)]
+    queue.put(bodies)
+
+    out: list[bytes] = []
+    while rows := queue.peek(700, 1_000_000):
+        out.extend(body for _, body in rows)
+        queue.ack([event_id for event_id, _ in rows])
+    assert out == bodies
+    assert queue.stats().sent == 2500
+
+
+def test_a_queue_file_with_a_row_per_event_is_taken_over_in_order(tmp_path: Path) -> None:
+    """Queue files written before groups (one row per event) keep their events and counters."""
+    path = tmp_path / "q.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL,
+                             created REAL NOT NULL);
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO counters VALUES ('enqueued', 5), ('sent', 2), ('dropped', 0);
+        INSERT INTO events (body, created) VALUES (x'6331', 1.5), (x'6332', 2.5), (x'6333', 3.5);
+        """
+    )
+    old.close()
+
+    queue = DiskQueue(path)
+
+    assert [body for _, body in queue.peek(10, 100)] == [b"c1", b"c2", b"c3"]
+    assert queue.oldest_created() == 1.5
+    stats = queue.stats()
+    assert (stats.enqueued, stats.sent, stats.queued) == (5, 2, 3)

@@ -1,0 +1,583 @@
+"""The C path (`transcoder`, `_transcode.c`): a common batch becomes its `_bulk` lines with the
+very documents `decode` gives; anything else is left to the slower paths, never let through."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import string
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logspace import fastpath
+from logspace.elastic import bulk
+from logspace.events import DEFAULT_LIMITS, INT32_MAX, INT64_MIN, Limits, format_instant
+from logspace.ingest import transcoder
+from logspace.ingest.decode import decode_batch
+from logspace.testing import make_event
+
+from .differential import NOW, both
+
+STAMP = "2026-06-01T10:00:00.000Z"
+
+
+def transcoded(body: bytes, limits: Limits = DEFAULT_LIMITS) -> transcoder.Transcoded | None:
+    return transcoder.transcode(body, "space", "p", limits, NOW + limits.max_future)
+
+
+def event(**fields: Any) -> dict[str, Any]:
+    return make_event(timestamp=STAMP, **fields)
+
+
+def test_the_extension_is_built() -> None:
+    """`make test` builds it (setup.py); without it every batch would take the msgspec path."""
+    assert transcoder.AVAILABLE
+
+
+def test_a_common_batch_becomes_its_bulk_lines() -> None:
+    events = [
+        event(id="a", string_properties={"host": "h1"}, long_properties={"bytes": 5}),
+        event(id="b", boolean_properties={"ok": True}, double_properties={"load": 0.25}),
+    ]
+
+    batch = decode_batch(orjson.dumps(events), "space", prefix="p", now=NOW)
+
+    assert isinstance(batch, transcoder.Transcoded)
+    assert len(batch) == 2
+    assert batch.fields == {
+        "string-properties.host",
+        "long-properties.bytes",
+        "boolean-properties.ok",
+        "double-properties.load",
+    }
+    lines = [orjson.loads(line) for line in batch.events.body.splitlines()]
+    assert lines == [
+        {"create": {"_index": "p-space-2026.06", "_id": "a"}},
+        events[0] | {"space": "space"},
+        {"create": {"_index": "p-space-2026.06", "_id": "b"}},
+        events[1] | {"space": "space"},
+    ]
+    assert batch.events[1].endswith(b'"space":"space"}\n')
+
+
+def test_whitespace_is_left_out_of_the_documents() -> None:
+    events = [event(string_properties={"message": "two  spaces\tand a tab"})]
+    pretty = json.dumps(events, indent=4).encode()
+
+    batch = transcoded(pretty)
+
+    assert batch is not None
+    assert batch.events.body == transcoded(orjson.dumps(events)).events.body  # type: ignore[union-attr]
+    assert len(batch.events.body.splitlines()) == 2
+
+
+def test_the_uses_of_fields_are_read_back_in_batch_order() -> None:
+    body = orjson.dumps(
+        [event(id="a", long_properties={"n": 1}), event(id="b", long_properties={"n": 2, "m": 3})]
+    )
+
+    batch = transcoded(body)
+
+    assert batch is not None
+    assert batch.uses({"long-properties.n"}) == [
+        (0, "a", "long-properties", "n"),
+        (1, "b", "long-properties", "n"),
+    ]
+
+
+# Each is accepted by the C path as it is; `both` then checks `decode` agrees on the result.
+ACCEPTED_AS_IS = {
+    "escapes in a string value": {"string-properties": {"s": 'a "quote", a \\ and a \n'}},
+    "non-ASCII text": {"string-properties": {"s": "héllo wörld ✓ 𝄞"}, "type": "tÿpe"},
+    "an empty family": {"long-properties": {}},
+    "extreme integers": {
+        "integer-properties": {"a": INT32_MAX, "b": -(2**31)},
+        "long-properties": {"c": INT64_MIN, "d": 2**63 - 1},
+    },
+    "integers in the floating families": {
+        "double-properties": {"a": 2**62},
+        "float-properties": {"b": -7},
+    },
+    "fractions and exponents": {
+        "double-properties": {"a": 1.5e300, "b": -2.5e-300, "c": 0.0},
+        "float-properties": {"d": 3.4e38, "e": 1e-40},
+    },
+    "a leap day": {"date-properties": {"d": "2024-02-29T23:59:59.999Z"}},
+    "names with dots and spaces": {"string-properties": {"a.b c": "x", " lead": "y"}},
+    "every optional field": {"pid": "1", "gid": "g", "marker": "m"},
+    "a blank but non-empty text": {"marker": " "},
+    "the longest id": {"id": "é" * 256},
+    "the longest text": {"type": "t" * 32766, "marker": "é" * 16383},
+    "a long string, stored but not indexed": {"string-properties": {"s": "x" * 40_000}},
+    "a number beyond float32": {"float-properties": {"n": 3.5e38, "m": -1e300}},
+    "quoted non-finite numbers": {
+        "double-properties": {"a": "NaN", "b": "Infinity"},
+        "float-properties": {"c": "-Infinity"},
+    },
+}
+
+
+@pytest.mark.parametrize("fields", ACCEPTED_AS_IS.values(), ids=ACCEPTED_AS_IS.keys())
+def test_these_take_the_c_path_with_the_same_result(fields: dict[str, Any]) -> None:
+    body = orjson.dumps([event() | fields])
+
+    assert transcoded(body) is not None
+    assert fastpath.plain_events(body, DEFAULT_LIMITS, NOW + DEFAULT_LIMITS.max_future) == [True]
+    fast, thorough = both(body)
+    assert fast == thorough
+
+
+def _java(fields: str) -> bytes:
+    """An event as the original Java agents' serializer writes one, with `fields` after its
+    timestamp."""
+    return (
+        b'[{"id":"j1","system":"host","agent-id":"jvm/app","timestamp":"2026-06-01T10:00:00.000Z"'
+        + fields.encode()
+        + b"}]"
+    )
+
+
+# Accepted by the C path, which writes each document anew: the slower paths normalise them.
+NORMALISED = {
+    "arrays of one value": _java(',"long-properties":{"a":[1]},"boolean-properties":{"b":[true]}'),
+    "several strings": _java(',"string-properties":{"tags":["a","b","c"],"one":["x"]}'),
+    "bare NaN and Infinity": _java(
+        ',"double-properties":{"a":[NaN],"b":Infinity,"c":[-Infinity]},'
+        '"float-properties":{"d":[NaN]}'
+    ),
+    "an empty marker": _java(',"marker":""'),
+    "every optional text empty": _java(',"type":"","pid":"","gid":"","marker":""'),
+    "a type and an empty marker in the middle": b'[{"id":"j1","type":"t","marker":"",'
+    b'"system":"h","agent-id":"a","timestamp":"2026-06-01T10:00:00.000Z"}]',
+    "arrays with whitespace": _java(',"string-properties":{ "s" : [ "a" , "b" ] }'),
+    "a long string in an array": _java(',"string-properties":{"s":["' + "x" * 9000 + '"]}'),
+}
+
+
+@pytest.mark.parametrize("body", NORMALISED.values(), ids=NORMALISED.keys())
+def test_these_take_the_c_path_normalised_with_the_same_result(body: bytes) -> None:
+    assert transcoded(body) is not None
+    # Taken, but not as it is: `decode` must normalise such an event itself (None: a body
+    # with bare NaN is not split into events at all, so every event is checked in Python).
+    plain = fastpath.plain_events(body, DEFAULT_LIMITS, NOW + DEFAULT_LIMITS.max_future)
+    assert plain in ([False], None)
+    fast, thorough = both(body)
+    assert fast == thorough
+
+
+def test_values_elasticsearch_does_not_index_are_counted() -> None:
+    body = _java(
+        ',"double-properties":{"a":[NaN],"b":"Infinity","c":0.5},'
+        '"float-properties":{"d":[3.5e38],"e":3.4028235E38},'
+        '"string-properties":{"s":["' + "x" * 8192 + '","' + "y" * 8191 + '"]}'
+    )
+
+    batch = transcoded(body)
+
+    assert batch is not None
+    assert batch.unindexed == (3, 1)
+    assert both(body)[0][2] == both(body)[1][2] == (3, 1)
+
+
+def _with(fields: dict[str, Any]) -> bytes:
+    return orjson.dumps([event() | fields])
+
+
+# None of these may pass as they are: each breaks a rule, or needs normalising or explaining.
+LEFT_TO_THE_SLOWER_PATHS = {
+    "a repeated event field": orjson.dumps([event()])[:-2] + b',"type":"again"}]',
+    "a repeated property": (
+        b'[{"id":"a","type":"t","system":"s","agent-id":"g","timestamp":"' + STAMP.encode() + b'",'
+        b'"long-properties":{"n":1,"n":2}}]'
+    ),
+    "an event's own space": _with({"space": "other"}),
+    "an unknown field": _with({"colour": "red"}),
+    "a missing field": orjson.dumps([{k: v for k, v in event().items() if k != "system"}]),
+    "a null family": _with({"string-properties": None}),
+    "a null optional field": _with({"pid": None}),
+    "an empty array": _java(',"string-properties":{"s":[]}'),
+    "an array in an array": _java(',"string-properties":{"s":[["a"]]}'),
+    "several values outside strings": _java(',"long-properties":{"n":[1,2]}'),
+    "an unfinished array": _java(',"long-properties":{"n":[1}'),
+    "NaN outside double and float": _java(',"long-properties":{"n":[NaN]}'),
+    "NaN glued to a letter": _java(',"double-properties":{"n":NaNa}'),
+    "nan in lower case": _java(',"double-properties":{"n":"nan"}'),
+    "+Infinity": _java(',"double-properties":{"n":+Infinity}'),
+    "an escaped NaN": _java(',"double-properties":{"n":"\\u004eaN"}'),
+    "an empty system": _with({"system": ""}),
+    "an empty agent id": _with({"agent-id": ""}),
+    "a timestamp with an offset": _with({"timestamp": "2026-06-01T12:00:00.000+02:00"}),
+    "a timestamp without milliseconds": _with({"timestamp": "2026-06-01T10:00:00Z"}),
+    "a timestamp in the future": _with({"timestamp": format_instant(NOW + timedelta(days=2))}),
+    "a timestamp before the oldest": _with({"timestamp": "1999-12-31T23:59:59.999Z"}),
+    "30 February": _with({"date-properties": {"d": "2026-02-30T00:00:00.000Z"}}),
+    "hour 24": _with({"date-properties": {"d": "2026-02-03T24:00:00.000Z"}}),
+    "year 0": _with({"date-properties": {"d": "0000-01-01T00:00:00.000Z"}}),
+    "an escaped name": b"["
+    + _with({"long-properties": {"n": 1}})[1:-1].replace(b'"n"', b'"\\u006e"')
+    + b"]",
+    "an escape in the id": _with({"id": 'a"b'}),
+    "a name with a control character": _with({"long-properties": {"a\x01": 1}}),
+    "a non-ASCII name": _with({"long-properties": {"é": 1}}),
+    "a blank name": _with({"long-properties": {"   ": 1}}),
+    "an empty name": _with({"long-properties": {"": 1}}),
+    "a doubled dot": _with({"long-properties": {"a..b": 1}}),
+    "a trailing dot": _with({"long-properties": {"a.": 1}}),
+    "a long name": _with({"long-properties": {"n" * 256: 1}}),
+    "an empty id": _with({"id": ""}),
+    "an id over 512 bytes": _with({"id": "é" * 257}),
+    "a text over 32766 bytes": _with({"marker": "é" * 16384}),
+    "int32 overflow": _with({"integer-properties": {"n": 2**31}}),
+    "a fraction as an integer": _with({"integer-properties": {"n": 1.0}}),
+    "a fraction as a long": _with({"long-properties": {"n": 1.5}}),
+    "int64 overflow": b"["
+    + _with({"long-properties": {"n": 1}})[1:-1].replace(b'"n":1', b'"n":9223372036854775808')
+    + b"]",
+    "double overflow": _with({"double-properties": {"n": 1}}).replace(b'"n":1', b'"n":1e400'),
+    "underflow to zero": _with({"double-properties": {"n": 1}}).replace(b'"n":1', b'"n":1e-400'),
+    "a leading zero": _with({"double-properties": {"n": 1}}).replace(b'"n":1', b'"n":01'),
+    "a string for a number": _with({"integer-properties": {"n": "5"}}),
+    "a number for a boolean": _with({"boolean-properties": {"b": 1}}),
+    "a lone surrogate": _with({"string-properties": {"s": "x"}}).replace(b'"x"', b'"\\ud800"'),
+    "invalid UTF-8": _with({"string-properties": {"s": "x"}}).replace(b'"x"', b'"\xc3\x28"'),
+    "invalid UTF-8 in a field name": orjson.dumps([event()]).replace(b'"system"', b'"sys\xfftem"'),
+    "an overlong UTF-8 form": _with({"string-properties": {"s": "x"}}).replace(
+        b'"x"', b'"\xc0\xaf"'
+    ),
+    "a raw control character": _with({"string-properties": {"s": "x"}}).replace(b'"x"', b'"\x01"'),
+    "trailing bytes": orjson.dumps([event()]) + b"x",
+    "an unfinished batch": orjson.dumps([event()])[:-1],
+    "an empty batch": b"[]",
+    "an object for a batch": orjson.dumps(event()),
+}
+
+
+@pytest.mark.parametrize(
+    "body", LEFT_TO_THE_SLOWER_PATHS.values(), ids=LEFT_TO_THE_SLOWER_PATHS.keys()
+)
+def test_these_are_left_to_the_slower_paths(body: bytes) -> None:
+    assert transcoded(body) is None
+    fast, thorough = both(body)
+    assert fast == thorough
+
+
+def test_the_limits_are_the_batchs() -> None:
+    many = event(long_properties={f"l{i}": i for i in range(5)})
+    body = orjson.dumps([many, many])
+
+    assert transcoded(body) is not None
+    assert transcoded(body, Limits(max_events=1)) is None
+    assert transcoded(body, Limits(max_properties=4)) is None
+    assert transcoded(body, Limits(max_property_name_length=1)) is None
+    assert transcoded(body, Limits(max_string_length=1)) is not None  # no string properties
+    long = orjson.dumps([event(string_properties={"s": "x" * 100})])
+    assert transcoded(long, Limits(max_string_length=100)) is not None
+    assert transcoded(long, Limits(max_string_length=99)) is None
+    old = Limits(oldest_timestamp=datetime(2026, 6, 1, 10, 0, 0, 1000, tzinfo=UTC))
+    assert transcoded(body, old) is None
+
+
+# Events as agents write them: canonical timestamps, every family, any text.
+names = st.from_regex(r"[a-z][a-z0-9_]{0,6}(\.[a-z0-9_]{1,4}){0,2}", fullmatch=True)
+stamps = st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2025, 12, 31)).map(
+    lambda moment: format_instant(moment.replace(microsecond=moment.microsecond // 1000 * 1000))
+)
+common_events = st.builds(
+    lambda id_, stamp, b, dt, d, f, i, lg, s: make_event(
+        id=id_,
+        timestamp=stamp,
+        boolean_properties=b,
+        date_properties=dt,
+        double_properties=d,
+        float_properties=f,
+        integer_properties=i,
+        long_properties=lg,
+        string_properties=s,
+    ),
+    st.text(min_size=1, max_size=20).filter(lambda t: len(t.encode()) <= 512),
+    stamps,
+    st.dictionaries(names, st.booleans(), max_size=2),
+    st.dictionaries(names, stamps, max_size=2),
+    st.dictionaries(names, st.floats(allow_nan=False, allow_infinity=False), max_size=3),
+    st.dictionaries(
+        names, st.floats(-3.4e38, 3.4e38) | st.integers(-(2**63), 2**63 - 1), max_size=2
+    ),
+    st.dictionaries(names, st.integers(-(2**31), 2**31 - 1), max_size=2),
+    st.dictionaries(names, st.integers(-(2**63), 2**63 - 1), max_size=2),
+    st.dictionaries(names, st.text(), max_size=3),
+)
+WIDE = Limits(max_future=timedelta(days=365 * 30))
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(common_events, min_size=1, max_size=6), st.sampled_from(["orjson", "ascii", "indent"])
+)
+def test_common_batches_in_any_layout_take_the_c_path_with_the_same_result(
+    batch: list[dict[str, Any]], layout: str
+) -> None:
+    if layout == "orjson":
+        body = orjson.dumps(batch)
+    else:  # \u escapes everywhere outside ASCII, or whitespace everywhere
+        body = json.dumps(batch, indent=2 if layout == "indent" else None).encode()
+    # json.dumps writes \u escapes outside ASCII; text fields with escapes are left to msgspec.
+    escaped_text = any(
+        "\\" in json.dumps(event[key], ensure_ascii=layout != "orjson")
+        for event in batch
+        for key in ("id", "type")
+    )
+
+    fast, thorough = both(body, WIDE)
+
+    assert fast == thorough
+    if not escaped_text:
+        assert transcoded(body, WIDE) is not None
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(common_events, min_size=1, max_size=3),
+    st.integers(min_value=0),
+    st.integers(min_value=0, max_value=4),
+    st.binary(max_size=4),
+)
+def test_a_damaged_common_batch_gets_the_same_result_either_way(
+    batch: list[dict[str, Any]], at: int, cut: int, inserted: bytes
+) -> None:
+    """Bytes cut out or put in anywhere: the C path must not crash, nor pass what it should
+    not."""
+    body = orjson.dumps(batch)
+    at %= len(body)
+    damaged = body[:at] + inserted + body[at + cut :]
+
+    fast, thorough = both(damaged, WIDE)
+
+    assert fast == thorough
+
+
+def test_every_event_of_a_big_batch_is_in_its_body() -> None:
+    events = [event(id=str(i), long_properties={"n": i}) for i in range(5000)]
+
+    batch = transcoded(orjson.dumps(events))
+
+    assert batch is not None
+    assert len(batch) == 5000
+    assert [orjson.loads(batch.events[i].partition(b"\n")[2])["id"] for i in (0, 4999)] == [
+        "0",
+        "4999",
+    ]
+    assert isinstance(batch.events, bulk.Bulk)
+
+
+def test_a_batch_with_a_few_bad_events_is_checked_in_python_only_where_needed() -> None:
+    """`decode` leaves the events the C path vouches for alone, and names the same problems."""
+    events = [event(id=str(i), long_properties={"n": i}) for i in range(20)]
+    events[3]["integer-properties"] = {"n": "x"}
+    del events[7]["system"]
+    events[9]["timestamp"] = "2026-06-01T12:00:00+02:00"  # valid, but normalised by `decode`
+    body = orjson.dumps(events)
+
+    plain = fastpath.plain_events(body, DEFAULT_LIMITS, NOW + DEFAULT_LIMITS.max_future)
+
+    assert plain == [i not in (3, 7, 9) for i in range(20)]
+    fast, thorough = both(body)
+    assert fast == thorough
+    assert [error["path"] for error in fast["parameters"]["errors"]] == [
+        "$[3].integer-properties.n",
+        "$[7].system",
+    ]
+
+
+# Events as the original Java agents write them: every value in an array (strings maybe
+# several), doubles and floats maybe NaN or infinite, no type or an empty marker at times.
+def _java_event(
+    id_: str,
+    type_: str | None,
+    marker: str | None,
+    stamp: str,
+    doubles: dict[str, float],
+    floats: dict[str, float],
+    strings: dict[str, list[str]],
+    longs: dict[str, int],
+) -> dict[str, Any]:
+    event: dict[str, Any] = {"id": id_}
+    if type_ is not None:
+        event["type"] = type_
+    event |= {"system": "host", "agent-id": "jvm/app", "timestamp": stamp}
+    if marker is not None:
+        event["marker"] = marker
+    for family, values in (
+        ("double-properties", doubles),
+        ("float-properties", floats),
+        ("long-properties", longs),
+    ):
+        if values:
+            event[family] = {name: [value] for name, value in values.items()}
+    if strings:
+        event["string-properties"] = strings
+    return event
+
+
+texts = st.text(min_size=1, max_size=12)
+java_events = st.builds(
+    _java_event,
+    texts.filter(lambda t: len(t.encode()) <= 512),
+    st.none() | texts,
+    st.none() | st.just("") | texts,
+    stamps,
+    st.dictionaries(names, st.floats(), max_size=3),
+    st.dictionaries(names, st.floats(width=32) | st.floats(min_value=3.4e38), max_size=2),
+    st.dictionaries(
+        names,
+        st.lists(st.text(max_size=8) | st.integers(8190, 8193).map("y".__mul__), min_size=1),
+        max_size=2,
+    ),
+    st.dictionaries(names, st.integers(-(2**63), 2**63 - 1), max_size=2),
+)
+
+
+def _java_body(batch: list[dict[str, Any]]) -> bytes:
+    # Compact, non-ASCII as it is, NaN and Infinity bare: as Jackson writes them.
+    return json.dumps(batch, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@settings(max_examples=300)
+@given(st.lists(java_events, min_size=1, max_size=5))
+def test_java_agents_batches_take_the_c_path_with_the_same_result(
+    batch: list[dict[str, Any]],
+) -> None:
+    body = _java_body(batch)
+    escaped_text = any(
+        "\\" in json.dumps(event.get(key, ""), ensure_ascii=False)
+        for event in batch
+        for key in ("id", "type", "marker")
+    )
+
+    fast, thorough = both(body, WIDE)
+
+    assert fast == thorough
+    if not escaped_text:
+        assert transcoded(body, WIDE) is not None
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(java_events, min_size=1, max_size=3),
+    st.integers(min_value=0),
+    st.integers(min_value=0, max_value=4),
+    st.sampled_from([b"", b"[", b"]", b",", b"NaN", b'"', b"-", b"Infinity", b"{}", b" "]),
+)
+def test_a_damaged_java_batch_gets_the_same_result_either_way(
+    batch: list[dict[str, Any]], at: int, cut: int, inserted: bytes
+) -> None:
+    body = _java_body(batch)
+    at %= len(body)
+    damaged = body[:at] + inserted + body[at + cut :]
+
+    fast, thorough = both(damaged, WIDE)
+
+    assert fast == thorough
+
+
+def _names_batch(count: int, colliding: bool) -> bytes:
+    """`count` distinct long-property names of 20 bytes, 200 to an event. Colliding names share
+    their first and last 8 bytes (`AAAAAAAA` + 4 varying + `BBBBBBBB`), ordinary ones do not."""
+    alphabet = string.ascii_letters + string.digits
+    varying = ["".join(p) for p in itertools.islice(itertools.product(alphabet, repeat=4), count)]
+    names = [f"AAAAAAAA{v}BBBBBBBB" if colliding else f"{v}AAAAAAAABBBBBBBB" for v in varying]
+    return orjson.dumps(
+        [event(long_properties=dict.fromkeys(names[i : i + 200], 1)) for i in range(0, count, 200)]
+    )
+
+
+def _best_seconds(body: bytes, limits: Limits, runs: int = 5) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        transcoded(body, limits)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def test_property_names_chosen_to_collide_cost_no_more_than_ordinary_ones() -> None:
+    """Hash flooding: 20000 names alike but for 4 bytes in the middle take about as long as
+    20000 ordinary names of the same size (the one timing ratio the suite allows, bound 5x)."""
+    colliding, ordinary = _names_batch(20_000, True), _names_batch(20_000, False)
+    assert len(colliding) == len(ordinary)
+    limits = replace(DEFAULT_LIMITS, max_fields=20_000)  # every name is hashed and kept
+    assert transcoded(colliding, limits) is not None
+    assert transcoded(ordinary, limits) is not None
+
+    ratio = _best_seconds(colliding, limits) / _best_seconds(ordinary, limits)
+
+    assert ratio < 5, f"colliding names took {ratio:.1f} times as long as ordinary ones"
+
+
+def test_a_batch_with_more_distinct_properties_than_a_space_may_have_is_left_to_the_budget() -> (
+    None
+):
+    """The C path stops counting names past `max_fields` (the space's property budget): such a
+    batch can never be stored, and the slower path names every property over the budget."""
+    body = _names_batch(1001, False)
+
+    assert transcoded(body, replace(DEFAULT_LIMITS, max_fields=1001)) is not None
+    assert transcoded(body, replace(DEFAULT_LIMITS, max_fields=1000)) is None
+    fast, thorough = both(body, replace(DEFAULT_LIMITS, max_fields=1000))
+    assert fast == thorough
+
+
+def test_the_c_path_knows_the_event_model_of_events_py() -> None:
+    """The C file's own copies of the event's fields and limits are those of `events.py`."""
+    from logspace.events import (
+        FAMILIES,
+        INDEXED_STRING_LENGTH,
+        MAX_ID_BYTES,
+        MAX_TEXT_FIELD_BYTES,
+        OPTIONAL_FIELDS,
+        REQUIRED_FIELDS,
+        format_instant,
+    )
+    from logspace.fastpath import _transcode
+
+    assert set(_transcode.FIELD_NAMES) == {*REQUIRED_FIELDS, *OPTIONAL_FIELDS, *FAMILIES}
+    assert _transcode.FIELD_NAMES[-len(FAMILIES) :] == tuple(FAMILIES)
+    assert _transcode.MAX_TEXT_BYTES == MAX_TEXT_FIELD_BYTES
+    assert _transcode.MAX_ID_BYTES == MAX_ID_BYTES
+    assert _transcode.INDEXED_STRING_CHARS == INDEXED_STRING_LENGTH
+    assert len(format_instant(NOW)) == _transcode.INSTANT_LENGTH
+
+
+@pytest.mark.parametrize("partition", ["month", "quarter", "year"])
+def test_both_paths_name_the_index_of_every_month_alike_in_each_partition(
+    partition: Any,
+) -> None:
+    """An event of each month of a year (and the first and last instant of one) lands in the
+    same index by the C path and the thorough one, as `partitions.period` names it."""
+    stamps = [f"2025-{month:02}-15T08:30:00.000Z" for month in range(1, 13)]
+    stamps += ["2025-01-01T00:00:00.000Z", "2025-12-31T23:59:59.999Z"]
+    events = [make_event(timestamp=stamp) for stamp in stamps]
+    body = orjson.dumps(events)
+
+    fast = transcoder.transcode(body, "space", "p", DEFAULT_LIMITS, NOW, partition)
+    thorough = bulk.encode([dict(e) for e in events], "space", "p", partition)
+
+    assert fast is not None
+    assert fast.events.body == thorough.body
+    indices = [bulk.index_name("p", "space", stamp, partition) for stamp in stamps]
+    assert fast.events.indices(range(len(stamps))) == list(dict.fromkeys(indices))
+
+
+def test_the_c_path_refuses_a_partition_it_does_not_know() -> None:
+    from logspace.ingest import _transcode
+
+    arguments = (b"[]", b"", b"", 1, 1, 1, 1, 1, STAMP.encode(), STAMP.encode())
+
+    with pytest.raises(ValueError, match="partition must be 0"):
+        _transcode.transcode(*arguments, 3)

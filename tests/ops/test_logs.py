@@ -1,0 +1,83 @@
+"""The log formatters: one record is one line (plus its indented traceback), whatever text the
+record carries, in text and in JSON."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import orjson
+
+from logspace.ops.logs import JsonFormatter, TextFormatter, escape
+
+HOSTILE = "a\nERROR logspace.auth: forged\r\x1b[2J\x00\x7f\x85\u2028\u2029 \\x0a"
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def record(message: str, *args: object, **fields: object) -> logging.LogRecord:
+    made = logging.LogRecord("logspace.test", logging.INFO, __file__, 1, message, args, None)
+    made.fields = fields
+    return made
+
+
+def failed_record(message: str) -> logging.LogRecord:
+    try:
+        raise ValueError(message)
+    except ValueError:
+        made = logging.LogRecord(
+            "logspace.test", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+        )
+    return made
+
+
+def test_escape_leaves_one_unambiguous_line() -> None:
+    assert escape(HOSTILE) == (
+        "a\\x0aERROR logspace.auth: forged\\x0d\\x1b[2J\\x00\\x7f\\x85\\u2028\\u2029 \\\\x0a"
+    )
+    assert escape('plain text: ünïcode, quotes " and = stay') == (
+        'plain text: ünïcode, quotes " and = stay'
+    )
+    assert len(escape(LINE_BREAKS).splitlines()) == 1
+
+
+def test_a_text_record_is_one_line_whatever_its_message_and_fields() -> None:
+    line = TextFormatter().format(record("GET %s 404", HOSTILE, path=HOSTILE, status=404))
+
+    assert line.splitlines() == [line]
+    assert line.startswith("INFO logspace.test: GET a\\x0aERROR")
+    assert line.endswith(
+        ' path="a\\x0aERROR logspace.auth: forged\\x0d\\x1b[2J\\x00\\x7f\\x85\\u2028\\u2029'
+        ' \\\\x0a" status=404'
+    )
+
+
+def test_text_field_values_that_could_pass_for_fields_are_quoted() -> None:
+    line = TextFormatter().format(record("m", path='/x status=200 "', space="", n=3))
+
+    assert line == 'INFO logspace.test: m path="/x status=200 \\"" n=3'
+
+
+def test_a_traceback_is_indented_so_no_line_of_it_passes_for_a_record() -> None:
+    line = TextFormatter().format(failed_record("bad\nERROR logspace.auth: forged"))
+
+    head, *rest = line.split("\n")
+    assert head == "ERROR logspace.test: failed"
+    assert rest
+    assert all(part.startswith("    ") for part in rest)
+    assert "    ERROR logspace.auth: forged" in rest
+
+
+def test_a_json_record_is_one_line_with_every_value_intact() -> None:
+    line = JsonFormatter().format(record("GET %s 404", HOSTILE, path=HOSTILE))
+
+    assert not any(char in line for char in LINE_BREAKS + "\x1b\x00\x7f")
+    entry = orjson.loads(line)
+    assert entry["message"] == f"GET {HOSTILE} 404"
+    assert entry["path"] == HOSTILE
+
+
+def test_a_json_traceback_stays_on_the_line() -> None:
+    line = JsonFormatter().format(failed_record("bad\u2028ERROR forged"))
+
+    assert line.splitlines() == [line]
+    assert "bad\u2028ERROR forged" in orjson.loads(line)["exception"]
