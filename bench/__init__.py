@@ -1,1 +1,1 @@
-"""The benchmark harness of issue 7: `make bench` runs `python -m bench`."""
+"""The benchmark harness of issues 7 and 13: `make bench` runs `python -m bench`."""

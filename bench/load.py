@@ -2,14 +2,18 @@
 
 Arm R sends prebuilt NDJSON bodies straight to `_bulk` (`filter_path=errors`); arm S sends the
 same events as JSON array bodies to HQ's `PUT /events`. Closed loop (`saturate`) measures
-throughput as documents visible in `_count`; open loop (`offer`) sends at a fixed rate and
-measures latency from each request's intended start, so a slow server cannot hide its queue.
+throughput as the events the loader saw acknowledged (HQ's 202, `_bulk`'s 200 without errors)
+over a steady window, cross-checked with `_count` after a refresh once the arm is over; open
+loop (`offer`) sends at a fixed rate and measures latency from each request's intended start,
+so a slow server cannot hide its queue.
+
+Why not the slope of `_count`: with a 1 s refresh interval `_count` moves in steps, and a short
+arm saw no step inside its window (issue 13: "`_count` did not grow in the steady window").
 """
 
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +24,7 @@ import orjson
 from hdrh.histogram import HdrHistogram
 
 from .documents import SPACE, TOKEN
-from .procs import cpu_seconds
+from .procs import cpu_seconds, run_queue_seconds
 
 Send = Callable[[bytes], Awaitable[None]]
 
@@ -30,11 +34,13 @@ class LoadError(RuntimeError):
 
 
 class Elasticsearch:
-    """The few Elasticsearch calls a benchmark makes, on its own connection pool."""
+    """The few Elasticsearch calls a benchmark makes, on its own connection pool, on the
+    indices of `pattern` (by default the event indices of the space `bench`)."""
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, pattern: str | None = None) -> None:
         self.url = url
         self.prefix = prefix
+        self.pattern = pattern or f"{prefix}-{SPACE}-*"
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, force_close=False),
             timeout=aiohttp.ClientTimeout(total=300),
@@ -52,19 +58,48 @@ class Elasticsearch:
 
     async def fresh_indices(self) -> None:
         """Delete the benchmark's event indices; the next writes create them from the template."""
-        await self.call("DELETE", f"/{self.prefix}-{SPACE}-*", params={"expand_wildcards": "all"})
+        await self.call("DELETE", f"/{self.pattern}", params={"expand_wildcards": "all"})
 
     async def count(self) -> int:
         body = await self.call(
-            "GET", f"/{self.prefix}-{SPACE}-*/_count", params={"allow_no_indices": "true"}
+            "GET", f"/{self.pattern}/_count", params={"allow_no_indices": "true"}
         )
         return int(body["count"])
 
     async def refreshed_count(self) -> int:
-        await self.call(
-            "POST", f"/{self.prefix}-{SPACE}-*/_refresh", params={"allow_no_indices": "true"}
-        )
+        await self.call("POST", f"/{self.pattern}/_refresh", params={"allow_no_indices": "true"})
         return await self.count()
+
+    async def node_stats(self) -> dict[str, float]:
+        """Counters of the node that say what it was asked to do: requests per HTTP route,
+        documents indexed, bulk shard operations, refreshes, flushes, merges."""
+        body = await self.call(
+            "GET",
+            "/_nodes/_local/stats/indices,http",
+            params={
+                "filter_path": "nodes.*.indices.indexing.index_total,"
+                "nodes.*.indices.indexing.index_time_in_millis,nodes.*.indices.bulk,"
+                "nodes.*.indices.refresh.total,nodes.*.indices.refresh.external_total,"
+                "nodes.*.indices.flush.total,nodes.*.indices.merges.total,"
+                "nodes.*.indices.merges.total_time_in_millis,nodes.*.http.total_opened,"
+                "nodes.*.http.routes.*.requests.count"
+            },
+        )
+        (node,) = body["nodes"].values()
+        indices = node.get("indices", {})
+        stats: dict[str, float] = {
+            "docs indexed": indices.get("indexing", {}).get("index_total", 0),
+            "indexing ms": indices.get("indexing", {}).get("index_time_in_millis", 0),
+            "bulk shard requests": indices.get("bulk", {}).get("total_operations", 0),
+            "refreshes": indices.get("refresh", {}).get("total", 0),
+            "flushes": indices.get("flush", {}).get("total", 0),
+            "merges": indices.get("merges", {}).get("total", 0),
+            "merge ms": indices.get("merges", {}).get("total_time_in_millis", 0),
+            "connections opened": node.get("http", {}).get("total_opened", 0),
+        }
+        for route, value in node.get("http", {}).get("routes", {}).items():
+            stats[f"{route}"] = value.get("requests", {}).get("count", 0)
+        return stats
 
     async def version(self) -> str:
         body = await self.call("GET", "/_nodes/_local/jvm")
@@ -102,13 +137,13 @@ def sender(session: aiohttp.ClientSession, arm: str, es_url: str, hq_url: str) -
 @dataclass
 class Sample:
     at: float
-    count: int
+    count: int  # events acknowledged so far
     cpu: dict[str, float]
 
 
 @dataclass
 class Throughput:
-    """One closed-loop arm: steady-state events/s from `_count`, and CPU per process."""
+    """One closed-loop arm: steady-state events/s from the loader's tally, and CPU per process."""
 
     events: int
     seconds: float
@@ -124,80 +159,75 @@ class Throughput:
 async def saturate(
     send: Send,
     bodies: Sequence[bytes],
+    size: int,
     events: int,
     concurrency: int,
     es: Elasticsearch,
     pids: dict[str, int | None],
     time_limit: float | None = None,
 ) -> Throughput:
-    """Send `bodies` with `concurrency` requests in flight; rate over the 10-90 % window of
-    the documents visible in `_count` (or, with a time limit, over its last three quarters)."""
+    """Send `bodies` (body i holds `size` events, the last one the rest of `events`) with
+    `concurrency` requests in flight. The rate is the events acknowledged over the window in
+    which the 10th to the 90th percent of them were (with a time limit: over its last three
+    quarters); `_count` after a refresh must then equal what was acknowledged."""
     await es.fresh_indices()
-    queue = iter(bodies)
+    queue = iter(enumerate(bodies))
     samples: list[Sample] = []
+    acknowledged = 0
     started = time.monotonic()
     stop = asyncio.Event()
 
     async def worker() -> None:
-        for body in queue:
+        nonlocal acknowledged
+        for i, body in queue:
             if stop.is_set():
                 return
             await send(body)
+            acknowledged += min(size, events - i * size)
 
     async def sample() -> None:
         while True:
-            try:
-                count = await es.count()
-            except (LoadError, aiohttp.ClientError):
-                # e.g. 503 while the new index's shard starts: that sample is simply missing
-                await asyncio.sleep(0.05)
-                continue
-            samples.append(
-                Sample(time.monotonic(), count, {n: cpu_seconds(p) for n, p in pids.items()})
-            )
-            await asyncio.sleep(0.25)
+            cpu = {n: cpu_seconds(p) for n, p in pids.items()}
+            samples.append(Sample(time.monotonic(), acknowledged, cpu))
+            await asyncio.sleep(0.1)
 
     sampler = asyncio.create_task(sample())
     workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
-    if time_limit is not None:
-        await asyncio.wait(workers, timeout=time_limit)
-        stop.set()
-    await asyncio.gather(*workers)
+    try:
+        if time_limit is not None:
+            await asyncio.wait(workers, timeout=time_limit)
+            stop.set()
+        await asyncio.gather(*workers)
+    finally:
+        for task in [*workers, sampler]:
+            task.cancel()
+        await asyncio.gather(*workers, sampler, return_exceptions=True)
     elapsed = time.monotonic() - started
-    await asyncio.sleep(1.2)  # one more refresh, so the last documents show in `_count`
-    sampler.cancel()
+    samples.append(
+        Sample(time.monotonic(), acknowledged, {n: cpu_seconds(p) for n, p in pids.items()})
+    )
     stored = await es.refreshed_count()
-    if time_limit is None and stored != events:
-        raise LoadError(f"_count is {stored} after sending {events} events")
+    if stored != acknowledged:
+        raise LoadError(f"_count is {stored} after {acknowledged} acknowledged events")
     if time_limit is None:
-        low, high = 0.1 * events, 0.9 * events
+        low, high = 0.1 * acknowledged, 0.9 * acknowledged
         window = [s for s in samples if low <= s.count <= high]
-        if len({s.count for s in window}) < 3:  # a short arm: too few refreshes in 10-90 %
-            window = [s for s in samples if 0 < s.count < events]
     else:
         window = [s for s in samples if 0.25 <= (s.at - started) / time_limit <= 1.0]
-    if len(window) < 4:
-        raise LoadError(f"too few `_count` samples in the steady window ({len(window)})")
+    if len(window) < 3 or window[-1].count <= window[0].count:
+        raise LoadError(
+            f"the arm was too short for a steady window ({len(window)} samples, "
+            f"{elapsed:.1f} s, {acknowledged} events): make arms longer"
+        )
     first, last = window[0], window[-1]
-    if last.count <= first.count:
-        counts = [(round(s.at - started, 2), s.count) for s in samples]
-        raise LoadError(f"`_count` did not grow in the steady window, make arms longer: {counts}")
     return Throughput(
         events=stored,
         seconds=elapsed,
-        rate=_slope([s.at for s in window], [s.count for s in window]),
+        rate=(last.count - first.count) / (last.at - first.at),
         cpu={name: last.cpu[name] - first.cpu[name] for name in pids},
         steady_docs=last.count - first.count,
         samples=samples,
     )
-
-
-def _slope(xs: list[float], ys: list[int]) -> float:
-    """Least squares: the refresh interval makes `_count` a staircase, a fit averages it out."""
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    num = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-    den = sum((x - mx) ** 2 for x in xs)
-    return num / den
 
 
 @dataclass
@@ -214,6 +244,8 @@ class Latency:
     late_starts: int
     refused: int  # requests answered with an error (HQ's 503 OVERLOADED, ES's 429)
     cpu: dict[str, float]
+    waited: dict[str, float]  # seconds each process waited on a run queue for a CPU
+    failures: list[str]  # the first few refusals, as answered
     histogram: HdrHistogram = field(repr=False)
 
 
@@ -235,6 +267,8 @@ async def offer(
     loop = asyncio.get_running_loop()
     late = 0
     cpu_before = {n: cpu_seconds(p) for n, p in pids.items()}
+    waited_before = {n: run_queue_seconds(p) for n, p in pids.items()}
+    failures: list[str] = []
 
     refused = 0
 
@@ -242,9 +276,11 @@ async def offer(
         nonlocal refused
         try:
             await send(body)
-        except LoadError:
+        except LoadError as error:
             # An overloaded server may refuse (HQ: 503 OVERLOADED); counted, not timed.
             refused += 1
+            if len(failures) < 3:
+                failures.append(str(error)[:300])
             return
         if record:
             histogram.record_value(max(1, int((loop.time() - intended) * 1e6)))
@@ -261,6 +297,7 @@ async def offer(
         tasks.append(asyncio.create_task(one(bodies[k], intended, k * interval >= warmup)))
     await asyncio.gather(*tasks)
     cpu = {n: cpu_seconds(p) - cpu_before[n] for n, p in pids.items()}
+    waited = {n: run_queue_seconds(p) - waited_before[n] for n, p in pids.items()}
     stored = await es.refreshed_count()
     if stored != (total - refused) * events_per_body:
         raise LoadError(f"_count is {stored} after {total - refused} accepted requests")
@@ -279,5 +316,7 @@ async def offer(
         late_starts=late,
         refused=refused,
         cpu=cpu,
+        waited=waited,
+        failures=failures,
         histogram=histogram,
     )

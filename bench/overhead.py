@@ -49,25 +49,6 @@ class OverheadError(RuntimeError):
     """A server or tool of figure (g) failed: the arm's figures would mean nothing."""
 
 
-def ensure_wrk(say: Say) -> str:
-    """The path of `wrk`, installed from Debian's packages where it is missing (as root)."""
-    found = shutil.which("wrk")
-    if found:
-        return found
-    apt = shutil.which("apt-get")
-    if os.geteuid() == 0 and apt:
-        say("installing wrk (apt-get install -y wrk)")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        install = [apt, "install", "-y", "-q", "wrk"]
-        if subprocess.run(install, env=env, capture_output=True, check=False).returncode:
-            subprocess.run([apt, "update", "-q"], env=env, capture_output=True, check=False)
-            subprocess.run(install, env=env, capture_output=True, check=True)
-        found = shutil.which("wrk")
-    if not found:
-        raise OverheadError("figure (g) needs wrk: install it (Debian: apt-get install wrk)")
-    return found
-
-
 @dataclass
 class Wrk:
     """What one `wrk --latency` run printed."""

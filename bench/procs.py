@@ -4,12 +4,15 @@ and the dedicated Elasticsearch node from `scripts/es`."""
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import ClassVar
 
 ROOT = Path(__file__).resolve().parent.parent
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -25,6 +28,118 @@ def cpu_seconds(pid: int | None) -> float:
         return 0.0
     # Fields 14 and 15 of stat(5); [2] after the command name is field 3.
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def descendants(pid: int) -> list[int]:
+    """The pids of a process's children, their children, and so on (from /proc)."""
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
+        try:
+            tasks = list(Path(f"/proc/{parent}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            pending += children
+    return found
+
+
+def run_queue_seconds(pid: int | None) -> float:
+    """How long the threads of a process have waited on a run queue for a CPU so far
+    (/proc/<pid>/task/*/schedstat, second field): on a busy box, the time a request waits
+    for HQ to be scheduled at all."""
+    if pid is None:
+        return 0.0
+    waited = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            waited += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return waited / 1e9
+
+
+def tree_cpu_seconds(pid: int | None) -> float:
+    """`cpu_seconds` of a process and all its descendants (HQ with workers, say)."""
+    if pid is None:
+        return 0.0
+    return cpu_seconds(pid) + sum(cpu_seconds(child) for child in descendants(pid))
+
+
+def open_fds(pid: int) -> int:
+    try:
+        return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+    except OSError:
+        return 0
+
+
+def connections_to(pid: int, port: int) -> int:
+    """Established TCP connections of a process to `port` (HQ's pool towards Elasticsearch)."""
+    import psutil
+
+    try:
+        connections = psutil.Process(pid).net_connections("tcp")
+    except psutil.Error:
+        return 0
+    return sum(
+        1
+        for c in connections
+        if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    )
+
+
+class SyscallCount:
+    """`perf stat` on a running process: its fsync and fdatasync calls and context switches,
+    counted by kernel tracepoints (nearly free). Empty where perf is missing or not allowed."""
+
+    EVENTS: ClassVar[dict[str, str]] = {
+        "syscalls:sys_enter_fsync": "fsync calls",
+        "syscalls:sys_enter_fdatasync": "fdatasync calls",
+        "context-switches": "context switches",
+    }
+
+    def __init__(self, pid: int | None, output: Path) -> None:
+        self.output = output
+        self.process: subprocess.Popen[bytes] | None = None
+        if pid is None or not shutil.which("perf"):
+            return
+        command = ["perf", "stat", "-x", ",", "-o", str(output), "-p", str(pid)]
+        for event in self.EVENTS:
+            command += ["-e", event]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def stop(self) -> dict[str, float]:
+        if self.process is None:
+            return {}
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return {}
+        counts = {}
+        try:
+            lines = self.output.read_text().splitlines()
+        except OSError:
+            return {}
+        for line in lines:
+            fields = line.split(",")
+            if len(fields) > 2 and fields[2] in self.EVENTS and fields[0].isdigit():
+                counts[self.EVENTS[fields[2]]] = float(fields[0])
+        return counts
 
 
 def memory_kib(pid: int) -> dict[str, int]:
@@ -60,9 +175,11 @@ def wait_http(url: str, seconds: float = 60.0) -> None:
 
 
 class HQProcess:
-    """`python -m logspace serve` (uvloop + httptools, one worker) on a port of its own."""
+    """`python -m logspace serve` (uvloop + httptools, one worker) on a port of its own.
+    BENCH_HQ_MODULE=bench.hqdiag runs the diagnostic variant instead, for experiments."""
 
     def __init__(self, es_url: str, prefix: str, log: Path, **env: str) -> None:
+        module = os.environ.get("BENCH_HQ_MODULE", "logspace")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         environ = {
@@ -74,7 +191,7 @@ class HQProcess:
         }
         self._log = log.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "logspace", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", module, "serve", "--port", str(self.port)],
             env=environ,
             cwd=ROOT,
             stdout=self._log,

@@ -1,8 +1,10 @@
 """Figures from pairs, and the outputs: `bench/results.md` and a line in `bench/results.jsonl`.
 
-`results.md` holds the figures of issue 7 ((a) to (e)), written by a run that measures any of
-them, followed by parts of their own (figure (g)), each replaced only by a run that measures
-it. So `python -m bench g` updates (g) and leaves the rest as the last full run wrote it.
+`results.md` holds the figures of issue 7 ((a) to (e)) as its body, written by a run that
+measures all of them, followed by parts of their own (figures (f) and (g)), each replaced only
+by a run that measures it. So `python -m bench g` updates (g) and leaves the rest as the last
+runs wrote it; every run appends its line to `results.jsonl`. Quick runs write
+`results-quick.*` the same way (git ignores them).
 """
 
 from __future__ import annotations
@@ -35,16 +37,29 @@ class Figure:
     unit: str = ""
     rejected: int = 0  # pairs left out because the reference arm was disturbed
     gated: bool = True  # False: a design target shown for information, not issue 7's must
+    missing: str = ""  # why no value could be measured (then `values` is empty)
+
+    @classmethod
+    def not_measured(cls, key: str, name: str, why: str, must: str = "", **rest: Any) -> Figure:
+        return cls(key, name, [], must, missing=why or "no value", **rest)
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.values)
 
     @property
     def median(self) -> float:
-        return statistics.median(self.values)
+        return statistics.median(self.values) if self.values else float("nan")
 
     @property
     def worst(self) -> float:
+        if not self.values:
+            return float("nan")
         return max(self.values) if self.must.startswith("<=") else min(self.values)
 
     def ci95(self, rounds: int = 2000) -> tuple[float, float]:
+        if not self.values:
+            return float("nan"), float("nan")
         rng = random.Random(1)
         medians = sorted(
             statistics.median(rng.choices(self.values, k=len(self.values))) for _ in range(rounds)
@@ -60,11 +75,14 @@ class Figure:
 
     @property
     def passes(self) -> bool:
+        """A figure that could not be measured does not hold: nothing shows that it does."""
+        if not self.measured:
+            return not self.gated or not self.must
         return self._holds(self.median, self.must) or not self.gated
 
     @property
     def ambitious_met(self) -> bool:
-        return bool(self.ambitious) and self._holds(self.median, self.ambitious)
+        return self.measured and bool(self.ambitious) and self._holds(self.median, self.ambitious)
 
     def as_json(self) -> dict[str, Any]:
         low, high = self.ci95()
@@ -78,6 +96,7 @@ class Figure:
             "must": self.must,
             "gated": self.gated,
             "passes": self.passes,
+            "not_measured": self.missing or None,
         }
 
 
@@ -170,6 +189,13 @@ def table(figures: list[Figure]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for f in figures:
+        if not f.measured:
+            verdict = "**NO**" if f.gated and f.must else "-"
+            lines.append(
+                f"| {f.key} | {f.name} | not measured: {f.missing} | - | - | 0 | "
+                f"{f.must or '-'} | {f.ambitious or '-'} | {verdict} |"
+            )
+            continue
         low, high = f.ci95()
         unit = f" {f.unit}" if f.unit else ""
         kept = f"{len(f.values)}" + (f" (+{f.rejected} disturbed)" if f.rejected else "")
@@ -181,47 +207,80 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
-def _name(run: dict[str, Any]) -> str:
+# Every figure's letter. (a) to (e), issue 7's, make the body of results.md; every other
+# letter is a part of its own (see write_part), replaced only by a run that measures it.
+EVERY = "abcdefg"
+CORE = "abcde"
+
+
+def results_name(run: dict[str, Any]) -> str:
     # Quick (development) runs stay out of the committed history.
     return "results" if run["mode"] == "full" else "results-quick"
 
 
+def body_name(run: dict[str, Any]) -> str:
+    """Where the body ((a) to (e)) goes: a full run of only some of them writes
+    `results-partial.md` (git ignores it), so the committed body is always one whole run."""
+    chosen = set(CORE) & set(run["plan"]["figures"])
+    if results_name(run) == "results" and chosen != set(CORE):
+        return "results-partial"
+    return results_name(run)
+
+
+def target(mode: str, figures: str) -> str:
+    """The command that makes a run like this one."""
+    make = "make bench" if mode == "full" else "make bench-quick"
+    if set(EVERY) <= set(figures):
+        return make
+    if figures == "f" and mode == "full":
+        return "make bench-fleet"
+    return f"{'' if mode == 'full' else 'BENCH_QUICK=1 '}python -m bench {figures}"
+
+
 def record(run: dict[str, Any], figures: list[Figure]) -> None:
-    """Append the run, with every figure it measured, to results.jsonl."""
+    """Append the run, with every figure it measured, to results.jsonl (results-quick.jsonl
+    for a quick run)."""
     record = {**run, "figures": {f.key: f.as_json() for f in figures}}
-    with (HERE / f"{_name(run)}.jsonl").open("ab") as out:
+    with (HERE / f"{results_name(run)}.jsonl").open("ab") as out:
         out.write(orjson.dumps(record) + b"\n")
 
 
 _PART = re.compile(r"<!-- part (\w+) -->\n.*?<!-- end of part \1 -->\n", re.DOTALL)
+DISTURBED = (
+    "Arms alternated (ABBA, or ABC CBA with three arms); a round whose reference arm was more "
+    "than 15 % off the run's median reference is left out as disturbed."
+)
 
 
-def _parts(path: Path) -> dict[str, str]:
+def _split(path: Path) -> tuple[str, dict[str, str]]:
+    """The body of a results file and its parts by key."""
     text = path.read_text() if path.exists() else ""
-    return {match.group(1): match.group(0) for match in _PART.finditer(text)}
+    parts = {match.group(1): match.group(0) for match in _PART.finditer(text)}
+    return _PART.sub("", text).rstrip("\n") + "\n", parts
 
 
-def _target(run: dict[str, Any]) -> str:
-    if run["plan"].get("figures") not in (None, "abcdeg"):
-        return f"python -m bench {run['plan']['figures']}"
-    return "make bench" if run["mode"] == "full" else "make bench-quick"
+def _compose(path: Path, body: str, parts: dict[str, str]) -> None:
+    # Parts in the order of their letters, whichever run wrote them last.
+    path.write_text(body.rstrip("\n") + "\n" + "".join("\n" + parts[k] for k in sorted(parts)))
 
 
 def write(run: dict[str, Any], figures: list[Figure], appendix: str, notes: str) -> str:
-    """Write the figures of issue 7 into results.md, keeping its parts; returns the table."""
-    path = HERE / f"{_name(run)}.md"
-    parts = _parts(path)
+    """Write the figures of issue 7 as the body of results.md, keeping its parts; returns the
+    table."""
+    path = HERE / f"{body_name(run)}.md"
+    _, parts = _split(path)
     m = run["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
     text = f"""# Benchmark results
 
-Written by `{_target(run)}` on {run["started"]} UTC, commit `{m["commit"]}`; every run also
-appends a line to `bench/{_name(run)}.jsonl`. How to run: `docs/development.md`.
+Written by `{run["target"]}` on {run["started"]} UTC, commit `{m["commit"]}`; every run also
+appends a line to `bench/{results_name(run)}.jsonl`. How to run: `docs/development.md`.
 
 Every figure is a ratio against a reference measured in the same run (arms alternated ABBA)
 unless it has a unit. "worst pair" is the least favourable pair; pairs whose reference arm was
 more than 15 % off the run's median reference are left out as disturbed (counted in brackets).
-Figure (g) is a part of its own, at the end.
+Figures (f) and (g) are parts of their own, at the end, each written by the last run that
+measured it.
 
 {table(figures)}
 
@@ -241,32 +300,37 @@ Figure (g) is a part of its own, at the end.
 
 {notes}
 """
-    path.write_text(text.rstrip("\n") + "\n" + "".join("\n" + p for p in parts.values()))
+    _compose(path, text, parts)
     return table(figures)
 
 
 def write_part(
-    run: dict[str, Any], key: str, title: str, figures: list[Figure], appendix: str
+    run: dict[str, Any],
+    key: str,
+    title: str,
+    figures: list[Figure],
+    appendix: str,
+    method: str = DISTURBED,
 ) -> str:
     """Write (or replace) part `key` of results.md, leaving the rest as it is."""
-    path = HERE / f"{_name(run)}.md"
+    path = HERE / f"{results_name(run)}.md"
     m = run["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
     part = f"""<!-- part {key} -->
 ## {title}
 
-Written by `{_target(run)}` on {run["started"]} UTC, commit `{m["commit"]}`, on a shared
+Written by `{run["target"]}` on {run["started"]} UTC, commit `{m["commit"]}`, on a shared
 box: {m["cpu"]}, {m["nproc"]} cores, Python {m["python"]}, Elasticsearch {m["elasticsearch"]};
 {versions}. Load average (1, 5, 15 min) before {run["load_before"]}, after
-{run["load_after"]}. Arms alternated (ABBA, or ABC CBA with three arms); a round whose
-reference arm was more than 15 % off the run's median reference is left out as disturbed.
+{run["load_after"]}. {method}
 {(chr(10) + run["note"] + chr(10)) if run.get("note") else ""}
 {table(figures)}
 
 {appendix}
 <!-- end of part {key} -->
 """
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    old = _parts(path).get(key)
-    path.write_text(text.replace(old, part) if old else text.rstrip("\n") + "\n\n" + part)
+    body, parts = _split(path)
+    if not path.exists():
+        body = "# Benchmark results\n"
+    _compose(path, body, {**parts, key: part})
     return table(figures)

@@ -32,7 +32,7 @@ from logspace.errors import (
 from logspace.hq import HQ
 from logspace.ingest.endpoint import INGEST_ROUTES
 from logspace.lingering import LingeringClose
-from logspace.ops import retention
+from logspace.ops import collector, retention
 from logspace.ops.health import get_live, get_ready
 from logspace.ops.logs import REQUEST_ID, REQUEST_ID_HEADER, RequestLog
 from logspace.ops.metrics import Metrics, get_metrics
@@ -109,11 +109,17 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    settings: Settings, store: EventStore | None = None, reader: ReadStore | None = None
+    settings: Settings,
+    store: EventStore | None = None,
+    reader: ReadStore | None = None,
+    *,
+    tune_collector: bool = False,
 ) -> Starlette:
     """The HQ application; it opens (and closes) its own store unless one is given.
 
-    The read API searches `reader`, by default the read side of a `Store`."""
+    The read API searches `reader`, by default the read side of a `Store`. `tune_collector`
+    tunes the process's garbage collector once started (see `ops.collector`): for a process
+    that only serves HQ."""
     tokens = TokenRegistry(settings)  # fails now, not at the first request, without tokens
 
     @contextlib.asynccontextmanager
@@ -138,6 +144,8 @@ def create_app(
         background = []
         if watch is not None:
             background.append(asyncio.create_task(watch.run()))
+        if tune_collector:
+            collector.tune()
         if settings.retention_keep_days is not None and isinstance(hq.store, Store):
             retain = retention.run_periodically(
                 hq.store,
@@ -303,4 +311,5 @@ async def _watching_tokens(tokens: TokenRegistry, settings: Settings) -> AsyncIt
 
 def create_app_from_environ() -> Starlette:
     """Uvicorn factory: `uvicorn --factory logspace.app:create_app_from_environ`."""
-    return create_app(Settings.from_env(os.environ))
+    settings = Settings.from_env(os.environ)
+    return create_app(settings, tune_collector=settings.tune_gc)

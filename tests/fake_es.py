@@ -31,7 +31,11 @@ class FakeBulk:
     statuses, the last holding from then on (201 for ids not scripted), however the events are
     grouped into requests. `delays`
     hold the answers to the first requests back that many seconds each. A request carrying an
-    id in `poison` is refused as a whole with 400, as for a body Elasticsearch cannot parse."""
+    id in `poison` is refused as a whole with 400, as for a body Elasticsearch cannot parse.
+
+    `_field_caps` answers that no property exists, after `field_caps_delay` seconds; the first
+    ones answer the statuses of `field_caps_statuses` instead (503: shards not ready, as for
+    an index being created). `field_caps_calls` counts them."""
 
     def __init__(
         self,
@@ -41,6 +45,8 @@ class FakeBulk:
         per_id: dict[str, list[int]] | None = None,
         delays: list[float] | None = None,
         poison: frozenset[str] = frozenset(),
+        field_caps_statuses: list[int] | None = None,
+        field_caps_delay: float = 0.0,
     ) -> None:
         self.script = list(item_statuses or [])
         self.request_status = request_status
@@ -48,6 +54,9 @@ class FakeBulk:
         self.delays = list(delays or [])
         self.poison = poison
         self.requests: list[list[str]] = []
+        self.field_caps_statuses = list(field_caps_statuses or [])
+        self.field_caps_delay = field_caps_delay
+        self.field_caps_calls = 0
 
     async def bulk(self, request: Request) -> Response:
         lines = (await request.body()).splitlines()
@@ -83,6 +92,12 @@ class FakeBulk:
         return script.pop(0) if len(script) > 1 else script[0]
 
     async def field_caps(self, request: Request) -> Response:
+        self.field_caps_calls += 1
+        await asyncio.sleep(self.field_caps_delay)
+        if self.field_caps_statuses:
+            status = self.field_caps_statuses.pop(0)
+            error = {"type": "no_shard_available_action_exception", "reason": "not ready"}
+            return Response(orjson.dumps({"error": error, "status": status}), status, HEADERS)
         return Response(b'{"indices":[],"fields":{}}', headers=HEADERS)
 
     def app(self) -> Starlette:

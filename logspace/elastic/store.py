@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
 from logspace.elastic import bulk, shards, templates
-from logspace.elastic.client import JSON, connect, describe
+from logspace.elastic.client import JSON, connect, describe, retryable
 from logspace.elastic.coalescer import BulkObserver
 from logspace.elastic.controlstore import ControlStore
 from logspace.elastic.readstore import ReadStore
@@ -126,21 +127,34 @@ class Store:
     # -- events ------------------------------------------------------------------
 
     async def known_fields(self, space: str) -> set[str]:
-        """The property fields (`family.name`) that exist in any index of the space."""
-        try:
-            response = await self._client.perform_request(
-                "GET",
-                f"/{self._settings.index_prefix}-{space}-*/_field_caps",
-                params={"fields": "*-properties.*", "allow_no_indices": "true"},
-                headers=JSON,
-            )
-        except (ApiError, TransportError) as error:
-            self._noticed(error)
-            raise StoreUnavailable(
-                f"Could not read the properties of space '{space}': {describe(error)}.",
-                {"reason": describe(error)},
-                retry_after=self._retry_after,
-            ) from error
+        """The property fields (`family.name`) that exist in any index of the space.
+
+        Retried like a write within `es_retry_seconds`: an index being created (the first
+        write of a month) answers with shards not yet ready, which is no reason for a 503."""
+        loop = asyncio.get_running_loop()
+        retry_until = loop.time() + self._settings.es_retry_seconds
+        attempt = 0
+        while True:
+            try:
+                response = await self._client.perform_request(
+                    "GET",
+                    f"/{self._settings.index_prefix}-{space}-*/_field_caps",
+                    params={"fields": "*-properties.*", "allow_no_indices": "true"},
+                    headers=JSON,
+                )
+                break
+            except (ApiError, TransportError) as error:
+                attempt += 1
+                delay = random.uniform(0, min(1.0, 0.05 * 2**attempt))  # noqa: S311 - jitter
+                if retryable(error) and loop.time() + delay <= retry_until:
+                    await asyncio.sleep(delay)
+                    continue
+                self._noticed(error)
+                raise StoreUnavailable(
+                    f"Could not read the properties of space '{space}': {describe(error)}.",
+                    {"reason": describe(error)},
+                    retry_after=self._retry_after,
+                ) from error
         return {
             name
             for name, types in response.body.get("fields", {}).items()

@@ -9,6 +9,7 @@ from the store only when a batch brings a property the cache does not know.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Protocol
 
@@ -66,6 +67,7 @@ class FieldBudget:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._known: dict[str, set[str]] = {}
+        self._loading: dict[str, asyncio.Task[set[str]]] = {}
 
     async def check(
         self, space: str, batch: Batch, load: Callable[[str], Awaitable[set[str]]]
@@ -75,7 +77,7 @@ class FieldBudget:
         known = self._known.get(space)
         if not fields or (known is not None and known.issuperset(fields)):
             return
-        known = self._known[space] = await load(space)
+        known = await self._load(space, load)
         new = {field for field in fields if field not in known}
         room = self.limit - len(known)
         if len(new) <= room:
@@ -99,6 +101,24 @@ class FieldBudget:
             if f"{family}.{name}" in over
         ]
         raise InvalidEvents(errors, len(batch.events))
+
+    async def _load(self, space: str, load: Callable[[str], Awaitable[set[str]]]) -> set[str]:
+        """The space's properties from the store, one load per space at a time: requests that
+        miss the cache together share it (a fresh HQ under a fleet asked once per agent)."""
+        task = self._loading.get(space)
+        if task is None:
+            task = self._loading[space] = asyncio.create_task(self._refresh(space, load))
+            # Retrieved here too, so a load whose every waiter left logs no stray exception.
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        # A waiter that leaves (its client went away) does not cancel the others' load.
+        return await asyncio.shield(task)
+
+    async def _refresh(self, space: str, load: Callable[[str], Awaitable[set[str]]]) -> set[str]:
+        try:
+            known = self._known[space] = await load(space)
+            return known
+        finally:
+            del self._loading[space]
 
     def record(self, space: str, fields: Collection[str]) -> None:
         """After a write: these properties now exist."""

@@ -4,32 +4,33 @@ its documentation, declared once here (`docs/configuration.md`'s test reads this
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from logspace.events import BadValue, parse_instant
-from logspace.orders import MAX_COMMIT_SECONDS, ORIGINAL_COMMIT_SECONDS
-from logspace.partitions import PARTITIONS, Partition
+from logspace.orders import ORIGINAL_COMMIT_SECONDS
+from logspace.settings.parsers import SettingsError
+from logspace.settings.parsers import commit_seconds as _commit_seconds
+from logspace.settings.parsers import field_budget as _field_budget
+from logspace.settings.parsers import index_prefix as _index_prefix
+from logspace.settings.parsers import instant as _instant
+from logspace.settings.parsers import log_format as _log_format
+from logspace.settings.parsers import metrics_token as _metrics_token
+from logspace.settings.parsers import partition as _partition
+from logspace.settings.parsers import percent as _percent
+from logspace.settings.parsers import port as _port
+from logspace.settings.parsers import replicas as _replicas
+from logspace.settings.parsers import retention_days as _retention_days
 from logspace.spaces.grants import parse_space_tokens
 from logspace.textvalues import boolean as _boolean
 from logspace.textvalues import non_negative_float as _non_negative_float
 from logspace.textvalues import optional_text as _optional_text
-from logspace.textvalues import parse_keep
 from logspace.textvalues import positive_float as _positive_float
 from logspace.textvalues import positive_int as _positive_int
 from logspace.textvalues import text as _text
 from logspace.textvalues import urls as _urls
 
 __all__ = ["SETTINGS", "Setting", "SettingsError"]
-
-_INDEX_PREFIX = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,99}")
-
-
-class SettingsError(ValueError):
-    """A setting has a value HQ cannot use; the message names the setting."""
 
 
 @dataclass(frozen=True)
@@ -39,101 +40,6 @@ class Setting:
     parse: Callable[[str, str], Any]
     default: str | None
     doc: str
-
-
-def _port(name: str, value: str) -> int:
-    number = _positive_int(name, value)
-    if number > 65535:
-        raise SettingsError(f"{name}={value!r} is not a TCP port (1-65535)")
-    return number
-
-
-def _instant(name: str, value: str) -> datetime:
-    try:
-        return parse_instant(value)
-    except BadValue as bad:
-        raise SettingsError(f"{name}={value!r}: {bad}") from None
-
-
-def _field_budget(name: str, value: str) -> int:
-    number = _positive_int(name, value)
-    # The templates let an index hold 10000 fields; keep room for the event's own fields.
-    if number > 9900:
-        raise SettingsError(f"{name}={value!r} must be at most 9900")
-    return number
-
-
-def _index_prefix(name: str, value: str) -> str:
-    if not _INDEX_PREFIX.fullmatch(value):
-        raise SettingsError(
-            f"{name}={value!r} is not a valid index prefix "
-            "(lower-case letters, digits, '_', '-', '.'; starting with a letter or digit)"
-        )
-    return value
-
-
-def _partition(name: str, value: str) -> Partition:
-    lowered = value.strip().lower()
-    for partition in PARTITIONS:
-        if lowered == partition:
-            return partition
-    raise SettingsError(f"{name}={value!r} is not a partition (month, quarter or year)")
-
-
-_REPLICA_RANGE = re.compile(r"([0-9]{1,2})-([0-9]{1,2}|all)")
-
-
-def _replicas(name: str, value: str) -> str:
-    """`auto`, a number of replicas, or a range `min-max` (`max` a number or `all`)."""
-    text = value.strip().lower()
-    if text == "auto" or (text.isascii() and text.isdigit() and int(text) <= 99):
-        return text if text == "auto" else str(int(text))
-    match = _REPLICA_RANGE.fullmatch(text)
-    if match is not None and (match[2] == "all" or int(match[1]) <= int(match[2])):
-        return text
-    raise SettingsError(
-        f"{name}={value!r} is not a number of replicas: auto, a number (0-99) or a range "
-        "such as 0-1 or 1-all"
-    )
-
-
-def _percent(name: str, value: str) -> int:
-    number = _positive_int(name, value)
-    if number > 100:
-        raise SettingsError(f"{name}={value!r} must be a percentage from 1 to 100")
-    return number
-
-
-def _retention_days(name: str, value: str) -> int | None:
-    if not value.strip():
-        return None
-    try:
-        return parse_keep(value)
-    except ValueError as error:
-        raise SettingsError(f"{name}={error}") from None
-
-
-def _commit_seconds(name: str, value: str) -> int:
-    if not (value.strip().isascii() and value.strip().isdigit()):
-        raise SettingsError(f"{name}={value!r} is not a whole number of seconds")
-    number = int(value)
-    if number > MAX_COMMIT_SECONDS:
-        raise SettingsError(f"{name}={value!r} must be at most {MAX_COMMIT_SECONDS}")
-    return number
-
-
-def _metrics_token(name: str, value: str) -> str | None:
-    token = value.strip()
-    if token and not (token.isascii() and token.isprintable() and " " not in token):
-        raise SettingsError(f"{name} must be printable ASCII without spaces")
-    return token or None
-
-
-def _log_format(name: str, value: str) -> str:
-    lowered = value.strip().lower()
-    if lowered not in ("text", "json"):
-        raise SettingsError(f"{name}={value!r} is not a log format (text or json)")
-    return lowered
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -294,6 +200,14 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
         "75",
         "How long `logspace serve` keeps an idle client connection open for its next request.",
+    ),
+    Setting(
+        "LOGSPACE_TUNE_GC",
+        "tune_gc",
+        _boolean,
+        "true",
+        "Once `logspace serve` has started, freeze what it holds and collect garbage less "
+        "often (a fifth of HQ's CPU under a fleet otherwise; see docs/operations.md).",
     ),
     Setting(
         "LOGSPACE_MAX_BODY_BYTES",

@@ -3,6 +3,7 @@ again; what it refuses for good is named; 202 only when everything is stored."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -70,3 +71,43 @@ async def test_refused_credentials_get_503_at_once(make_hq: Any) -> None:
     assert response.status_code == 503
     assert "Elasticsearch answered 401" in response.json()["message"]
     assert len(fake.requests) == 1
+
+
+async def test_properties_not_readable_yet_are_asked_again_within_the_retry_window(
+    make_hq: Any,
+) -> None:
+    """The first write of a month creates an index whose shards are not ready for a moment:
+    reading the space's properties then is retried like a write, not answered with 503."""
+    fake = FakeBulk(field_caps_statuses=[503, 503])
+
+    response = await put_through(fake, make_hq, [make_event(long_properties={"n": 1})])
+
+    assert response.status_code == 202
+    assert fake.field_caps_calls == 3
+
+
+async def test_properties_still_unreadable_after_the_retry_window_get_503(make_hq: Any) -> None:
+    fake = FakeBulk(field_caps_statuses=[503] * 1000)
+
+    response = await put_through(
+        fake, make_hq, [make_event(long_properties={"n": 1})], es_retry_seconds=0.3
+    )
+
+    assert response.status_code == 503
+    assert "Could not read the properties of space" in response.json()["message"]
+    assert fake.requests == []
+
+
+async def test_requests_that_find_the_property_cache_empty_together_share_one_read(
+    make_hq: Any,
+) -> None:
+    """A fresh HQ under a fleet: every agent's batch brings properties HQ has not seen yet."""
+    fake = FakeBulk(field_caps_delay=0.3)
+    with serving(fake) as url:
+        async with make_hq(es_url=url, install_templates=False) as hq:
+            responses = await asyncio.gather(
+                *(hq.put_events([make_event(long_properties={f"p{i}": i})]) for i in range(40))
+            )
+
+    assert [r.status_code for r in responses] == [202] * 40
+    assert fake.field_caps_calls == 1
