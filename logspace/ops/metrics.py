@@ -288,8 +288,11 @@ class Ingest:
 
     def stored(self, outcome: WriteOutcome, unindexed: Unindexed) -> None:
         counters = self._metrics.stored_counters(self.space)
-        counters.accepted.inc(outcome.created)
-        counters.duplicate.inc(outcome.duplicate)
+        # Each `inc` takes a lock, even by nothing.
+        if outcome.created:
+            counters.accepted.inc(outcome.created)
+        if outcome.duplicate:
+            counters.duplicate.inc(outcome.duplicate)
         if unindexed.non_finite:
             self._metrics.unindexed.labels(self.space, "non-finite").inc(unindexed.non_finite)
         if unindexed.long_strings:
