@@ -137,21 +137,22 @@ class LoopFlushedHandler(logging.StreamHandler[TextIO]):
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(_block_buffered(stream or sys.stderr))
-        self._scheduled = False
+        # The loop a flush is scheduled on: a loop closed before it ran it holds nothing up.
+        self._scheduled_on: asyncio.AbstractEventLoop | None = None
 
     def flush(self) -> None:
-        if self._scheduled:
-            return
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:
+        except RuntimeError:  # also at exit (`logging.shutdown`): whatever waits goes now
             super().flush()
             return
-        self._scheduled = True
-        loop.call_soon(self._flush_now)
+        if self._scheduled_on is not loop:
+            self._scheduled_on = loop
+            loop.call_soon(self._flush_now, loop)
 
-    def _flush_now(self) -> None:
-        self._scheduled = False
+    def _flush_now(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._scheduled_on is loop:
+            self._scheduled_on = None
         super().flush()
 
 

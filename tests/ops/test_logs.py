@@ -105,3 +105,17 @@ def test_lines_logged_in_one_loop_iteration_are_written_when_it_ends(tmp_path: P
         # Outside a running loop, as at start-up and shutdown, a line is written at once.
         handler.handle(record("third"))
         assert path.read_text().endswith("INFO logspace.test: third\n")
+
+        # A loop that stops before the turn that would write a line: the line goes at exit.
+        loop = asyncio.new_event_loop()
+
+        def log_and_stop() -> None:
+            handler.handle(record("fourth"))
+            loop.stop()
+
+        loop.call_soon(log_and_stop)
+        loop.run_forever()
+        loop.close()
+        assert "fourth" not in path.read_text()
+        handler.flush()  # as `logging.shutdown` does
+        assert path.read_text().endswith("INFO logspace.test: fourth\n")
