@@ -34,7 +34,7 @@ from logspace.ingest.endpoint import INGEST_ROUTES
 from logspace.lingering import LingeringClose
 from logspace.ops import collector, retention
 from logspace.ops.health import get_live, get_ready
-from logspace.ops.logs import REQUEST_ID, REQUEST_ID_HEADER, RequestLog
+from logspace.ops.logs import REQUEST_ID, REQUEST_ID_HEADER, RequestLog, skip_process_details
 from logspace.ops.metrics import Metrics, get_metrics
 from logspace.ops.shardwatch import ShardWatch
 from logspace.read.routes import READ_ROUTES
@@ -312,4 +312,5 @@ async def _watching_tokens(tokens: TokenRegistry, settings: Settings) -> AsyncIt
 def create_app_from_environ() -> Starlette:
     """Uvicorn factory: `uvicorn --factory logspace.app:create_app_from_environ`."""
     settings = Settings.from_env(os.environ)
+    skip_process_details()  # each worker configures its logging anew (uvicorn)
     return create_app(settings, tune_collector=settings.tune_gc)

@@ -111,8 +111,13 @@ class Store:
         """An event index must never be created without its template: before writing, make
         sure they are in place, at start, after Elasticsearch was unreachable (it may have come
         back empty) and every `TEMPLATE_CHECK_SECONDS`."""
-        if not self._settings.install_templates or self._templates_fresh():
-            return
+        if self._templates_due():
+            await self._install_due_templates()
+
+    def _templates_due(self) -> bool:
+        return self._settings.install_templates and not self._templates_fresh()
+
+    async def _install_due_templates(self) -> None:
         async with self._templates_lock:
             if not self._templates_fresh():
                 for line in await self.install_templates():
@@ -169,7 +174,8 @@ class Store:
         body, and need not wait on Elasticsearch with it."""
         if not events:
             return bulk.WriteOutcome()
-        await self.ensure_templates()
+        if self._templates_due():  # as `ensure_templates`, without a coroutine per write
+            await self._install_due_templates()
         if isinstance(events, bulk.Bulk):
             lines = events
         else:

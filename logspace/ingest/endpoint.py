@@ -41,7 +41,11 @@ async def put_events(request: Request) -> Response:
             hq.budget.record(space, batch.fields)
         finally:
             reservation.release()
-    return Response(status_code=202)
+    return _ACCEPTED
+
+
+# Every stored batch gets the same answer; a response object is only read when it is sent.
+_ACCEPTED: Final = Response(status_code=202)
 
 
 # Path, endpoint, methods: ingest's part of `app.API_ROUTES`.

@@ -3,12 +3,14 @@ record carries, in text and in JSON."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+from pathlib import Path
 
 import orjson
 
-from logspace.ops.logs import JsonFormatter, TextFormatter, escape
+from logspace.ops.logs import JsonFormatter, LoopFlushedHandler, TextFormatter, escape
 
 HOSTILE = "a\nERROR logspace.auth: forged\r\x1b[2J\x00\x7f\x85\u2028\u2029 \\x0a"
 LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
@@ -81,3 +83,39 @@ def test_a_json_traceback_stays_on_the_line() -> None:
 
     assert line.splitlines() == [line]
     assert "bad\u2028ERROR forged" in orjson.loads(line)["exception"]
+
+
+def test_lines_logged_in_one_loop_iteration_are_written_when_it_ends(tmp_path: Path) -> None:
+    path = tmp_path / "hq.log"
+    with path.open("w", buffering=1) as stream:  # line-buffered, as stderr is
+        handler = LoopFlushedHandler(stream)
+        handler.setFormatter(TextFormatter())
+
+        async def log_two() -> tuple[str, str]:
+            handler.handle(record("first"))
+            handler.handle(record("second"))
+            during = path.read_text()
+            await asyncio.sleep(0)
+            return during, path.read_text()
+
+        during, after = asyncio.run(log_two())
+        assert during == ""
+        assert after == "INFO logspace.test: first\nINFO logspace.test: second\n"
+
+        # Outside a running loop, as at start-up and shutdown, a line is written at once.
+        handler.handle(record("third"))
+        assert path.read_text().endswith("INFO logspace.test: third\n")
+
+        # A loop that stops before the turn that would write a line: the line goes at exit.
+        loop = asyncio.new_event_loop()
+
+        def log_and_stop() -> None:
+            handler.handle(record("fourth"))
+            loop.stop()
+
+        loop.call_soon(log_and_stop)
+        loop.run_forever()
+        loop.close()
+        assert "fourth" not in path.read_text()
+        handler.flush()  # as `logging.shutdown` does
+        assert path.read_text().endswith("INFO logspace.test: fourth\n")
