@@ -116,6 +116,9 @@ class Coalescer:
         if self._stuck and self._touches_stuck(contribution, loop.time()):
             contribution.alone = True
             self._start([contribution], "alone")
+        elif self.policy.large(count, len(body)) and not self._closing:
+            contribution.alone = True
+            self._start([contribution], "large")
         else:
             self._waiting.append(contribution)
             self._events += count

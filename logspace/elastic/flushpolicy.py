@@ -5,6 +5,12 @@ idle HQ waits for nothing. While bulks are in flight, requests gather until the 
 full (events or bytes) or its oldest request has waited `max_wait`, and go only when fewer
 than `concurrency` bulks are in flight. The busier Elasticsearch is, the longer its bulks
 take and the fuller the next ones get.
+
+A request of half a bulk or more (`large`) goes at once in a bulk of its own, whatever is in
+flight: sharing would only make it wait, since Elasticsearch's cost per event is about flat
+from a few hundred events a bulk on (bench (a)'s sweep), and it holds no copy of its lines.
+Coalescing is for the small requests of a fleet; a client that sends big batches is served as
+if HQ did not coalesce.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ from typing import Final, NamedTuple
 __all__ = ["REASONS", "Decision", "FlushPolicy"]
 
 # Why a bulk was sent: nothing else was in flight; it was full of events or bytes; its
-# oldest request had waited long enough; HQ is shutting down; or it had to go alone (a
-# request that kept a shared bulk from being answered, or whose bulk failed as a whole).
-REASONS: Final = ("idle", "events", "bytes", "time", "shutdown", "alone")
+# oldest request had waited long enough; HQ is shutting down; it had to go alone (a
+# request that kept a shared bulk from being answered, or whose bulk failed as a whole);
+# or it was a large request, which is never held back.
+REASONS: Final = ("idle", "events", "bytes", "time", "shutdown", "alone", "large")
 
 
 class Decision(NamedTuple):
@@ -35,6 +42,10 @@ class FlushPolicy:
     max_bytes: int
     max_wait: float
     concurrency: int
+
+    def large(self, events: int, size: int) -> bool:
+        """Whether a request of `events` events and `size` bytes is a bulk in its own right."""
+        return 2 * events >= self.max_events or 2 * size >= self.max_bytes
 
     def decide(
         self, events: int, size: int, waited: float, in_flight: int, *, closing: bool = False

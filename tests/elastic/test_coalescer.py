@@ -231,3 +231,25 @@ async def test_a_write_held_up_by_another_requests_index_is_stored_all_the_same(
 
 def encoded(timestamp: str) -> bulk.Bulk:
     return bulk.encode([make_event(timestamp=timestamp)], "s", "p")
+
+
+async def test_a_large_request_goes_at_once_in_a_bulk_of_its_own_whatever_is_in_flight() -> None:
+    """Half a bulk or more gains nothing from sharing: a client of big batches is served as
+    if HQ did not coalesce, while small requests still wait for the bulk in flight."""
+    script = Script(statuses({}))
+    script.gate = asyncio.Event()
+    coalescer = Coalescer(script.send, POLICY, script)
+    big = [f"big{i}" for i in range(POLICY.max_events // 2)]
+
+    first = asyncio.create_task(submit(coalescer, "first"))
+    await asyncio.sleep(0.01)
+    small = asyncio.create_task(submit(coalescer, "small"))
+    large = asyncio.create_task(submit(coalescer, *big))
+    await asyncio.sleep(0.01)
+    sent_while_the_first_was_in_flight = list(script.bodies)
+    script.gate.set()
+    await asyncio.gather(first, small, large)
+
+    assert sent_while_the_first_was_in_flight == [lines("first"), lines(*big)]
+    assert script.bodies[2] == lines("small")
+    assert script.sent == ["idle", "large", "idle"]

@@ -61,3 +61,13 @@ def test_a_bulk_takes_whole_requests_in_order_within_both_bounds() -> None:
 def test_a_request_larger_than_a_bulk_goes_alone() -> None:
     assert POLICY.take([(500, 90_000), (1, 100)]) == 1
     assert POLICY.take([(1, 100), (500, 90_000)]) == 1
+
+
+@pytest.mark.parametrize(
+    ("events", "size", "large"),
+    [(49, 4_000, False), (50, 100, True), (1, 5_000, True), (6, 1_700, False)],
+)
+def test_half_a_bulk_of_events_or_bytes_is_a_large_request(
+    events: int, size: int, large: bool
+) -> None:
+    assert POLICY.large(events, size) is large
