@@ -35,6 +35,9 @@ static int buffer_reserve(Buffer *b, size_t more) {
 }
 
 static inline int buffer_add(Buffer *b, const char *bytes, size_t n) {
+    /* Nothing to add may meet a buffer never allocated: NULL + 0 is undefined behaviour. */
+    if (n == 0)
+        return 0;
     if (buffer_reserve(b, n) < 0)
         return -1;
     memcpy(b->data + b->length, bytes, n);
