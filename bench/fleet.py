@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from . import openloop, wrk
-from .fleetevents import Fleet
+from .fleetevents import Batch, Fleet
 from .load import Elasticsearch, LoadError
 from .procs import (
     HQProcess,
@@ -452,19 +452,7 @@ class FleetBench:
         self.generators += 1
         batches = self.fleet.batches(count, generator=0x100 + self.generators)
         if arm == "hq":
-            requests = [
-                openloop.request_bytes(
-                    "PUT",
-                    f"{host}:{port}",
-                    "/events",
-                    {
-                        "Content-Type": "application/json",
-                        "logspace.space-token": Fleet.token(b.space),
-                    },
-                    b.hq_body(),
-                )
-                for b in batches
-            ]
+            requests = [_put_events(host, port, b) for b in batches]
         else:
             requests = [
                 openloop.request_bytes(
@@ -600,18 +588,7 @@ class FleetBench:
             for start in range(0, 200, 8):
                 answers = await asyncio.gather(
                     *(
-                        c.exchange(
-                            openloop.request_bytes(
-                                "PUT",
-                                f"{host}:{port}",
-                                "/events",
-                                {
-                                    "Content-Type": "application/json",
-                                    "logspace.space-token": Fleet.token(b.space),
-                                },
-                                b.hq_body(),
-                            )
-                        )
+                        c.exchange(_put_events(host, port, b))
                         for c, b in zip(warm.connections, batches[start : start + 8], strict=True)
                     )
                 )
@@ -683,3 +660,14 @@ def _at(samples: list[tuple[float, float, float]], at: float, column: int) -> fl
     if b[0] == a[0]:
         return a[column]
     return a[column] + (b[column] - a[column]) * (at - a[0]) / (b[0] - a[0])
+
+
+def _put_events(host: str, port: str, batch: Batch) -> bytes:
+    """The raw `PUT /events` request of an agent's batch, with its space's token."""
+    return openloop.request_bytes(
+        "PUT",
+        f"{host}:{port}",
+        "/events",
+        {"Content-Type": "application/json", "logspace.space-token": Fleet.token(batch.space)},
+        batch.hq_body(),
+    )
