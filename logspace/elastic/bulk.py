@@ -56,13 +56,33 @@ class Bulk(Sequence[bytes]):
     """A `_bulk` request body: per event, a `create` action line and a document line.
 
     One bytes object, so a batch costs its size once while Elasticsearch works on it; as a
-    sequence, item `i` is event `i`'s two lines (sliced out when a retry needs them).
+    sequence, item `i` is event `i`'s two lines (sliced out when a retry needs them). When
+    its lines go in a bulk shared with other requests, it keeps them as a region of that
+    bulk's body (`share`) rather than a second copy of its own.
     """
 
     def __init__(self, body: bytes, count: int) -> None:
-        self.body = body
+        self._buffer = body
+        self._start = 0
+        self.size = len(body)
         self._count = count
         self._ends: list[int] | None = None
+
+    @property
+    def body(self) -> bytes:
+        """Its lines as one bytes object: a copy only while they are part of a shared bulk."""
+        if self._start == 0 and self.size == len(self._buffer):
+            return self._buffer
+        return self._buffer[self._start : self._start + self.size]
+
+    def share(self, buffer: bytes, offset: int) -> None:
+        """Its lines are now `buffer[offset:offset + size]` (a shared bulk's body)."""
+        self._buffer, self._start = buffer, offset
+
+    def unshare(self) -> None:
+        """Back to a copy of its own lines, so that retrying some of them does not keep a
+        shared bulk's whole body alive."""
+        self._buffer, self._start = self.body, 0
 
     def __len__(self) -> int:
         return self._count
@@ -78,7 +98,7 @@ class Bulk(Sequence[bytes]):
             return [self[i] for i in range(*index.indices(self._count))]
         ends = self._line_ends()
         start = ends[index - 1] if index > 0 else 0
-        return self.body[start : ends[index]]
+        return self._buffer[self._start + start : self._start + ends[index]]
 
     def join(self, positions: Sequence[int]) -> bytes:
         """The request body for the events at `positions`."""
@@ -99,11 +119,13 @@ class Bulk(Sequence[bytes]):
 
     def _line_ends(self) -> list[int]:
         # Documents are single-line JSON (encoders escape newlines), so lines end at b"\n".
+        # Ends are relative to the start of its lines, so they hold whether shared or not.
         if self._ends is None:
-            ends, position = [], 0
+            ends, buffer, start = [], self._buffer, self._start
+            position = start
             for _ in range(self._count):
-                position = self.body.index(b"\n", self.body.index(b"\n", position) + 1) + 1
-                ends.append(position)
+                position = buffer.index(b"\n", buffer.index(b"\n", position) + 1) + 1
+                ends.append(position - start)
             self._ends = ends
         return self._ends
 

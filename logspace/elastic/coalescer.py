@@ -58,16 +58,37 @@ class BulkObserver(Protocol):
     def bulk_waited(self, seconds: float) -> None: ...
 
 
+# Told that a contribution's lines are now `body[offset:offset + size]` of a shared bulk.
+Share = Callable[[bytes, int], None]
+
+
 @dataclass(eq=False)
 class _Contribution:
-    body: bytes
+    lines: bytes  # its lines, or (once in a shared bulk) that bulk's body
     count: int
     deadline: float
     indices: Callable[[], Sequence[str]]
     future: asyncio.Future[dict[str, Any]]
     arrived: float
+    share: Share | None
+    size: int = 0
+    offset: int = 0
     alone: bool = False
     _indices: Sequence[str] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.size = len(self.lines)
+
+    def body(self) -> bytes:
+        if self.offset == 0 and self.size == len(self.lines):
+            return self.lines
+        return self.lines[self.offset : self.offset + self.size]  # going alone after sharing
+
+    def shared(self, body: bytes, offset: int) -> None:
+        """Its lines are now a region of `body`: its own copy can go, here and in its writer."""
+        self.lines, self.offset = body, offset
+        if self.share is not None:
+            self.share(body, offset)
 
     def targets(self) -> Sequence[str]:
         if self._indices is None:
@@ -102,27 +123,34 @@ class Coalescer:
         self._stuck: dict[str, float] = {}
 
     async def submit(
-        self, body: bytes, count: int, deadline: float, indices: Callable[[], Sequence[str]]
+        self,
+        body: bytes,
+        count: int,
+        deadline: float,
+        indices: Callable[[], Sequence[str]],
+        share: Share | None = None,
     ) -> dict[str, Any]:
         """The `_bulk` response for these `count` events' lines alone (`errors` and their
         `items`, in order); raises what the bulk raised, `TimeoutError` at `deadline`,
-        `Unallocatable` / `HeldUp` (see the module), `Closed` after shutdown."""
+        `Unallocatable` / `HeldUp` (see the module), `Closed` after shutdown. `share` hears
+        where the lines are once they go in a shared bulk, so the writer can drop its copy."""
         if self._closed:
             raise Closed()
         loop = asyncio.get_running_loop()
         contribution = _Contribution(
-            body, count, deadline, indices, loop.create_future(), loop.time()
+            body, count, deadline, indices, loop.create_future(), loop.time(), share
         )
+        del body  # once shared, the contribution holds the shared body instead
         if self._stuck and self._touches_stuck(contribution, loop.time()):
             contribution.alone = True
             self._start([contribution], "alone")
-        elif self.policy.large(count, len(body)) and not self._closing:
+        elif self.policy.large(count, contribution.size) and not self._closing:
             contribution.alone = True
             self._start([contribution], "large")
         else:
             self._waiting.append(contribution)
             self._events += count
-            self._bytes += len(body)
+            self._bytes += contribution.size
             self._consider()
         # At the deadline the future fails with TimeoutError: if still waiting, it is left out
         # of its bulk. A timer handle, not `asyncio.timeout_at`: that costs a fleet's small
@@ -168,12 +196,12 @@ class Coalescer:
         self._consider()
 
     def _flush(self, reason: str) -> None:
-        taken = self.policy.take((c.count, len(c.body)) for c in self._waiting)
+        taken = self.policy.take((c.count, c.size) for c in self._waiting)
         batch = []
         for _ in range(taken):
             contribution = self._waiting.popleft()
             self._events -= contribution.count
-            self._bytes -= len(contribution.body)
+            self._bytes -= contribution.size
             if not contribution.future.done():  # else its writer stopped waiting
                 batch.append(contribution)
         if batch:
@@ -186,7 +214,7 @@ class Coalescer:
         if self._observer is not None:
             now = asyncio.get_running_loop().time()
             self._observer.bulk_sent(
-                reason, sum(c.count for c in batch), sum(len(c.body) for c in batch)
+                reason, sum(c.count for c in batch), sum(c.size for c in batch)
             )
             for contribution in batch:
                 self._observer.bulk_waited(now - contribution.arrived)
@@ -195,7 +223,15 @@ class Coalescer:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, batch: list[_Contribution], shared: bool) -> None:
-        body = batch[0].body if len(batch) == 1 else b"".join([c.body for c in batch])
+        if len(batch) == 1:
+            body = batch[0].body()
+        else:
+            # One copy of the lines in flight, not two: each contribution keeps its region.
+            body = b"".join([c.body() for c in batch])
+            offset = 0
+            for contribution in batch:
+                contribution.shared(body, offset)
+                offset += contribution.size
         deadline = max(c.deadline for c in batch)
 
         def indices() -> list[str]:

@@ -101,6 +101,7 @@ class Writer:
                 # A block or an unallocatable index lasts longer than any retry window.
                 log.warning("gave up on %d events at once: %s", len(pending), reason)
                 raise self._unavailable(reason, len(pending))
+            lines.unshare()
             attempt += 1
             delay = random.uniform(0, min(2.0, 0.05 * 2**attempt))  # noqa: S311 - jitter
             if loop.time() + delay > retry_until:
@@ -123,7 +124,7 @@ class Writer:
     ) -> tuple[list[int], str, bool]:
         """One pass over the pending events: those to send again, why, and whether sending
         them again at once is hopeless."""
-        if len(pending) == len(lines) and len(lines.body) <= self._settings.bulk_max_bytes:
+        if len(pending) == len(lines) and lines.size <= self._settings.bulk_max_bytes:
             runs = [pending]  # the usual case: all of it, as one contribution
         else:
             runs = list(bulk.chunks(lines, pending, self._settings.bulk_max_bytes))
@@ -167,13 +168,15 @@ class Writer:
         return retry, reason, hopeless
 
     async def _contribute(self, lines: bulk.Bulk, run: list[int], deadline: float) -> Any:
-        body = lines.join(run)
+        # All of its lines: a shared bulk's body may stand in for them (no second copy, so
+        # no reference to the lines is kept here while the bulk is in flight).
+        share = lines.share if len(run) == len(lines) else None
         while True:
             if deadline <= asyncio.get_running_loop().time():
                 raise TimeoutError()
             try:
                 return await self.coalescer.submit(
-                    body, len(run), deadline, lambda: lines.indices(run)
+                    lines.join(run), len(run), deadline, lambda: lines.indices(run), share
                 )
             except HeldUp:
                 # Another request's index held the bulk: not this request's problem, so it

@@ -141,3 +141,16 @@ def test_chunks_keep_requests_under_the_byte_limit_and_never_split_an_event() ->
 
     assert list(chunks(lines, [0, 1, 2, 3], max_bytes=90)) == [[0, 1], [2], [3]]
     assert list(chunks(lines, [1, 3], max_bytes=50)) == [[1, 3]]
+
+
+def test_lines_kept_as_a_region_of_a_shared_body_are_the_same_lines() -> None:
+    lines = encode([make_event(timestamp="2021-01-01T00:00:00Z") for _ in range(3)], "s", "p")
+    before = (lines.body, list(lines), lines.indices([0, 2]))
+    shared = b"other request's lines\n" + lines.body + b"yet another's\n"
+
+    lines.share(shared, len(b"other request's lines\n"))
+    assert (lines.body, list(lines), lines.indices([0, 2])) == before
+    assert lines.join([2, 0]) == before[1][2] + before[1][0]
+
+    lines.unshare()
+    assert (lines.body, list(lines), lines.size) == (before[0], before[1], len(before[0]))

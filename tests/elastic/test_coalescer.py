@@ -253,3 +253,44 @@ async def test_a_large_request_goes_at_once_in_a_bulk_of_its_own_whatever_is_in_
     assert sent_while_the_first_was_in_flight == [lines("first"), lines(*big)]
     assert script.bodies[2] == lines("small")
     assert script.sent == ["idle", "large", "idle"]
+
+
+async def test_events_retried_after_a_shared_bulk_are_exactly_those_elasticsearch_refused() -> None:
+    """In a shared bulk each write keeps its lines as a region of the bulk's body; the lines
+    it sends again afterwards are still its own, byte for byte."""
+    settings = Settings(space_tokens={}, bulk_concurrency=1)
+    gate = asyncio.Event()
+    bodies: list[bytes] = []
+    refused_once: set[bytes] = set()
+
+    async def send(body: bytes, deadline: float, indices: Callable[[], list[str]]) -> Any:
+        bodies.append(body)
+        if len(bodies) == 1:
+            await gate.wait()
+        docs = body.splitlines()[::2]  # the action lines, with each event's id
+        statuses = [429 if b"retry" in d and d not in refused_once else 201 for d in docs]
+        refused_once.update(d for d in docs if b"retry" in d)
+        items = [{"create": {"status": s}} for s in statuses]
+        return {"errors": 429 in statuses, "items": items}
+
+    def batch(*messages: str) -> bulk.Bulk:
+        events = [make_event(id=f"id-{m}", timestamp="2021-01-01T00:00:00Z") for m in messages]
+        return bulk.encode(events, "s", "p")
+
+    client = connect(settings)
+    writer = Writer(settings, client, lambda error: None, send=send)
+    try:
+        first = asyncio.create_task(writer.write(batch("first")))
+        await asyncio.sleep(0.01)
+        a, b = batch("a0", "a1-retry", "a2"), batch("b0-retry", "b1")
+        expected = {"a": a[1], "b": b[0]}
+        writes = [asyncio.create_task(writer.write(x)) for x in (a, b)]
+        await asyncio.sleep(0.01)
+        gate.set()
+        outcomes = await asyncio.gather(first, *writes)
+    finally:
+        await client.close()
+
+    assert [o.created for o in outcomes] == [1, 3, 2]
+    assert bodies[1] == batch("a0", "a1-retry", "a2").body + batch("b0-retry", "b1").body
+    assert sorted(bodies[2:]) == sorted([expected["a"], expected["b"]])
