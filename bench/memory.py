@@ -8,6 +8,7 @@ RSS over that time, less its RSS before, divided by K x body bytes, is the figur
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ import aiohttp
 from .documents import Pool
 from .load import sender
 from .procs import HQProcess, memory_kib
+from .report import Figure
+from .run import HERE, PREFIX, Run, say
 
 
 class SlowProxy:
@@ -108,3 +111,59 @@ async def hold(
     finally:
         await asyncio.to_thread(hq.stop)
         await proxy.stop()
+
+
+async def figure(run: Run) -> None:
+    ks = [int(k) for k in run.plan.memory_k.split(",")]
+    say(f"(d) memory, K = {ks}, {run.plan.memory_repeats} repeats, fresh HQ each")
+    pool = Pool.generate((max(ks) + 1) * run.plan.memory_body_events, PREFIX, seed=3)
+    log = HERE / "hq-memory.log"
+    log.unlink(missing_ok=True)
+    results: dict[int, list[Held]] = {k: [] for k in ks}
+    for _ in range(run.plan.memory_repeats):
+        for k in ks:
+            held = await hold(
+                k,
+                pool,
+                run.plan.memory_body_events,
+                run.es_url,
+                PREFIX,
+                log,
+                run.plan.memory_hold_seconds + 0.02 * k,
+            )
+            results[k].append(held)
+            say(
+                f"  K={k}: {held.per_request:.2f} x body ({held.body_bytes} B), "
+                f"RSS {held.rss_before_kib // 1024} -> {held.peak_kib // 1024} MiB"
+            )
+    rows = []
+    for k in ks:
+        values = [h.per_request for h in results[k]]
+        before = statistics.median(h.rss_before_kib for h in results[k]) / 1024
+        peak = statistics.median(h.peak_kib for h in results[k]) / 1024
+        rows.append(
+            f"| {k} | {results[k][0].body_bytes} | {statistics.median(values):.2f} | "
+            f"{max(values):.2f} | {before:.0f} | {peak:.0f} |"
+        )
+    gated = [k for k in ks if k >= 8] or ks
+    worst_k = max(gated, key=lambda k: statistics.median(h.per_request for h in results[k]))
+    run.figures.append(
+        Figure(
+            "d",
+            f"peak memory per in-flight request / body (K={worst_k}, worst K >= 8)",
+            [h.per_request for h in results[worst_k]],
+            "<= 4",
+            "<= 2.5",
+            unit="x",
+        )
+    )
+    idle = [h.idle_kib / 1024 for k in ks for h in results[k]]
+    run.figures.append(Figure("d'", "idle RSS per worker", idle, "<= 80", "<= 50", unit="MiB"))
+    run.appendix.append(
+        "### (d) Memory, K requests held by a proxy that delays Elasticsearch's answers\n\n"
+        "A fresh HQ per measurement, one warm-up request, then K at once. Figure: "
+        "(peak RSS - RSS before) / (K x body bytes); peak is the higher of VmHWM and "
+        "VmRSS sampled every 20 ms.\n\n"
+        "| K | body bytes | median x body | worst | RSS before MiB | peak MiB |\n"
+        "|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
