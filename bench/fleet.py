@@ -21,51 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import resource
 import shutil
 import statistics
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from . import openloop, wrk
-from .fleetevents import Batch, Fleet
-from .load import Elasticsearch, LoadError
-from .procs import (
-    HQProcess,
-    SyscallCount,
-    connections_to,
-    cpu_seconds,
-    descendants,
-    memory_kib,
-    open_fds,
-    run_queue_seconds,
-    tree_cpu_seconds,
-)
-from .report import Figure
+from . import fleetidle, fleetrate, wrk
+from .fleetrun import FleetRun, figure, port
+from .load import LoadError
+from .procs import SyscallCount, connections_to, cpu_seconds, run_queue_seconds, tree_cpu_seconds
 
-HERE = Path(__file__).resolve().parent
 ARMS = ("hq", "direct6", "direct1000")
-FIGURES = {
-    "f1": ("ES CPU-us/event, HQ fleet / direct 1000-event `_bulk`", "<= 1.3", "<= 1.1", ""),
-    "f2": ("HQ fleet events/s / direct 6-event `_bulk` events/s", ">= 2.5", ">= 4", ""),
-    "f3": ("HQ CPU per event, fleet", "<= 12", "<= 6", "us"),
-    "f4": ("p99 at a fixed rate of half of HQ's fleet maximum", "<= 200", "<= 80", "ms"),
-    "f5": ("HQ RSS growth for {n} idle keep-alive connections", "<= 40", "<= 20", "MiB"),
-}
-
-
-def figure(key: str, values: list[float], why: str = "", **names: object) -> Figure:
-    name, must, ambitious, unit = FIGURES[key]
-    name = name.format(**names)
-    if not values:
-        return Figure.not_measured(key, name, why, must, ambitious=ambitious, unit=unit)
-    return Figure(key, name, values, must, ambitious, unit=unit)
 
 
 def raise_fd_limit(needed: int) -> int:
@@ -77,21 +46,6 @@ def raise_fd_limit(needed: int) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = target
     return soft
-
-
-@dataclass(frozen=True)
-class FleetPlan:
-    connections: int
-    pairs: int
-    seconds: int  # the measured window of each closed-loop arm
-    warmup: int
-    bulk_connections: int
-    latency_seconds: float
-    latency_pairs: int
-    idle_connections: int
-    idle_repeats: int
-    curve: str = ""  # events/s, comma-separated: the optional cost curve
-    curve_seconds: float = 15.0
 
 
 @dataclass
@@ -120,35 +74,9 @@ class Arm:
         return 1e6 * self.run.cpu_s / max(self.run.events, 1)
 
 
-class FleetBench:
-    def __init__(
-        self,
-        plan: FleetPlan,
-        es_url: str,
-        es_pid: Callable[[], int | None],
-        prefix: str,
-        say: Callable[[str], None],
-    ) -> None:
-        self.plan = plan
-        self.es_url = es_url
-        self.es_pid = es_pid
-        self.fleet = Fleet(prefix)
-        self.prefix = prefix
-        self.say = say
-        self.es = Elasticsearch(es_url, prefix, self.fleet.index_pattern())
-        self.figures: list[Figure] = []
-        self.appendix: list[str] = []
-        self.data: dict[str, Any] = {}
-        self.workdir = Path(tempfile.mkdtemp(prefix="lsbench-fleet-"))
-        self.hq: HQProcess | None = None
-        self.generators = 0  # open-loop generators so far: each gets ids of its own
-        self.last_p99 = 0.0
-
-    def start_hq(self) -> HQProcess:
-        log = HERE / "hq-fleet.log"
-        return HQProcess(
-            self.es_url, self.prefix, log, LOGSPACE_SPACE_TOKENS=self.fleet.tokens_setting()
-        )
+class FleetBench(FleetRun):
+    """Figure (f): the closed-loop rounds (f1-f3) here, then f4 (`fleetrate`) and f5
+    (`fleetidle`)."""
 
     async def run(self) -> None:
         needed = self.plan.idle_connections + 2 * self.plan.connections + 256
@@ -165,11 +93,11 @@ class FleetBench:
                 self.hq = await asyncio.to_thread(self.start_hq)
                 try:
                     await self.closed_loop()
-                    await self.fixed_rate()
-                    await self.curve()
+                    await fleetrate.fixed_rate(self)
+                    await fleetrate.curve(self)
                 finally:
                     await asyncio.to_thread(self.hq.stop)
-            await self.idle()
+            await fleetidle.idle(self)
         finally:
             await self.es.fresh_indices()
             await self.es.close()
@@ -201,7 +129,7 @@ class FleetBench:
                 if arm == "hq" and ticks % 10 == 5:
                     # A count missed is no matter; the CPU samples must go on.
                     with contextlib.suppress(OSError):
-                        pool[0] = max(pool[0], connections_to(hq_pid, _port(self.es_url)))
+                        pool[0] = max(pool[0], connections_to(hq_pid, port(self.es_url)))
                 ticks += 1
                 await asyncio.sleep(0.1)
 
@@ -218,7 +146,7 @@ class FleetBench:
         waited = run_queue_seconds(hq_pid) - waited
         after = await self.es.node_stats()
         after.update(counted)
-        stored = await self._settled_count() - seeded
+        stored = await self.settled_count() - seeded
         if run.socket_errors or run.refused:
             raise LoadError(
                 f"{arm}: {run.refused} requests refused, socket errors {run.errors}: "
@@ -250,37 +178,6 @@ class FleetBench:
             pool[0],
             waited,
         )
-
-    async def fresh(self) -> int:
-        """New indices for an arm: delete the fleet's, then create them with every property
-        mapped, by one batch per space straight to `_bulk`, so that the arm measures indexing
-        and not index creation and mapping updates (which took seconds with 512 requests
-        waiting). Returns `_count` after that."""
-        await self.es.fresh_indices()
-        body = b"".join(
-            b.bulk_body(self.prefix) for b in self.fleet.batches(len(self.fleet.spaces), 0x300)
-        )
-        answer = await self.es.call(
-            "POST",
-            "/_bulk",
-            params={"filter_path": "errors"},
-            data=body,
-            headers={"content-type": "application/x-ndjson"},
-        )
-        if answer != {"errors": False}:
-            raise LoadError(f"seeding the fleet's indices failed: {answer}")
-        return await self.es.refreshed_count()
-
-    async def _settled_count(self) -> int:
-        """`_count` once requests still in flight when the generator stopped have landed."""
-        last = -1
-        for _ in range(20):
-            count = await self.es.refreshed_count()
-            if count == last:
-                return count
-            last = count
-            await asyncio.sleep(0.5)
-        return last
 
     async def closed_loop(self) -> None:
         plan = self.plan
@@ -404,250 +301,6 @@ class FleetBench:
             + "\n".join(lines)
         )
 
-    # -- f4 ---------------------------------------------------------------------------------
-
-    async def fixed_rate(self) -> None:
-        assert self.hq is not None
-        hq_rates = [a["rate"] for a in self.data.get("fleet", {}).get("hq", [])]
-        if not hq_rates:
-            self.figures.append(figure("f4", [], "no HQ fleet maximum was measured"))
-            return
-        rate = 0.5 * statistics.median(hq_rates)
-        per_second = rate / 6
-        seconds = self.plan.latency_seconds + 2.0
-        count = int(per_second * seconds)
-        self.say(
-            f"(f4) {rate:.0f} events/s ({per_second:.0f} requests/s) at a fixed rate, "
-            f"{self.plan.connections} connections, {self.plan.latency_seconds:.0f} s"
-        )
-        rows, p99s, why = [], [], ""
-        for pair in range(self.plan.latency_pairs):
-            order = ("hq", "direct6") if pair % 2 == 0 else ("direct6", "hq")
-            for arm in order:
-                try:
-                    rows.append(await self._fixed_arm(arm, per_second, count, str(pair + 1)))
-                except (LoadError, OSError) as error:
-                    why = f"{arm}: {error}"
-                    self.say(f"  {arm}: not measured: {error}")
-                    continue
-                if arm == "hq":
-                    p99s.append(self.last_p99)
-        self.figures.append(figure("f4", p99s, why))
-        self.appendix.append(
-            f"### (f4) Fixed rate: {rate:.0f} events/s ({per_second:.0f} requests of 6 events/s) "
-            f"over {self.plan.connections} connections, {self.plan.latency_seconds:.0f} s timed "
-            "after 2 s\n\n"
-            "Open loop (`bench/openloop.py`): request k is due at t0 + k / rate and goes out on "
-            "a free connection, or waits for one; latency runs from the due time to the answer "
-            "(HQ's 202 after Elasticsearch acknowledged, or `_bulk`'s 200). The direct arm sends "
-            "the same kind of batches as `_bulk` at the same rate: the latency Elasticsearch "
-            "itself gives, and its CPU per event at this load.\n\n" + FIXED_HEADER + "\n".join(rows)
-        )
-
-    async def _fixed_arm(self, arm: str, per_second: float, count: int, label: str) -> str:
-        """One open-loop arm at `per_second` requests of 6 events; its appendix row."""
-        assert self.hq is not None
-        target = self.hq.url if arm == "hq" else self.es_url
-        host, port = target.removeprefix("http://").split(":")
-        self.generators += 1
-        batches = self.fleet.batches(count, generator=0x100 + self.generators)
-        if arm == "hq":
-            requests = [_put_events(host, port, b) for b in batches]
-        else:
-            requests = [
-                openloop.request_bytes(
-                    "POST",
-                    f"{host}:{port}",
-                    "/_bulk?filter_path=errors",
-                    {"Content-Type": "application/x-ndjson"},
-                    b.bulk_body(self.prefix),
-                )
-                for b in batches
-            ]
-        seeded = await self.fresh()
-        client = openloop.Client(host, int(port))
-        await client.open(self.plan.connections)
-        # HQ with its children; not the loader's tree, which holds HQ.
-        cpu_of = {"es": cpu_seconds, "hq": tree_cpu_seconds, "loader": cpu_seconds}
-        pids = {"es": self.es_pid(), "hq": self.hq.pid, "loader": os.getpid()}
-        before = {n: cpu_of[n](p) for n, p in pids.items()}
-        waited = run_queue_seconds(self.hq.pid)
-        syscalls = SyscallCount(pids["es"], self.workdir / f"fixed-{arm}.perf")
-        pool = 0
-        try:
-            offered = asyncio.create_task(
-                openloop.offer(
-                    client, requests, per_second, 202 if arm == "hq" else b'{"errors":false'
-                )
-            )
-            while not offered.done():
-                if arm == "hq":
-                    pool = max(pool, connections_to(self.hq.pid, _port(self.es_url)))
-                await asyncio.wait({offered}, timeout=1.0)
-            result = offered.result()
-        finally:
-            counted = await asyncio.to_thread(syscalls.stop)
-            await client.close()
-        cpu = {n: cpu_of[n](p) - before[n] for n, p in pids.items()}
-        waited = run_queue_seconds(self.hq.pid) - waited
-        stored = await self.es.refreshed_count() - seeded
-        if result.refused or stored != 6 * result.acknowledged:
-            raise LoadError(
-                f"{result.refused} refused ({result.failures[:2]}), _count {stored} after "
-                f"{result.acknowledged} acknowledged requests of 6 events"
-            )
-        events = 6 * result.acknowledged
-        self.say(
-            f"  {label} {arm:7}: p50 {result.ms(50):.1f} ms, p99 {result.ms(99):.1f} ms, "
-            f"max {result.max_ms:.0f} ms, ES {1e6 * cpu['es'] / events:.1f} us/event"
-        )
-        per_request = {k: v / max(result.requests, 1) for k, v in counted.items()}
-        self.last_p99 = result.ms(99)
-        self.data.setdefault("fleet_fixed", []).append(
-            {
-                "label": label,
-                "arm": arm,
-                "rate": 6 * per_second,
-                "p50": result.ms(50),
-                "p99": result.ms(99),
-                "max": result.max_ms,
-                "es_us": 1e6 * cpu["es"] / events,
-                "hq_us": 1e6 * cpu["hq"] / events if arm == "hq" else None,
-                "reconnects": result.reconnects + result.races,
-                "hq_waited_ms": 1000 * waited / max(result.requests, 1),
-            }
-        )
-        return (
-            f"| {label} | {arm} | {result.ms(50):.1f} | {result.ms(90):.1f} | "
-            f"{result.ms(99):.1f} | {result.ms(99.9):.1f} | {result.max_ms:.1f} | "
-            f"{result.requests} | {result.late_starts} | {result.reconnects + result.races} | "
-            f"{1e6 * cpu['es'] / events:.1f} | "
-            f"{1e6 * cpu['hq'] / events if arm == 'hq' else 0:.1f} | "
-            f"{1e6 * cpu['loader'] / max(result.requests, 1):.0f} | "
-            f"{per_request.get('fdatasync calls', float('nan')):.2f} | "
-            f"{per_request.get('context switches', float('nan')):.1f} | "
-            f"{pool if arm == 'hq' else '-'} | "
-            f"{1000 * waited / max(result.requests, 1) if arm == 'hq' else 0:.1f} |"
-        )
-
-    async def curve(self) -> None:
-        """ES CPU per event at each offered rate of BENCH_FLEET_CURVE, through HQ and direct:
-        whether Elasticsearch's cost per event depends on who sends or on how much."""
-        rates = [float(r) for r in self.plan.curve.split(",") if r.strip()]
-        if not rates:
-            return
-        self.say(f"(f) cost curve at {rates} events/s, {self.plan.curve_seconds:.0f} s each")
-        rows = []
-        for rate in rates:
-            for arm in ("hq", "direct6"):
-                count = int(rate / 6 * (self.plan.curve_seconds + 2))
-                try:
-                    rows.append(await self._fixed_arm(arm, rate / 6, count, f"{rate:.0f}/s"))
-                except (LoadError, OSError) as error:
-                    rows.append(f"| {rate:.0f}/s | {arm} | not measured: {error} |")
-        self.appendix.append(
-            "### (f) Cost curve: the fleet's batches at fixed rates, through HQ and direct\n\n"
-            + FIXED_HEADER
-            + "\n".join(rows)
-        )
-
-    # -- f5 ---------------------------------------------------------------------------------
-
-    async def idle(self) -> None:
-        n = self.plan.idle_connections
-        self.say(f"(f5) RSS of a fresh HQ for {n} idle keep-alive connections")
-        growth, rows, why = [], [], ""
-        for repeat in range(self.plan.idle_repeats):
-            try:
-                row, mib = await self._idle_once(n)
-            except (LoadError, OSError, RuntimeError) as error:
-                why = str(error)
-                self.say(f"  not measured: {error}")
-                continue
-            growth.append(mib)
-            rows.append(f"| {repeat + 1} | {row}")
-        self.figures.append(figure("f5", growth, why, n=n))
-        self.appendix.append(
-            f"### (f5) {n} idle keep-alive connections\n\n"
-            "A fresh HQ, warmed up by 200 requests on 8 connections (closed again), then "
-            f"{n} connections each sending one `GET /health/live` and staying open. Growth = "
-            "RSS (HQ and its children) 1 s after the last answer - RSS before. HQ runs "
-            "uvicorn, which closes a keep-alive connection idle for 5 s (`timeout_keep_alive`): "
-            "the last column counts the connections still open 6 s later.\n\n"
-            "| repeat | RSS before MiB | RSS after MiB | growth MiB | KiB per connection | "
-            "HQ open fds | open after 6 s |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows)
-        )
-
-    async def _idle_once(self, n: int) -> tuple[str, float]:
-        hq = await asyncio.to_thread(self.start_hq)
-        try:
-            host, port = hq.url.removeprefix("http://").split(":")
-            warm = openloop.Client(host, int(port))
-            await warm.open(8)
-            batches = list(self.fleet.batches(200, generator=0x200))
-            for start in range(0, 200, 8):
-                answers = await asyncio.gather(
-                    *(
-                        c.exchange(_put_events(host, port, b))
-                        for c, b in zip(warm.connections, batches[start : start + 8], strict=True)
-                    )
-                )
-                if any(a.status != 202 for a in answers):
-                    raise LoadError(f"warm-up answered {[a.status for a in answers]}")
-            await warm.close()
-            await asyncio.sleep(1.0)
-            before = _rss_kib(hq.pid)
-            client = openloop.Client(host, int(port))
-            try:
-                await client.open(n)
-                live = openloop.request_bytes("GET", f"{host}:{port}", "/health/live", {})
-                answers = await client.each(live)
-                if any(a.status != 200 for a in answers):
-                    bad = sum(a.status != 200 for a in answers)
-                    raise LoadError(f"{bad} of {n} connections got no 200 from /health/live")
-                await asyncio.sleep(1.0)
-                after = _rss_kib(hq.pid)
-                fds = open_fds(hq.pid)
-                await asyncio.sleep(6.0)
-                still = client.still_open()
-            finally:
-                await client.close()
-        finally:
-            await asyncio.to_thread(hq.stop)
-        mib = (after - before) / 1024
-        self.say(
-            f"  RSS {before / 1024:.0f} -> {after / 1024:.0f} MiB, {still} of {n} open after 6 s"
-        )
-        row = (
-            f"{before / 1024:.1f} | {after / 1024:.1f} | {mib:.1f} | {(after - before) / n:.1f} | "
-            f"{fds} | {still} |"
-        )
-        return row, mib
-
-
-FIXED_HEADER = (
-    "'late starts': requests sent more than 5 ms after their due time, because no connection "
-    "was free or the generator itself was late (still timed from their due time); fdatasync "
-    "and context switches are Elasticsearch's, per request (`perf stat`); 'HQ->ES "
-    "connections': the most HQ held open to Elasticsearch; 'reconnects': requests that found "
-    "their connection closed by the server after its keep-alive timeout and went out on a new "
-    "one; 'HQ run-queue wait': how long HQ's threads waited for a CPU (schedstat), per "
-    "request.\n\n"
-    "| round | arm | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | requests | late starts | "
-    "reconnects | ES CPU-us/event | HQ CPU-us/event | generator CPU-us/request | "
-    "ES fdatasync/request | ES context switches/request | HQ->ES connections | "
-    "HQ run-queue wait ms/request |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
-)
-
-
-def _rss_kib(pid: int) -> int:
-    return sum(memory_kib(p).get("VmRSS", 0) for p in [pid, *descendants(pid)])
-
-
-def _port(url: str) -> int:
-    return int(url.rstrip("/").rpartition(":")[2])
-
 
 def _at(samples: list[tuple[float, float, float]], at: float, column: int) -> float:
     """A sampled CPU counter at time `at`, interpolated between the samples around it."""
@@ -660,14 +313,3 @@ def _at(samples: list[tuple[float, float, float]], at: float, column: int) -> fl
     if b[0] == a[0]:
         return a[column]
     return a[column] + (b[column] - a[column]) * (at - a[0]) / (b[0] - a[0])
-
-
-def _put_events(host: str, port: str, batch: Batch) -> bytes:
-    """The raw `PUT /events` request of an agent's batch, with its space's token."""
-    return openloop.request_bytes(
-        "PUT",
-        f"{host}:{port}",
-        "/events",
-        {"Content-Type": "application/json", "logspace.space-token": Fleet.token(batch.space)},
-        batch.hq_body(),
-    )

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import report
-from .fleet import FleetPlan
+from .fleetrun import FleetPlan
 from .overheadbench import GATED, OverheadPlan
 from .report import Figure
 
