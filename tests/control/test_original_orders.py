@@ -18,7 +18,7 @@ import pytest
 from logspace.control.orderbook import OrderBook
 
 from ..original import OriginalParserError, read_order
-from .test_control_api import eventually, token, write_order
+from .controlapi import eventually, token, write_order
 
 pytestmark = pytest.mark.anyio
 
