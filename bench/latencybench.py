@@ -74,8 +74,8 @@ async def latency(run: Run, pool: Pool) -> None:
     }
     appendix = [
         "| load | pair | arm | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | requests | "
-        "refused | late starts | HQ CPU-us/event | HQ run-queue wait ms/request |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "refused | late starts | HQ CPU-us/event | HQ run-queue wait ms/request | CPU busy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     refusals: list[str] = []
     for share in (0.5, 0.8):
@@ -105,14 +105,16 @@ async def latency(run: Run, pool: Pool) -> None:
                 hq_us = 1e6 * result.cpu["hq"] / max(result.events, 1)
                 say(
                     f"  pair {pair + 1} {arm:6}: p50 {result.p50:.1f} ms, p99 "
-                    f"{result.p99:.1f} ms, {result.refused} refused, HQ {hq_us:.2f} us/event"
+                    f"{result.p99:.1f} ms, {result.refused} refused, HQ {hq_us:.2f} us/event, "
+                    f"CPU busy {result.busy:.0%}"
                 )
                 appendix.append(
                     f"| {share:.0%} | {pair + 1} | {arm} | {result.p50:.1f} | "
                     f"{result.p90:.1f} | {result.p99:.1f} | {result.p999:.1f} | "
                     f"{result.max:.1f} | {result.requests} | {result.refused} | "
                     f"{result.late_starts} | {hq_us:.2f} | "
-                    f"{1000 * result.waited['hq'] / max(result.requests, 1):.1f} |"
+                    f"{1000 * result.waited['hq'] / max(result.requests, 1):.1f} | "
+                    f"{result.busy:.0%} |"
                 )
                 refusals += [f"{arm}: {f}" for f in result.failures]
             if len(results) == 2:
@@ -181,7 +183,10 @@ async def latency(run: Run, pool: Pool) -> None:
         "Latency runs from each request's intended start (t0 + k / rate) to its answer: "
         "HQ's 202 (after Elasticsearch acknowledged every event) or `_bulk`'s 200. The "
         "run-queue wait is how long HQ's threads waited for a CPU (schedstat), per request: "
-        "on a busy box the HQ path must be scheduled twice more than the direct one.\n\n"
+        "on a busy box the HQ path must be scheduled twice more than the direct one. CPU busy: "
+        "the CPU time of Elasticsearch, HQ and the loader over the arm, as a share of all the "
+        "machine's cores; HQ's own share raises the HQ arm's, and a queue's waits grow as "
+        "1 / (1 - busy).\n\n"
         + "\n".join(appendix)
         + ("\n\nRefused: " + "; ".join(refusals[:6]) if refusals else "")
     )

@@ -14,6 +14,7 @@ arm saw no step inside its window (issue 13: "`_count` did not grow in the stead
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -247,6 +248,12 @@ class Latency:
     waited: dict[str, float]  # seconds each process waited on a run queue for a CPU
     failures: list[str]  # the first few refusals, as answered
     histogram: HdrHistogram = field(repr=False)
+    elapsed: float = 0.0  # seconds from the first intended start to the last answer
+
+    @property
+    def busy(self) -> float:
+        """The share of the machine's CPUs that Elasticsearch, HQ and the loader kept busy."""
+        return sum(self.cpu.values()) / max(self.elapsed * (os.cpu_count() or 1), 1e-9)
 
 
 async def offer(
@@ -296,6 +303,7 @@ async def offer(
             late += 1
         tasks.append(asyncio.create_task(one(bodies[k], intended, k * interval >= warmup)))
     await asyncio.gather(*tasks)
+    elapsed = loop.time() - t0
     cpu = {n: cpu_seconds(p) - cpu_before[n] for n, p in pids.items()}
     waited = {n: run_queue_seconds(p) - waited_before[n] for n, p in pids.items()}
     stored = await es.refreshed_count()
@@ -319,4 +327,5 @@ async def offer(
         waited=waited,
         failures=failures,
         histogram=histogram,
+        elapsed=elapsed,
     )
