@@ -83,11 +83,11 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = f"{record.levelname} {record.name}: {escape(record.getMessage())}"
-        fields = dict(getattr(record, "fields", {}))
+        fields: dict[str, Any] = getattr(record, "fields", {})
         request_id = REQUEST_ID.get()
         if request_id:
-            fields["request_id"] = request_id
-        pairs = " ".join(f"{key}={_value(value)}" for key, value in fields.items() if value != "")
+            fields = {**fields, "request_id": request_id}
+        pairs = " ".join([f"{key}={_value(value)}" for key, value in fields.items() if value != ""])
         if pairs:
             line = f"{line} {pairs}"
         if record.exc_info and not record.exc_text:
@@ -122,10 +122,27 @@ def escape(text: str) -> str:
     return _CONTROL.sub(_control_escape, text)
 
 
+# Text values as written: an access line's method, path, space and error type recur on every
+# line, and writing them anew was a third of the line's cost. Bounded, and only short ones.
+_written: dict[str, str] = {}
+_WRITTEN_MAX = 1024
+
+
 def _value(value: Any) -> str:
     if type(value) is int or type(value) is float:
         return str(value)  # digits, sign, point, exponent, inf or nan: never escaped or quoted
-    text = escape(str(value))
+    if type(value) is str and len(value) <= 64:
+        written = _written.get(value)
+        if written is None:
+            if len(_written) >= _WRITTEN_MAX:
+                _written.clear()
+            written = _written[value] = _write_value(value)
+        return written
+    return _write_value(str(value))
+
+
+def _write_value(value: str) -> str:
+    text = escape(value)
     if not text or _NEEDS_QUOTES.search(text):
         return '"' + text.replace('"', '\\"') + '"'
     return text
