@@ -44,10 +44,10 @@ async def store_events(
             )
             del read  # the events hold what is needed; free the bytes while Elasticsearch works
             ingest.writing(len(batch.events))
-            await hq.budget.check(space, batch, hq.store.known_fields)
+            new = await hq.budget.check(space, batch, hq.store.known_fields)
             # `write` empties a list of events once encoded.
             ingest.stored(await hq.store.write(batch.events, space), batch.unindexed)
-            hq.budget.record(space, batch.fields)
+            hq.budget.record(space, new)
         finally:
             reservation.release()
 
