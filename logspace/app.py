@@ -250,7 +250,7 @@ class _HQApp(Starlette):
         answering = False
         try:
             try:
-                await store_events(self.state.hq, request.headers, request.stream(), state)
+                await store_events(self.state.hq, _headers(scope), request.stream(), state)
                 response = ACCEPTED
             except LogspaceError as error:
                 response = _answer(request, error)
@@ -278,6 +278,16 @@ class _HQApp(Starlette):
         log_access(scope, status, started, state)
         if linger is not None:
             await linger.close(scope, send, self._linger_bytes, self._linger_seconds)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by name, the first of each, as Starlette's `Headers` reads
+    them (names in the scope are lower case), in a plain dict: cheaper to look up, and a
+    name that is absent costs no `KeyError`."""
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in reversed(scope["headers"])
+    }
 
 
 def _api_routes() -> list[Route]:

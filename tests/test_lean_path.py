@@ -57,7 +57,11 @@ def _routed(app: Any) -> Any:
 
 
 async def _both(
-    app: Any, caplog: pytest.LogCaptureFixture, path: str, body: bytes, headers: dict[str, str]
+    app: Any,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    body: bytes,
+    headers: dict[str, str] | list[tuple[str, str]],
 ) -> list[tuple[int, list[tuple[bytes, bytes]], bytes, list[tuple[str, dict[str, Any]]]]]:
     answers = []
     for asgi in (app, _routed(app)):
@@ -105,6 +109,22 @@ async def test_the_lean_path_answers_and_logs_as_the_routed_one(
 
     assert lean == routed
     assert len(lean[3]) == 1  # one access line each
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [("development", "nope"), ("nope", "development")],
+    ids=["valid first", "unknown first"],
+)
+async def test_a_header_sent_twice_counts_once_as_on_the_routed_path(
+    apps: dict[str, Any], caplog: pytest.LogCaptureFixture, tokens: tuple[str, str]
+) -> None:
+    caplog.set_level(logging.INFO, logger="logspace.access")
+    headers = [("logspace.space-token", token) for token in tokens] + [("x-request-id", "t")]
+    lean, routed = await _both(apps["apps"]["memory"], caplog, "/events", EVENTS, headers)
+
+    assert lean == routed
+    assert lean[0] == (202 if tokens[0] == "development" else 403)
 
 
 async def test_a_refusal_before_the_body_is_read_closes_the_connection_on_both_paths(
