@@ -275,6 +275,9 @@ class _HQApp(Starlette):
             if not answering:
                 await (await _unexpected(Request(scope), exc))(scope, receive, send)
             raise
+        except BaseException:  # cancelled: still its access line, as `RequestLog` writes
+            log_access(scope, status if answering else 500, started, state)
+            raise
         log_access(scope, status, started, state)
         if linger is not None:
             await linger.close(scope, send, self._linger_bytes, self._linger_seconds)
