@@ -7,8 +7,9 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 import orjson
 from starlette.applications import Starlette
@@ -17,7 +18,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from logspace.control import routes as control
 from logspace.elastic.readstore import ReadStore
@@ -30,11 +31,19 @@ from logspace.errors import (
     StoreUnavailable,
 )
 from logspace.hq import HQ
-from logspace.ingest.endpoint import INGEST_ROUTES
-from logspace.lingering import LingeringClose
+from logspace.ingest.endpoint import ACCEPTED, INGEST_ROUTES, put_events, store_events
+from logspace.lingering import Linger, LingeringClose, has_body
 from logspace.ops import collector, retention
 from logspace.ops.health import get_live, get_ready
-from logspace.ops.logs import REQUEST_ID, REQUEST_ID_HEADER, RequestLog, skip_process_details
+from logspace.ops.logs import (
+    REQUEST_ID,
+    REQUEST_ID_HEADER,
+    RequestLog,
+    id_header,
+    log_access,
+    request_id_of,
+    skip_process_details,
+)
 from logspace.ops.metrics import Metrics, get_metrics
 from logspace.ops.shardwatch import ShardWatch
 from logspace.read.routes import READ_ROUTES
@@ -175,6 +184,7 @@ def create_app(
         Route("/metrics", get_metrics, methods=["GET"]),
     ]
     app = _HQApp(
+        linger=(settings.linger_max_bytes, settings.linger_seconds),
         routes=routes,
         middleware=[
             Middleware(
@@ -196,70 +206,91 @@ def create_app(
     return app
 
 
-# PUT on these paths skips the router (see `_HQApp`): the writing endpoints of API_ROUTES.
-_WRITES: Final[dict[str, Endpoint]] = {
-    prefix + path: endpoint
+# PUT on these paths skips the router (see `_HQApp`): where `put_events` is routed.
+_LEAN: Final[frozenset[str]] = frozenset(
+    prefix + path
     for path, endpoint, methods in INGEST_ROUTES
-    if "PUT" in methods
+    if endpoint is put_events and "PUT" in methods
     for prefix in ("", "/api")
-}
+)
 
 
 class _HQApp(Starlette):
-    """Starlette, but `PUT /events` goes past the router and Starlette's exception middleware,
-    which cost more than storing a fleet's requests of a few events each. It runs the same
-    middleware, endpoint and error handlers, in the same order, so answers, logs and metrics
-    are the routed path's own."""
+    """Starlette, but `PUT /events` takes a lean path: one coroutine from the ASGI call to the
+    store, without the router, the middleware layers, or a response object of its own. A
+    fleet's requests of a few events each cost more in those than in storing. The lean path
+    calls what the routed one does, in the same order (the request id and access line of
+    `RequestLog`, the lingering close of `LingeringClose`, `store_events`, the error handlers),
+    so answers, logs and metrics are the routed path's own (tests/test_lean_path.py)."""
 
-    _writes: dict[str, ASGIApp] | None = None
+    def __init__(self, *, linger: tuple[int, float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._linger_bytes, self._linger_seconds = linger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
             and scope["method"] == "PUT"
-            and scope["path"] in _WRITES
+            and scope["path"] in _LEAN
             and not scope.get("root_path")
         ):
             scope["app"] = self
-            await self._write(scope, receive, send)
+            await self._put_events(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 
-    async def _write(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """What `ServerErrorMiddleware` does around the middleware: an unexpected error gets
-        its 500 (unless an answer has begun) and goes on to the server, which logs it."""
-        if self._writes is None:
-            self._writes = {path: self._stacked(endpoint) for path, endpoint in _WRITES.items()}
-        started = False
-
-        async def noting(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+    async def _put_events(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = request_id_of(scope)
+        REQUEST_ID.set(request_id)
+        state = scope.setdefault("state", {})
+        started = time.perf_counter()
+        linger = Linger(receive) if has_body(scope) else None
+        request = Request(scope, receive if linger is None else linger.receive)
+        status = 500
+        answering = False
         try:
-            await self._writes[scope["path"]](scope, receive, noting)
-        except Exception as exc:
-            if not started:
-                await (await _unexpected(Request(scope), exc))(scope, receive, send)
-            raise
-
-    def _stacked(self, endpoint: Endpoint) -> ASGIApp:
-        """`endpoint` inside this app's middleware, its errors answered as the exception
-        middleware would."""
-
-        async def answer(scope: Scope, receive: Receive, send: Send) -> None:
-            request = Request(scope, receive, send)
             try:
-                response = await endpoint(request)
+                await store_events(self.state.hq, _headers(scope), request.stream(), state)
+                response = ACCEPTED
             except LogspaceError as error:
                 response = _answer(request, error)
-            await response(scope, receive, send)
+            status = response.status_code
+            start: Message = {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*response.raw_headers, id_header(request_id)],
+            }
+            body: Message = {"type": "http.response.body", "body": response.body}
+            if linger is not None:
+                start = linger.outgoing(start)
+                body = linger.outgoing(body)
+            answering = True
+            await send(start)
+            await send(body)
+        except Exception as exc:
+            # As `RequestLog`, then `ServerErrorMiddleware`: the access line, a 500 unless an
+            # answer has begun, and the error goes on to the server, which logs it.
+            state.setdefault("error", "INTERNAL_ERROR")
+            log_access(scope, status if answering else 500, started, state)
+            if not answering:
+                await (await _unexpected(Request(scope), exc))(scope, receive, send)
+            raise
+        except BaseException:  # cancelled: still its access line, as `RequestLog` writes
+            log_access(scope, status if answering else 500, started, state)
+            raise
+        log_access(scope, status, started, state)
+        if linger is not None:
+            await linger.close(scope, send, self._linger_bytes, self._linger_seconds)
 
-        app: ASGIApp = answer
-        for cls, args, kwargs in reversed(self.user_middleware):
-            app = cls(app, *args, **kwargs)
-        return app
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by name, the first of each, as Starlette's `Headers` reads
+    them (names in the scope are lower case), in a plain dict: cheaper to look up, and a
+    name that is absent costs no `KeyError`."""
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in reversed(scope["headers"])
+    }
 
 
 def _api_routes() -> list[Route]:

@@ -20,7 +20,54 @@ import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["LingeringClose"]
+__all__ = ["Linger", "LingeringClose"]
+
+
+class Linger:
+    """One request's side of the lingering close: wraps its `receive` and the messages of its
+    answer, then drains what is left. `LingeringClose` and HQ's lean `PUT /events` path
+    (`app._HQApp`) both use it, so the rule is written once."""
+
+    __slots__ = ("_receive", "asked", "early", "finished", "unfinished")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.asked = False  # the app read (so uvicorn sent `100 Continue` if it was expected)
+        self.finished = False  # the body was read to its end, or the client went away
+        self.early = False  # the answer started before the body was read
+        self.unfinished = False  # its last part is held back until the drain is over
+
+    async def receive(self) -> Message:
+        self.asked = True
+        message = await self._receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.finished = True
+        return message
+
+    def outgoing(self, message: Message) -> Message:
+        """`message` of the answer as it is to be sent."""
+        if message["type"] == "http.response.start" and not self.finished:
+            self.early = True
+            headers = [(k, v) for k, v in message.get("headers", []) if k != b"connection"]
+            message = {**message, "headers": [*headers, (b"connection", b"close")]}
+        elif (
+            self.early
+            and message["type"] == "http.response.body"
+            and not message.get("more_body", False)
+        ):
+            # The whole answer goes out now; the response is completed (and the
+            # connection closed) only after the drain.
+            message = {**message, "more_body": True}
+            self.unfinished = True
+        return message
+
+    async def close(self, scope: Scope, send: Send, max_bytes: int, seconds: float) -> None:
+        """After the app returned (it holds nothing any more, and its access line is
+        written): drain the body if the answer was early, then complete the response."""
+        if self.unfinished:
+            if self.asked or not _expects_continue(scope):
+                await _drain(self._receive, max_bytes, seconds)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class LingeringClose:
@@ -32,62 +79,34 @@ class LingeringClose:
         self.seconds = seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _has_body(scope):
+        if scope["type"] != "http" or not has_body(scope):
             await self.app(scope, receive, send)
             return
-        asked = False  # the app read (so uvicorn sent `100 Continue` if it was expected)
-        finished = False  # the body was read to its end, or the client went away
-        early = False  # the answer started before the body was read
-        unfinished = False  # its last part is held back until the drain is over
-
-        async def receive_noting() -> Message:
-            nonlocal asked, finished
-            asked = True
-            message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                finished = True
-            return message
+        linger = Linger(receive)
 
         async def send_lingering(message: Message) -> None:
-            nonlocal early, unfinished
-            if message["type"] == "http.response.start" and not finished:
-                early = True
-                headers = [(k, v) for k, v in message.get("headers", []) if k != b"connection"]
-                message = {**message, "headers": [*headers, (b"connection", b"close")]}
-            elif (
-                early
-                and message["type"] == "http.response.body"
-                and not message.get("more_body", False)
-            ):
-                # The whole answer goes out now; the response is completed (and the
-                # connection closed) only after the drain.
-                message = {**message, "more_body": True}
-                unfinished = True
-            await send(message)
+            await send(linger.outgoing(message))
 
-        await self.app(scope, receive_noting, send_lingering)
-        if unfinished:
-            # After the app returned: it holds nothing any more, and its access line is written.
-            if asked or not _expects_continue(scope):
-                await self._drain(receive)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def _drain(self, receive: Receive) -> None:
-        drained = 0
-        try:
-            async with asyncio.timeout(self.seconds):
-                while drained <= self.max_bytes:
-                    message = await receive()
-                    if message["type"] != "http.request":
-                        return
-                    drained += len(message.get("body", b""))
-                    if not message.get("more_body", False):
-                        return
-        except TimeoutError:
-            pass
+        await self.app(scope, linger.receive, send_lingering)
+        await linger.close(scope, send, self.max_bytes, self.seconds)
 
 
-def _has_body(scope: Scope) -> bool:
+async def _drain(receive: Receive, max_bytes: int, seconds: float) -> None:
+    drained = 0
+    try:
+        async with asyncio.timeout(seconds):
+            while drained <= max_bytes:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                drained += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+    except TimeoutError:
+        pass
+
+
+def has_body(scope: Scope) -> bool:
     for name, value in scope["headers"]:
         if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
             return True

@@ -71,17 +71,18 @@ class FieldBudget:
 
     async def check(
         self, space: str, batch: Batch, load: Callable[[str], Awaitable[set[str]]]
-    ) -> None:
-        """Raise `InvalidEvents` naming every event that brings a property past the budget."""
+    ) -> Collection[str]:
+        """Raise `InvalidEvents` naming every event that brings a property past the budget;
+        else the batch's properties the space did not have (for `record`)."""
         fields = batch.fields
         known = self._known.get(space)
         if not fields or (known is not None and known.issuperset(fields)):
-            return
+            return ()
         known = await self._load(space, load)
         new = {field for field in fields if field not in known}
         room = self.limit - len(known)
         if len(new) <= room:
-            return
+            return new
         uses = batch.uses(new)
         # New properties fit in the order they first appear; the rest are over the budget.
         in_order = list(dict.fromkeys(f"{family}.{name}" for _, _, family, name in uses))
@@ -121,7 +122,8 @@ class FieldBudget:
             del self._loading[space]
 
     def record(self, space: str, fields: Collection[str]) -> None:
-        """After a write: these properties now exist."""
+        """After a write: these properties now exist (those `check` found new: most batches
+        bring none)."""
         known = self._known.get(space)
-        if known is not None:
+        if fields and known is not None:
             known.update(fields)

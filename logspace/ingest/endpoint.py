@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import AsyncIterable, Mapping
+from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,41 +12,48 @@ from logspace.body import Reservation, read_body
 from logspace.hq import HQ
 from logspace.ingest.decode import decode_batch
 
-__all__ = ["INGEST_ROUTES", "put_events"]
+__all__ = ["ACCEPTED", "INGEST_ROUTES", "put_events", "store_events"]
 
 
 async def put_events(request: Request) -> Response:
     hq: HQ = request.app.state.hq
+    await store_events(hq, request.headers, request.stream(), request.scope.setdefault("state", {}))
+    return ACCEPTED
+
+
+async def store_events(
+    hq: HQ, headers: Mapping[str, str], body: AsyncIterable[bytes], state: dict[str, Any]
+) -> None:
+    """Store the request's batch, or raise the `LogspaceError` to answer; `state` is the
+    request's (`request.state`), where the access log finds its space. The routed endpoint
+    and HQ's lean path (`app._HQApp`) both call this."""
     reservation = Reservation(hq.admission)
     with hq.metrics.ingest() as ingest:
-        grant = hq.tokens.grant_for(request.headers)
+        grant = hq.tokens.grant_for(headers)
         # Counted and logged under its space even when the token may not write there.
-        ingest.space = request.state.space = grant.space
+        ingest.space = state["space"] = grant.space
         space = grant.require("write")
         try:
-            body = await read_body(
-                request.stream(), request.headers, hq.settings.max_body_bytes, reservation
-            )
+            read = await read_body(body, headers, hq.settings.max_body_bytes, reservation)
             batch = decode_batch(
-                body,
+                read,
                 space,
                 hq.limits,
                 prefix=hq.settings.index_prefix,
                 partition=hq.settings.index_partition,
             )
-            del body  # the events hold what is needed; free the bytes while Elasticsearch works
+            del read  # the events hold what is needed; free the bytes while Elasticsearch works
             ingest.writing(len(batch.events))
-            await hq.budget.check(space, batch, hq.store.known_fields)
+            new = await hq.budget.check(space, batch, hq.store.known_fields)
             # `write` empties a list of events once encoded.
             ingest.stored(await hq.store.write(batch.events, space), batch.unindexed)
-            hq.budget.record(space, batch.fields)
+            hq.budget.record(space, new)
         finally:
             reservation.release()
-    return _ACCEPTED
 
 
 # Every stored batch gets the same answer; a response object is only read when it is sent.
-_ACCEPTED: Final = Response(status_code=202)
+ACCEPTED: Final = Response(status_code=202)
 
 
 # Path, endpoint, methods: ingest's part of `app.API_ROUTES`.

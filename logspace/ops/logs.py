@@ -37,7 +37,10 @@ __all__ = [
     "TextFormatter",
     "configure",
     "escape",
+    "id_header",
+    "log_access",
     "logging_config",
+    "request_id_of",
     "skip_process_details",
 ]
 
@@ -80,11 +83,11 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = f"{record.levelname} {record.name}: {escape(record.getMessage())}"
-        fields = dict(getattr(record, "fields", {}))
+        fields: dict[str, Any] = getattr(record, "fields", {})
         request_id = REQUEST_ID.get()
         if request_id:
-            fields["request_id"] = request_id
-        pairs = " ".join(f"{key}={_value(value)}" for key, value in fields.items() if value != "")
+            fields = {**fields, "request_id": request_id}
+        pairs = " ".join([f"{key}={_value(value)}" for key, value in fields.items() if value != ""])
         if pairs:
             line = f"{line} {pairs}"
         if record.exc_info and not record.exc_text:
@@ -119,10 +122,27 @@ def escape(text: str) -> str:
     return _CONTROL.sub(_control_escape, text)
 
 
+# Text values as written: an access line's method, path, space and error type recur on every
+# line, and writing them anew was a third of the line's cost. Bounded, and only short ones.
+_written: dict[str, str] = {}
+_WRITTEN_MAX = 1024
+
+
 def _value(value: Any) -> str:
     if type(value) is int or type(value) is float:
         return str(value)  # digits, sign, point, exponent, inf or nan: never escaped or quoted
-    text = escape(str(value))
+    if type(value) is str and len(value) <= 64:
+        written = _written.get(value)
+        if written is None:
+            if len(_written) >= _WRITTEN_MAX:
+                _written.clear()
+            written = _written[value] = _write_value(value)
+        return written
+    return _write_value(str(value))
+
+
+def _write_value(value: str) -> str:
+    text = escape(value)
     if not text or _NEEDS_QUOTES.search(text):
         return '"' + text.replace('"', '\\"') + '"'
     return text
@@ -220,7 +240,7 @@ class RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id(scope)
+        request_id = request_id_of(scope)
         REQUEST_ID.set(request_id)
         # Endpoints and error handlers note the space and error type here (request.state).
         state = scope.setdefault("state", {})
@@ -232,7 +252,7 @@ class RequestLog:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
-                headers.append((_REQUEST_ID_NAME, request_id.encode()))
+                headers.append(id_header(request_id))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -245,34 +265,48 @@ class RequestLog:
             # The id stays set on purpose: an unexpected error is logged after this, by the
             # outermost error handler, and should carry it too. Each request runs in a
             # context of its own, so it does not leak into the next.
-            if access_log.isEnabledFor(logging.INFO):
-                duration_ms = round((time.perf_counter() - started) * 1000, 3)
-                method, path = scope["method"], scope["path"]
-                fields = {
-                    "method": method,
-                    "path": path,
-                    "status": status,
-                    "duration_ms": duration_ms,
-                    "space": state.get("space", ""),
-                    "error": state.get("error", ""),
-                }
-                # As `access_log.info` would, without looking up the caller's file and line
-                # (which no formatter of ours writes): that lookup was half the line's cost.
-                access_log.handle(
-                    access_log.makeRecord(
-                        access_log.name,
-                        logging.INFO,
-                        __file__,
-                        0,
-                        "%s %s %s",
-                        (method, path, status),
-                        None,
-                        extra={"fields": fields},
-                    )
-                )
+            log_access(scope, status, started, state)
 
 
-def _request_id(scope: Scope) -> str:
+def log_access(scope: Scope, status: int, started: float, state: dict[str, Any]) -> None:
+    """The access line of a request that began at `started` (`time.perf_counter`), with the
+    space and error type its handlers noted in `state`: `RequestLog`'s, and that of HQ's
+    lean `PUT /events` path (`app._HQApp`)."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    method, path = scope["method"], scope["path"]
+    fields = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": duration_ms,
+        "space": state.get("space", ""),
+        "error": state.get("error", ""),
+    }
+    # As `access_log.info` would, without looking up the caller's file and line (which no
+    # formatter of ours writes): that lookup was half the line's cost.
+    access_log.handle(
+        access_log.makeRecord(
+            access_log.name,
+            logging.INFO,
+            __file__,
+            0,
+            "%s %s %s",
+            (method, path, status),
+            None,
+            extra={"fields": fields},
+        )
+    )
+
+
+def id_header(request_id: str) -> tuple[bytes, bytes]:
+    """The header that answers with the request's id."""
+    return (_REQUEST_ID_NAME, request_id.encode())
+
+
+def request_id_of(scope: Scope) -> str:
+    """The caller's `X-Request-Id` when it is a plain token, else a new one."""
     for name, value in scope["headers"]:
         if name == _REQUEST_ID_NAME:
             candidate: str = value.decode("latin-1")

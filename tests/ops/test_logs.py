@@ -59,6 +59,19 @@ def test_text_field_values_that_could_pass_for_fields_are_quoted() -> None:
     assert line == 'INFO logspace.test: m path="/x status=200 \\"" n=3'
 
 
+def test_a_value_seen_before_is_written_as_it_was_the_first_time() -> None:
+    formatter = TextFormatter()
+    fields = {"path": '/x status=200 "', "space": HOSTILE[:40], "error": "OVERLOADED"}
+    first = formatter.format(record("m", **fields))
+
+    assert [formatter.format(record("m", **fields)) for _ in range(3)] == [first] * 3
+    assert first == (
+        'INFO logspace.test: m path="/x status=200 \\"" '
+        'space="a\\x0aERROR logspace.auth: forged\\x0d\\x1b[2J\\x00\\x7f\\x85\\u2028\\u2029 " '
+        "error=OVERLOADED"
+    )
+
+
 def test_a_traceback_is_indented_so_no_line_of_it_passes_for_a_record() -> None:
     line = TextFormatter().format(failed_record("bad\nERROR logspace.auth: forged"))
 
