@@ -159,6 +159,21 @@ def encode_event(event: Mapping[str, Any]) -> bytes:
 def encode_events(events: Sequence[Mapping[str, Any]]) -> list[bytes | InvalidEvent]:
     """Each event as `encode_event` encodes it, or the `InvalidEvent` it raises; checking many
     at once costs far less per event than one at a time."""
+    dumps = orjson.dumps
+    try:
+        # The common group: every event encodes, and the C path vouches for all of them.
+        bodies = [dumps(event) for event in events]
+    except TypeError:
+        return _encode_each(events)
+    newest = datetime.now(UTC) + DEFAULT_LIMITS.max_future
+    verdicts = fastpath.plain_each(bodies, DEFAULT_LIMITS, newest)
+    if verdicts is not None and False not in verdicts:
+        return list[bytes | InvalidEvent](bodies)
+    return _encode_each(events)
+
+
+def _encode_each(events: Sequence[Mapping[str, Any]]) -> list[bytes | InvalidEvent]:
+    """`encode_events` one event at a time, for a group the common case does not take whole."""
     encoded: list[bytes | InvalidEvent] = []
     for event in events:
         try:

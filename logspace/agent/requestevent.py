@@ -42,42 +42,41 @@ _Row = tuple[str, str, int, int, str, Any, Any, str, str, str, Any, Any, int, An
 
 def asgi_events(drafts: Sequence[AsgiValues], ids: Sequence[str]) -> list[Event]:
     """The events of ASGI requests, with these ids."""
-    rows: list[_Row] = []
-    for (
-        event_type,
-        agent_id,
-        arrived_ns,
-        elapsed_ns,
-        scheme,
-        server,
-        path,
-        query_string,
-        method,
-        client,
-        host,
-        request_id,
-        status,
-        location,
-    ) in drafts:
-        rows.append(
-            (
-                event_type,
-                agent_id,
-                arrived_ns,
-                elapsed_ns,
-                scheme,
-                None if host is None else host.decode("latin-1"),
-                server,
-                # The ASGI spec has `path` include any `root_path` the app is mounted at.
-                path,
-                query_string.decode("latin-1"),
-                method,
-                None if request_id is None else request_id.decode("latin-1"),
-                client[0] if client else None,
-                int(status),
-                None if location is None else location.decode("latin-1"),
-            )
+    rows: list[_Row] = [
+        (
+            event_type,
+            agent_id,
+            arrived_ns,
+            elapsed_ns,
+            scheme,
+            None if host is None else host.decode("latin-1"),
+            server,
+            # The ASGI spec has `path` include any `root_path` the app is mounted at.
+            path,
+            query_string.decode("latin-1"),
+            method,
+            None if request_id is None else request_id.decode("latin-1"),
+            client[0] if client else None,
+            int(status),
+            None if location is None else location.decode("latin-1"),
         )
+        for (
+            event_type,
+            agent_id,
+            arrived_ns,
+            elapsed_ns,
+            scheme,
+            server,
+            path,
+            query_string,
+            method,
+            client,
+            host,
+            request_id,
+            status,
+            location,
+        ) in drafts
+    ]
     return _events(rows, ids)
 
 
