@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,90 @@ def test_a_queue_file_with_a_row_per_event_is_taken_over_in_order(tmp_path: Path
     assert queue.oldest_created() == 1.5
     stats = queue.stats()
     assert (stats.enqueued, stats.sent, stats.queued) == (5, 2, 3)
+
+
+def write_version_1_queue(path: Path) -> None:
+    """A queue file as the agent wrote it before version 2: a row per group, its events end
+    to end (no commas), `user_version` 0."""
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE groups (seq INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL,
+                             bodies BLOB NOT NULL, sizes BLOB NOT NULL, places BLOB NOT NULL);
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO counters VALUES ('enqueued', 9), ('sent', 4), ('dropped', 1);
+        """
+    )
+    sizes = struct.pack("<3I", 2, 3, 1)
+    old.execute(
+        "INSERT INTO groups (created, bodies, sizes, places) VALUES (1.5, ?, ?, ?)",
+        (b"{}[1]7", sizes, b""),
+    )
+    # A group some of whose events left from the middle: places 0 and 2 remain.
+    old.execute(
+        "INSERT INTO groups (created, bodies, sizes, places) VALUES (2.5, ?, ?, ?)",
+        (b'"a""ccc"', struct.pack("<2I", 3, 5), struct.pack("<2I", 0, 2)),
+    )
+    old.commit()
+    old.close()
+
+
+def test_a_queue_file_of_version_1_keeps_its_events_ids_and_counters(tmp_path: Path) -> None:
+    """An agent upgraded in place ships what the previous version queued: the groups of a
+    version 1 file (events end to end) are rewritten once, in the new format."""
+    path = tmp_path / "q.sqlite3"
+    write_version_1_queue(path)
+
+    queue = DiskQueue(path)
+
+    rows = queue.peek(10, 100)
+    assert [body for _, body in rows] == [b"{}", b"[1]", b"7", b'"a"', b'"ccc"']
+    assert queue.peek_batch(10, 100).body == b'{},[1],7,"a","ccc"'
+    assert (len(queue), queue.size_bytes) == (5, 14)
+    stats = queue.stats()
+    assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (9, 4, 1, 5)
+    assert queue.oldest_created() == 1.5
+    assert queue.drop([rows[4][0]]) == 1
+    queue.close()
+
+    reopened = DiskQueue(path)  # now version 2: nothing is rewritten again
+    assert [body for _, body in reopened.peek(10, 100)] == [b"{}", b"[1]", b"7", b'"a"']
+    assert reopened.ack([event_id for event_id, _ in rows[:4]]) == 4
+    stats = reopened.stats()
+    assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (9, 8, 2, 0)
+
+
+def test_a_batch_is_whole_groups_and_the_first_events_of_the_next(tmp_path: Path) -> None:
+    """A batch carries the stored bytes of its groups as they are; delivering it deletes the
+    groups it took whole and cuts the events it took off the front of the last one."""
+    queue = DiskQueue(tmp_path / "q.sqlite3")
+    queue.put([b"a1", b"a2"])
+    queue.put([b"b1", b"b2", b"b3"])
+
+    batch = queue.peek_batch(3, 1000)
+    assert (len(batch), batch.size, batch.body) == (3, 6, b"a1,a2,b1")
+    assert [part.body for part in batch.parts] == [b"a1,a2", b"b1"]
+    assert [body for _, body in batch.rows] == [b"a1", b"a2", b"b1"]
+
+    assert queue.ack_batch(batch) == 3
+    assert [body for _, body in queue.peek(10, 1000)] == [b"b2", b"b3"]
+    assert queue.peek_batch(10, 1000).body == b"b2,b3"
+    assert (len(queue), queue.size_bytes) == (2, 4)
+    stats = queue.stats()
+    assert (stats.enqueued, stats.sent, stats.queued) == (5, 3, 2)
+
+
+def test_a_batch_delivered_after_its_group_changed_removes_only_its_own_events(
+    tmp_path: Path,
+) -> None:
+    """The full-queue policy may take a group's oldest events between the read of a batch
+    and HQ's answer: those count as dropped, the rest of the batch as sent, once each."""
+    queue = DiskQueue(tmp_path / "q.sqlite3", max_bytes=8)
+    queue.put([b"1111", b"2222"])
+    batch = queue.peek_batch(10, 1000)
+
+    assert queue.put([b"33"]) == [b"1111"]  # drop-oldest
+    assert queue.ack_batch(batch) == 1  # 2222; 1111 was dropped already
+    assert [body for _, body in queue.peek(10, 1000)] == [b"33"]
+    stats = queue.stats()
+    assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (3, 1, 1, 1)
