@@ -75,11 +75,16 @@ class DiskQueue:
         *,
         max_bytes: int = 64 * 1024 * 1024,
         when_full: FullPolicy = "drop-oldest",
+        group_events: int = GROUP_EVENTS,
+        group_bytes: int = GROUP_BYTES,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path) if path is not None else None
         self.max_bytes = max_bytes
         self.when_full = when_full
+        # A row's bounds: a sender's batch bounds, so that a batch never cuts a row in two.
+        self.group_events = group_events
+        self.group_bytes = group_bytes
         self._clock = clock
         self._lock = threading.Lock()
         if self.path is not None:
@@ -169,14 +174,14 @@ class DiskQueue:
         return kept, spilled
 
     def _insert(self, bodies: list[bytes], now: float) -> None:
-        """Rows of at most `GROUP_EVENTS` events and about `GROUP_BYTES` bytes."""
+        """Rows of at most `group_events` events and `group_bytes` bytes (but one event)."""
         sizes = list(map(len, bodies))
         start = 0
         while start < len(bodies):
-            end = min(len(bodies), start + GROUP_EVENTS)
+            end = min(len(bodies), start + self.group_events)
             ends = list(itertools.accumulate(sizes[start:end]))
-            # The first event that reaches the byte bound is the group's last.
-            end = start + min(len(ends), bisect.bisect_left(ends, GROUP_BYTES) + 1)
+            # As many as fit the bytes, at least one.
+            end = start + max(1, bisect.bisect_right(ends, self.group_bytes))
             self._db.execute(
                 "INSERT INTO groups (created, bodies, sizes, places) VALUES (?, ?, ?, ?)",
                 (now, b",".join(bodies[start:end]), pack(sizes[start:end]), b""),
@@ -223,7 +228,8 @@ class DiskQueue:
 
     def peek(self, max_count: int, max_bytes: int) -> list[Row]:
         """The oldest events as (id, body), at most `max_count` and `max_bytes` (but always
-        one if any)."""
+        one if any): whole groups, or the first events of the first group if it alone is
+        over the bounds."""
         return self.peek_batch(max_count, max_bytes).rows
 
     def peek_batch(self, max_count: int, max_bytes: int) -> Batch:
@@ -238,17 +244,19 @@ class DiskQueue:
                 ends = list(itertools.accumulate(sizes, initial=size))
                 # How many of the row fit: the count left, and the bytes (the first always).
                 fit = min(max_count - count, bisect.bisect_right(ends, max_bytes) - 1)
-                fit = max(fit, 0 if parts else 1)
                 if fit >= len(sizes):
                     parts.append(Part(seq, places, sizes, bodies))
-                elif fit:
-                    # The row's first events: their bytes up to the comma after the last.
+                    count, size = count + fit, ends[-1]
+                    if count < max_count:
+                        continue
+                elif not parts:
+                    # A row alone over the bounds: its first events, their bytes up to the
+                    # comma after the last (delivering them rewrites the row, so a batch
+                    # never cuts a row it could leave for the next).
+                    fit = max(fit, 1)
                     end = ends[fit] - size + fit - 1
                     parts.append(Part(seq, places[:fit], sizes[:fit], bodies[:end]))
-                count += fit
-                size = ends[fit]
-                if fit < len(sizes) or count == max_count:
-                    break
+                break
         return Batch(parts)
 
     def oldest_created(self) -> float | None:

@@ -59,6 +59,8 @@ class _Queueing:
                 config.queue_path,
                 max_bytes=config.queue_max_bytes,
                 when_full=config.queue_full_policy,
+                group_events=config.batch_max_events,
+                group_bytes=config.batch_max_bytes,
             )
         )
         self._on_drop = on_drop

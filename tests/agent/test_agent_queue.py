@@ -147,14 +147,18 @@ def test_drop_oldest_takes_part_of_a_group_and_keeps_the_rest(tmp_path: Path) ->
     assert (len(queue), queue.size_bytes) == (4, 12)
 
 
-def test_peek_counts_and_bytes_across_groups(tmp_path: Path) -> None:
+def test_a_batch_takes_whole_groups_within_its_count_and_bytes(tmp_path: Path) -> None:
+    """A group is cut only when it alone is over the bounds: delivering part of a group
+    rewrites its row, so a batch leaves a group that does not fit for the next batch."""
     queue = DiskQueue(tmp_path / "q.sqlite3")
     queue.put([b"aa", b"bb"])
     queue.put([b"cc", b"dd"])
 
-    assert [b for _, b in queue.peek(3, 1000)] == [b"aa", b"bb", b"cc"]
-    assert [b for _, b in queue.peek(10, 6)] == [b"aa", b"bb", b"cc"]
-    assert [b for _, b in queue.peek(10, 5)] == [b"aa", b"bb"]
+    assert [b for _, b in queue.peek(4, 1000)] == [b"aa", b"bb", b"cc", b"dd"]
+    assert [b for _, b in queue.peek(3, 1000)] == [b"aa", b"bb"]
+    assert [b for _, b in queue.peek(10, 6)] == [b"aa", b"bb"]
+    assert [b for _, b in queue.peek(1, 1000)] == [b"aa"]
+    assert [b for _, b in queue.peek(10, 3)] == [b"aa"]
 
 
 def test_a_large_put_is_stored_in_several_groups_and_comes_out_whole(tmp_path: Path) -> None:
@@ -244,24 +248,27 @@ def test_a_queue_file_of_version_1_keeps_its_events_ids_and_counters(tmp_path: P
     assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (9, 8, 2, 0)
 
 
-def test_a_batch_is_whole_groups_and_the_first_events_of_the_next(tmp_path: Path) -> None:
+def test_a_batch_is_whole_groups_as_stored_or_the_first_events_of_one(tmp_path: Path) -> None:
     """A batch carries the stored bytes of its groups as they are; delivering it deletes the
-    groups it took whole and cuts the events it took off the front of the last one."""
+    groups it took, or cuts the events it took off the front of a group too big for it."""
     queue = DiskQueue(tmp_path / "q.sqlite3")
     queue.put([b"a1", b"a2"])
     queue.put([b"b1", b"b2", b"b3"])
 
-    batch = queue.peek_batch(3, 1000)
-    assert (len(batch), batch.size, batch.body) == (3, 6, b"a1,a2,b1")
-    assert [part.body for part in batch.parts] == [b"a1,a2", b"b1"]
-    assert [body for _, body in batch.rows] == [b"a1", b"a2", b"b1"]
+    batch = queue.peek_batch(5, 1000)
+    assert (len(batch), batch.size, batch.body) == (5, 10, b"a1,a2,b1,b2,b3")
+    assert [part.body for part in batch.parts] == [b"a1,a2", b"b1,b2,b3"]
+    assert [body for _, body in batch.rows] == [b"a1", b"a2", b"b1", b"b2", b"b3"]
+    assert queue.ack_batch(queue.peek_batch(2, 1000)) == 2
 
-    assert queue.ack_batch(batch) == 3
-    assert [body for _, body in queue.peek(10, 1000)] == [b"b2", b"b3"]
-    assert queue.peek_batch(10, 1000).body == b"b2,b3"
-    assert (len(queue), queue.size_bytes) == (2, 4)
+    batch = queue.peek_batch(2, 1000)
+    assert (len(batch), batch.body) == (2, b"b1,b2")
+    assert queue.ack_batch(batch) == 2
+    assert [body for _, body in queue.peek(10, 1000)] == [b"b3"]
+    assert queue.peek_batch(10, 1000).body == b"b3"
+    assert (len(queue), queue.size_bytes) == (1, 2)
     stats = queue.stats()
-    assert (stats.enqueued, stats.sent, stats.queued) == (5, 3, 2)
+    assert (stats.enqueued, stats.sent, stats.queued) == (5, 4, 1)
 
 
 def test_a_batch_delivered_after_its_group_changed_removes_only_its_own_events(
@@ -278,3 +285,15 @@ def test_a_batch_delivered_after_its_group_changed_removes_only_its_own_events(
     assert [body for _, body in queue.peek(10, 1000)] == [b"33"]
     stats = queue.stats()
     assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (3, 1, 1, 1)
+
+
+def test_rows_are_no_larger_than_a_batch_so_batches_take_them_whole(tmp_path: Path) -> None:
+    """A sender gives its queue its batch bounds as the rows' bounds (count and bytes)."""
+    queue = DiskQueue(tmp_path / "q.sqlite3", group_events=2, group_bytes=5)
+    queue.put([b"1", b"2", b"3", b"4444", b"55", b"666666"])
+
+    batches = []
+    while batch := queue.peek_batch(2, 5):
+        batches.append([part.body for part in batch.parts])
+        queue.ack_batch(batch)
+    assert batches == [[b"1,2"], [b"3,4444"], [b"55"], [b"666666"]]
