@@ -190,21 +190,8 @@ class DiskQueue:
             self._bytes += sum(sizes[start:end])
             start = end
 
-    def _rows(self) -> Iterable[tuple[int, bytes, bytes, bytes]]:
-        """The rows oldest first, one statement each (no cursor stays open meanwhile)."""
-        seq = -1
-        while True:
-            row = self._db.execute(
-                "SELECT seq, bodies, sizes, places FROM groups WHERE seq > ? ORDER BY seq LIMIT 1",
-                (seq,),
-            ).fetchone()
-            if row is None:
-                return
-            seq = row[0]
-            yield row
-
     def _groups(self) -> Iterable[Group]:
-        for row in self._rows():
+        for row in queuefile.rows(self._db):
             yield Group.read(*row)
 
     def _remove_oldest(self, at_least: int) -> list[bytes]:
@@ -238,14 +225,14 @@ class DiskQueue:
         count = size = 0
         with self._lock:
             self._check_open()
-            for seq, bodies, sizes_blob, places_blob in self._rows():
+            for seq, sizes_blob, places_blob in queuefile.row_sizes(self._db):
                 sizes = unpack(sizes_blob)
                 places = unpack(places_blob) if places_blob else range(len(sizes))
                 ends = list(itertools.accumulate(sizes, initial=size))
                 # How many of the row fit: the count left, and the bytes (the first always).
                 fit = min(max_count - count, bisect.bisect_right(ends, max_bytes) - 1)
                 if fit >= len(sizes):
-                    parts.append(Part(seq, places, sizes, bodies))
+                    parts.append(Part(seq, places, sizes, queuefile.bodies_of(self._db, seq)))
                     count, size = count + fit, ends[-1]
                     if count < max_count:
                         continue
@@ -255,6 +242,7 @@ class DiskQueue:
                     # never cuts a row it could leave for the next).
                     fit = max(fit, 1)
                     end = ends[fit] - size + fit - 1
+                    bodies = queuefile.bodies_of(self._db, seq)
                     parts.append(Part(seq, places[:fit], sizes[:fit], bodies[:end]))
                 break
         return Batch(parts)

@@ -246,6 +246,21 @@ def test_a_queue_file_of_version_1_keeps_its_events_ids_and_counters(tmp_path: P
     assert reopened.ack([event_id for event_id, _ in rows[:4]]) == 4
     stats = reopened.stats()
     assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (9, 8, 2, 0)
+    reopened.put([b"new"])
+    [(new_id, _)] = reopened.peek(10, 100)
+    assert new_id >> 32 > max(event_id >> 32 for event_id, _ in rows)  # no group number reused
+
+
+def test_an_empty_queue_file_of_version_1_is_brought_up_to_date(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    write_version_1_queue(path)
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM groups")
+        db.execute("DELETE FROM sqlite_sequence")
+
+    queue = DiskQueue(path)
+    queue.put([b"1", b"2"])
+    assert queue.peek_batch(10, 100).body == b"1,2"
 
 
 def test_a_batch_is_whole_groups_as_stored_or_the_first_events_of_one(tmp_path: Path) -> None:
