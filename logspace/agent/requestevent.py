@@ -13,12 +13,14 @@ Either way an event is what `EventBuilder` builds from the same values, set in t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import orjson
 
 from .builder import Event, instant_from_ms, new_event
 
-__all__ = ["AsgiValues", "WsgiValues", "asgi_events", "wsgi_events"]
+__all__ = ["AsgiValues", "RequestEvents", "WsgiValues", "asgi_events", "wsgi_events"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -40,49 +42,45 @@ WsgiValues = tuple[str, str, int, int, str, Any, Any, Any, str, str, str, str, A
 _Row = tuple[str, str, int, int, str, Any, Any, str, str, str, Any, Any, int, Any]
 
 
-def asgi_events(drafts: Sequence[AsgiValues], ids: Sequence[str]) -> list[Event]:
-    """The events of ASGI requests, with these ids."""
-    rows: list[_Row] = []
-    for (
-        event_type,
-        agent_id,
-        arrived_ns,
-        elapsed_ns,
-        scheme,
-        server,
-        path,
-        query_string,
-        method,
-        client,
-        host,
-        request_id,
-        status,
-        location,
-    ) in drafts:
-        rows.append(
-            (
-                event_type,
-                agent_id,
-                arrived_ns,
-                elapsed_ns,
-                scheme,
-                None if host is None else host.decode("latin-1"),
-                server,
-                # The ASGI spec has `path` include any `root_path` the app is mounted at.
-                path,
-                query_string.decode("latin-1"),
-                method,
-                None if request_id is None else request_id.decode("latin-1"),
-                client[0] if client else None,
-                int(status),
-                None if location is None else location.decode("latin-1"),
-            )
+def _asgi_rows(drafts: Sequence[AsgiValues]) -> list[_Row]:
+    return [
+        (
+            event_type,
+            agent_id,
+            arrived_ns,
+            elapsed_ns,
+            scheme,
+            None if host is None else host.decode("latin-1"),
+            server,
+            # The ASGI spec has `path` include any `root_path` the app is mounted at.
+            path,
+            query_string.decode("latin-1"),
+            method,
+            None if request_id is None else request_id.decode("latin-1"),
+            client[0] if client else None,
+            int(status),
+            None if location is None else location.decode("latin-1"),
         )
-    return _events(rows, ids)
+        for (
+            event_type,
+            agent_id,
+            arrived_ns,
+            elapsed_ns,
+            scheme,
+            server,
+            path,
+            query_string,
+            method,
+            client,
+            host,
+            request_id,
+            status,
+            location,
+        ) in drafts
+    ]
 
 
-def wsgi_events(drafts: Sequence[WsgiValues], ids: Sequence[str]) -> list[Event]:
-    """The events of WSGI requests, with these ids."""
+def _wsgi_rows(drafts: Sequence[WsgiValues]) -> list[_Row]:
     rows: list[_Row] = []
     for (
         event_type,
@@ -125,7 +123,7 @@ def wsgi_events(drafts: Sequence[WsgiValues], ids: Sequence[str]) -> list[Event]
                 location,
             )
         )
-    return _events(rows, ids)
+    return rows
 
 
 def _events(rows: Sequence[_Row], ids: Sequence[str]) -> list[Event]:
@@ -190,6 +188,124 @@ def _events(rows: Sequence[_Row], ids: Sequence[str]) -> list[Event]:
             }
         )
     return events
+
+
+def _encoded(
+    rows: Sequence[_Row], ids: Sequence[str], system: str | None, marker: str | None
+) -> list[bytes]:
+    """The JSON of `_events(rows, ids)` stamped with `system` and `marker` (see
+    `draft.Stamp`), as `orjson.dumps` writes it, written straight from the values: no dict
+    per event. Strings are written by orjson itself; the tests hold the two paths equal."""
+    texts: dict[str, bytes] = {}
+
+    def text(value: str) -> bytes:
+        found = texts.get(value)
+        if found is None:
+            found = texts[value] = orjson.dumps(value)
+        return found
+
+    known = texts.get
+    heads: dict[tuple[str, str], bytes] = {}
+    places: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
+    stamped_ms, stamp = -1, b""
+    tail = b"}" if marker is None else b',"marker":' + orjson.dumps(marker) + b"}"
+    events: list[bytes] = []
+    for (
+        event_type,
+        agent_id,
+        arrived_ns,
+        elapsed_ns,
+        protocol,
+        host,
+        server,
+        path,
+        query_string,
+        method,
+        request_id,
+        ip_address,
+        status,
+        location,
+    ), event_id in zip(rows, ids, strict=True):
+        head = heads.get((event_type, agent_id))
+        if head is None:
+            kind, own_system, agent = _head(event_type, agent_id)
+            head = heads[event_type, agent_id] = b"".join(
+                [
+                    b'","type":',
+                    text(kind),
+                    b',"system":',
+                    text(own_system if system is None else system),
+                    b',"agent-id":',
+                    text(agent),
+                    b',"timestamp":"',
+                ]
+            )
+        milliseconds = arrived_ns // 1_000_000
+        if milliseconds != stamped_ms:
+            stamped_ms, stamp = milliseconds, instant_from_ms(milliseconds).encode()
+        place = (host, *server, protocol) if server else (host, protocol)
+        where = places.get(place)
+        if where is None:
+            domain, port = _host_and_port(host, server, protocol)
+            where = places[place] = (
+                b',"domain":' + text(domain) if domain else b"",
+                b"" if port is None else b',"port":%d' % port,
+            )
+        microseconds = elapsed_ns // 1000
+        events.append(
+            b"".join(
+                [
+                    b'{"id":"',
+                    event_id.encode(),
+                    head,
+                    stamp,
+                    b'","string-properties":{"protocol":',
+                    (known(protocol) or text(protocol)),
+                    b',"path":',
+                    (known(path) or text(path)),
+                    b',"http_method":',
+                    (known(method) or text(method)),
+                    where[0],
+                    b',"query_string":' + (known(query_string) or text(query_string))
+                    if query_string
+                    else b"",
+                    b',"request_id":' + (known(request_id) or text(request_id))
+                    if request_id
+                    else b"",
+                    b',"ip_address":' + (known(ip_address) or text(ip_address))
+                    if ip_address
+                    else b"",
+                    b',"location":' + (known(location) or text(location)) if location else b"",
+                    b'},"integer-properties":{"response_code":%d' % status,
+                    where[1],
+                    b'},"long-properties":{"duration":%d,"duration_us":%d}'
+                    % (microseconds // 1000, microseconds),
+                    tail,
+                ]
+            )
+        )
+    return events
+
+
+class RequestEvents:
+    """The `build` of a request agent's drafts (see `draft.py`): their events, or (`encoded`)
+    straight the JSON that those events stamped by a sender encode to."""
+
+    def __init__(self, rows: Callable[[Sequence[Any]], list[_Row]]) -> None:
+        self._rows = rows
+
+    def __call__(self, drafts: Sequence[Any], ids: Sequence[str]) -> list[Event]:
+        return _events(self._rows(drafts), ids)
+
+    def encoded(
+        self, drafts: Sequence[Any], ids: Sequence[str], system: str | None, marker: str | None
+    ) -> list[bytes]:
+        return _encoded(self._rows(drafts), ids, system, marker)
+
+
+# The events of ASGI requests, and of WSGI requests, with the given ids.
+asgi_events = RequestEvents(_asgi_rows)
+wsgi_events = RequestEvents(_wsgi_rows)
 
 
 def _head(event_type: str, agent_id: str) -> tuple[str, str, str]:

@@ -26,7 +26,7 @@ from .buffer import Buffer
 from .builder import Event, encode_event
 from .config import KEEP_ALIVE_SECONDS, AgentConfig
 from .diskqueue import DiskQueue, QueueStats
-from .draft import Build, Draft, encode_drafts
+from .draft import Build, Draft, Stamp, encode_drafts
 from .shipper import Attempt, Dropped, Shipper
 
 __all__ = ["DropCallback", "Sender"]
@@ -59,6 +59,8 @@ class _Queueing:
                 config.queue_path,
                 max_bytes=config.queue_max_bytes,
                 when_full=config.queue_full_policy,
+                group_events=config.batch_max_events,
+                group_bytes=config.batch_max_bytes,
             )
         )
         self._on_drop = on_drop
@@ -115,16 +117,11 @@ class _Queueing:
         self.buffer.put_draft(build, values, size)
 
     def _encode_drafts(self, drafts: Sequence[Draft]) -> list[bytes | Dropped]:
-        return encode_drafts(drafts, self._stamp_built)
+        return encode_drafts(drafts, Stamp(self.config.system, self.config.marker))
 
     def _stamp_built(self, event: Event) -> Event:
         """The configured `system` and default `marker`, on an event nobody else holds."""
-        system, marker = self.config.system, self.config.marker
-        if system is not None:
-            event["system"] = system
-        if marker is not None:
-            event.setdefault("marker", marker)
-        return event
+        return Stamp(self.config.system, self.config.marker)(event)
 
     def send_many(self, events: Iterable[Mapping[str, Any]]) -> None:
         # All checked before any is buffered: an invalid one refuses the lot.

@@ -28,6 +28,7 @@ import orjson
 from .config import AgentConfig
 from .delivery import Outcome, backoff_delay, classify
 from .diskqueue import DiskQueue
+from .group import Batch
 
 __all__ = ["POISON_ATTEMPTS", "Attempt", "Dropped", "Shipper"]
 
@@ -65,12 +66,17 @@ class Dropped:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One request to make: where to, the queued rows it carries, its body and headers."""
+    """One request to make: where to, the queued events it carries, its body and headers."""
 
     url: str
-    rows: list[tuple[int, bytes]]
+    batch: Batch
     body: bytes
     headers: dict[str, str]
+
+    @property
+    def rows(self) -> list[tuple[int, bytes]]:
+        """The events as (queue id, body), in the body's order."""
+        return self.batch.rows
 
 
 class Shipper:
@@ -131,10 +137,10 @@ class Shipper:
     def next_attempt(self) -> Attempt | None:
         if self.wait_time() != 0.0:
             return None
-        rows = self.queue.peek(self.limit, self.config.batch_max_bytes)
-        if not rows:
+        batch = self.queue.peek_batch(self.limit, self.config.batch_max_bytes)
+        if not batch.parts:
             return None
-        body = b"[" + b",".join(body for _, body in rows) + b"]"
+        body = b"[" + batch.body + b"]"
         headers = {
             "content-type": "application/json",
             "logspace.space-token": self.config.token,
@@ -142,23 +148,27 @@ class Shipper:
         if self.gzip:
             body = gzip.compress(body, compresslevel=_GZIP_LEVEL, mtime=0)
             headers["content-encoding"] = "gzip"
-        return Attempt(self.hq_url + "/events", rows, body, headers)
+        return Attempt(self.hq_url + "/events", batch, body, headers)
 
     def answered(
         self, attempt: Attempt, status: int, headers: Mapping[str, str], content: bytes
     ) -> Outcome:
-        outcome = classify(status, headers, content, len(attempt.rows))
-        rows = attempt.rows
-        if outcome.action == "delivered":
+        outcome = classify(status, headers, content, len(attempt.batch))
+        if outcome.action == "delivered" and not outcome.drops:
+            # The common answer: the batch's rows go as they are, no event cut apart.
+            self.queue.ack_batch(attempt.batch)
+            self._progress()
+        elif outcome.action == "delivered":
+            rows = attempt.rows
             kept = [seq for i, (seq, _) in enumerate(rows) if i not in outcome.drops]
             self.queue.ack(kept)
             self._drop(rows, outcome.drops, "refused")
             self._progress()
         elif outcome.action == "drop":
-            self._drop(rows, outcome.drops, "invalid")
+            self._drop(attempt.rows, outcome.drops, "invalid")
             self._progress(grow=False)
         elif outcome.action == "split":
-            self._split(rows, outcome.reason)
+            self._split(attempt.rows, outcome.reason)
         elif outcome.action == "uncompress" and self.gzip:
             self.gzip = False
             log.warning("HQ does not accept gzip (%s); sending uncompressed", outcome.reason)
@@ -168,7 +178,7 @@ class Shipper:
                 self._suspect += 1
                 if self._suspect >= POISON_ATTEMPTS:
                     self._suspect = 0
-                    self._split(rows, outcome.reason, "poison")
+                    self._split(attempt.rows, outcome.reason, "poison")
                     return outcome
             self._try_elsewhere(attempt, outcome.reason, outcome.retry_after, problem=False)
         else:

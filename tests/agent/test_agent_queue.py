@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -146,14 +147,18 @@ def test_drop_oldest_takes_part_of_a_group_and_keeps_the_rest(tmp_path: Path) ->
     assert (len(queue), queue.size_bytes) == (4, 12)
 
 
-def test_peek_counts_and_bytes_across_groups(tmp_path: Path) -> None:
+def test_a_batch_takes_whole_groups_within_its_count_and_bytes(tmp_path: Path) -> None:
+    """A group is cut only when it alone is over the bounds: delivering part of a group
+    rewrites its row, so a batch leaves a group that does not fit for the next batch."""
     queue = DiskQueue(tmp_path / "q.sqlite3")
     queue.put([b"aa", b"bb"])
     queue.put([b"cc", b"dd"])
 
-    assert [b for _, b in queue.peek(3, 1000)] == [b"aa", b"bb", b"cc"]
-    assert [b for _, b in queue.peek(10, 6)] == [b"aa", b"bb", b"cc"]
-    assert [b for _, b in queue.peek(10, 5)] == [b"aa", b"bb"]
+    assert [b for _, b in queue.peek(4, 1000)] == [b"aa", b"bb", b"cc", b"dd"]
+    assert [b for _, b in queue.peek(3, 1000)] == [b"aa", b"bb"]
+    assert [b for _, b in queue.peek(10, 6)] == [b"aa", b"bb"]
+    assert [b for _, b in queue.peek(1, 1000)] == [b"aa"]
+    assert [b for _, b in queue.peek(10, 3)] == [b"aa"]
 
 
 def test_a_large_put_is_stored_in_several_groups_and_comes_out_whole(tmp_path: Path) -> None:
@@ -190,3 +195,120 @@ def test_a_queue_file_with_a_row_per_event_is_taken_over_in_order(tmp_path: Path
     assert queue.oldest_created() == 1.5
     stats = queue.stats()
     assert (stats.enqueued, stats.sent, stats.queued) == (5, 2, 3)
+
+
+def write_version_1_queue(path: Path) -> None:
+    """A queue file as the agent wrote it before version 2: a row per group, its events end
+    to end (no commas), `user_version` 0."""
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE groups (seq INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL,
+                             bodies BLOB NOT NULL, sizes BLOB NOT NULL, places BLOB NOT NULL);
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO counters VALUES ('enqueued', 9), ('sent', 4), ('dropped', 1);
+        """
+    )
+    sizes = struct.pack("<3I", 2, 3, 1)
+    old.execute(
+        "INSERT INTO groups (created, bodies, sizes, places) VALUES (1.5, ?, ?, ?)",
+        (b"{}[1]7", sizes, b""),
+    )
+    # A group some of whose events left from the middle: places 0 and 2 remain.
+    old.execute(
+        "INSERT INTO groups (created, bodies, sizes, places) VALUES (2.5, ?, ?, ?)",
+        (b'"a""ccc"', struct.pack("<2I", 3, 5), struct.pack("<2I", 0, 2)),
+    )
+    old.commit()
+    old.close()
+
+
+def test_a_queue_file_of_version_1_keeps_its_events_ids_and_counters(tmp_path: Path) -> None:
+    """An agent upgraded in place ships what the previous version queued: the groups of a
+    version 1 file (events end to end) are rewritten once, in the new format."""
+    path = tmp_path / "q.sqlite3"
+    write_version_1_queue(path)
+
+    queue = DiskQueue(path)
+
+    rows = queue.peek(10, 100)
+    assert [body for _, body in rows] == [b"{}", b"[1]", b"7", b'"a"', b'"ccc"']
+    assert queue.peek_batch(10, 100).body == b'{},[1],7,"a","ccc"'
+    assert (len(queue), queue.size_bytes) == (5, 14)
+    stats = queue.stats()
+    assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (9, 4, 1, 5)
+    assert queue.oldest_created() == 1.5
+    assert queue.drop([rows[4][0]]) == 1
+    queue.close()
+
+    reopened = DiskQueue(path)  # now version 2: nothing is rewritten again
+    assert [body for _, body in reopened.peek(10, 100)] == [b"{}", b"[1]", b"7", b'"a"']
+    assert reopened.ack([event_id for event_id, _ in rows[:4]]) == 4
+    stats = reopened.stats()
+    assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (9, 8, 2, 0)
+    reopened.put([b"new"])
+    [(new_id, _)] = reopened.peek(10, 100)
+    assert new_id >> 32 > max(event_id >> 32 for event_id, _ in rows)  # no group number reused
+
+
+def test_an_empty_queue_file_of_version_1_is_brought_up_to_date(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    write_version_1_queue(path)
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM groups")
+        db.execute("DELETE FROM sqlite_sequence")
+
+    queue = DiskQueue(path)
+    queue.put([b"1", b"2"])
+    assert queue.peek_batch(10, 100).body == b"1,2"
+
+
+def test_a_batch_is_whole_groups_as_stored_or_the_first_events_of_one(tmp_path: Path) -> None:
+    """A batch carries the stored bytes of its groups as they are; delivering it deletes the
+    groups it took, or cuts the events it took off the front of a group too big for it."""
+    queue = DiskQueue(tmp_path / "q.sqlite3")
+    queue.put([b"a1", b"a2"])
+    queue.put([b"b1", b"b2", b"b3"])
+
+    batch = queue.peek_batch(5, 1000)
+    assert (len(batch), batch.size, batch.body) == (5, 10, b"a1,a2,b1,b2,b3")
+    assert [part.body for part in batch.parts] == [b"a1,a2", b"b1,b2,b3"]
+    assert [body for _, body in batch.rows] == [b"a1", b"a2", b"b1", b"b2", b"b3"]
+    assert queue.ack_batch(queue.peek_batch(2, 1000)) == 2
+
+    batch = queue.peek_batch(2, 1000)
+    assert (len(batch), batch.body) == (2, b"b1,b2")
+    assert queue.ack_batch(batch) == 2
+    assert [body for _, body in queue.peek(10, 1000)] == [b"b3"]
+    assert queue.peek_batch(10, 1000).body == b"b3"
+    assert (len(queue), queue.size_bytes) == (1, 2)
+    stats = queue.stats()
+    assert (stats.enqueued, stats.sent, stats.queued) == (5, 4, 1)
+
+
+def test_a_batch_delivered_after_its_group_changed_removes_only_its_own_events(
+    tmp_path: Path,
+) -> None:
+    """The full-queue policy may take a group's oldest events between the read of a batch
+    and HQ's answer: those count as dropped, the rest of the batch as sent, once each."""
+    queue = DiskQueue(tmp_path / "q.sqlite3", max_bytes=8)
+    queue.put([b"1111", b"2222"])
+    batch = queue.peek_batch(10, 1000)
+
+    assert queue.put([b"33"]) == [b"1111"]  # drop-oldest
+    assert queue.ack_batch(batch) == 1  # 2222; 1111 was dropped already
+    assert [body for _, body in queue.peek(10, 1000)] == [b"33"]
+    stats = queue.stats()
+    assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (3, 1, 1, 1)
+
+
+def test_rows_are_no_larger_than_a_batch_so_batches_take_them_whole(tmp_path: Path) -> None:
+    """A sender gives its queue its batch bounds as the rows' bounds (count and bytes)."""
+    queue = DiskQueue(tmp_path / "q.sqlite3", group_events=2, group_bytes=5)
+    queue.put([b"1", b"2", b"3", b"4444", b"55", b"666666"])
+
+    batches = []
+    while batch := queue.peek_batch(2, 5):
+        batches.append([part.body for part in batch.parts])
+        queue.ack_batch(batch)
+    assert batches == [[b"1,2"], [b"3,4444"], [b"55"], [b"666666"]]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import sqlite3
+import struct
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from logspace.agent import (
     EventBuilder,
     InvalidEvent,
     Sender,
+    encode_event,
 )
 from logspace.testing import make_event
 
@@ -188,3 +191,37 @@ async def test_async_close_while_hq_is_down_keeps_the_events(tmp_path: Path) -> 
     sender.send(make_event())
     assert not await sender.close(timeout=0.2)
     assert DiskQueue(config(tmp_path).queue_path).stats().queued == 1
+
+
+def test_an_agent_upgraded_in_place_ships_what_the_previous_version_queued(
+    tmp_path: Path,
+) -> None:
+    """A queue file of version 1 (groups of events end to end) left by the previous agent is
+    delivered by this one, every event once, and its counters go on."""
+    old = [encode_event(make_event(id=f"old-{n}")) for n in range(5)]
+    cfg = config(tmp_path)
+    db = sqlite3.connect(cfg.queue_path)
+    db.executescript(
+        """
+        CREATE TABLE groups (seq INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL,
+                             bodies BLOB NOT NULL, sizes BLOB NOT NULL, places BLOB NOT NULL);
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO counters VALUES ('enqueued', 5), ('sent', 0), ('dropped', 0);
+        """
+    )
+    for group in (old[:3], old[3:]):
+        db.execute(
+            "INSERT INTO groups (created, bodies, sizes, places) VALUES (1.0, ?, ?, x'')",
+            (b"".join(group), struct.pack(f"<{len(group)}I", *map(len, group))),
+        )
+    db.commit()
+    db.close()
+    hq = ScriptedHQ()
+
+    with Sender(cfg, transport=httpx.MockTransport(hq)) as sender:
+        sender.send(make_event(id="new"))
+        assert sender.flush(5)
+        stats = sender.stats
+
+    assert [event["id"] for event in hq.accepted] == [f"old-{n}" for n in range(5)] + ["new"]
+    assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (6, 6, 0, 0)
