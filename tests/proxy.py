@@ -10,13 +10,15 @@ from contextlib import contextmanager
 
 class Proxy:
     """Forwards 127.0.0.1:<port> to an upstream; `delay` holds every response back that many
-    seconds, `refuse` closes new connections at once (Elasticsearch looks down). `accepted`
-    counts the connections it forwarded."""
+    seconds, `refuse` closes new connections at once (Elasticsearch looks down), and so does
+    `refuse_next` for that many new connections (a node coming back). `accepted` counts the
+    connections it forwarded."""
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.delay = 0.0
         self.refuse = False
+        self.refuse_next = 0
         self.accepted = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -71,7 +73,8 @@ class Proxy:
         self._loop.run_forever()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.refuse:
+        if self.refuse or self.refuse_next > 0:
+            self.refuse_next -= 0 if self.refuse else 1
             writer.close()
             return
         try:

@@ -8,10 +8,11 @@ share bulk requests, and retries what Elasticsearch could not take now.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
@@ -23,6 +24,8 @@ from logspace.elastic.readstore import ReadStore
 from logspace.elastic.writer import Writer
 from logspace.errors import StoreUnavailable
 from logspace.settings import Settings
+
+T = TypeVar("T")
 
 __all__ = ["EventStore", "Store"]
 
@@ -86,11 +89,14 @@ class Store:
 
     # -- templates ---------------------------------------------------------------
 
-    async def install_templates(self) -> list[str]:
+    async def install_templates(self, *, retry: bool = False) -> list[str]:
         """Install or update our index templates, then bring existing event indices of older
-        mappings up to date; one report line per template and per index updated."""
+        mappings up to date; one report line per template and per index updated. With `retry`,
+        an unreachable or overloaded Elasticsearch is asked again within `es_retry_seconds`,
+        as a write is."""
+        install = functools.partial(templates.install, self._client, self._templates)
         try:
-            report = await templates.install(self._client, self._templates)
+            report = await (self._retried(install) if retry else install())
         except (ApiError, TransportError) as error:
             raise StoreUnavailable(
                 f"Could not install the index templates: {describe(error)}.",
@@ -112,15 +118,15 @@ class Store:
         sure they are in place, at start, after Elasticsearch was unreachable (it may have come
         back empty) and every `TEMPLATE_CHECK_SECONDS`."""
         if self._templates_due():
-            await self._install_due_templates()
+            await self._install_due_templates(retry=False)
 
     def _templates_due(self) -> bool:
         return self._settings.install_templates and not self._templates_fresh()
 
-    async def _install_due_templates(self) -> None:
+    async def _install_due_templates(self, *, retry: bool) -> None:
         async with self._templates_lock:
             if not self._templates_fresh():
-                for line in await self.install_templates():
+                for line in await self.install_templates(retry=retry):
                     if not line.endswith(": unchanged"):
                         log.info("%s", line)
 
@@ -136,30 +142,23 @@ class Store:
 
         Retried like a write within `es_retry_seconds`: an index being created (the first
         write of a month) answers with shards not yet ready, which is no reason for a 503."""
-        loop = asyncio.get_running_loop()
-        retry_until = loop.time() + self._settings.es_retry_seconds
-        attempt = 0
-        while True:
-            try:
-                response = await self._client.perform_request(
+        try:
+            response = await self._retried(
+                functools.partial(
+                    self._client.perform_request,
                     "GET",
                     f"/{self._settings.index_prefix}-{space}-*/_field_caps",
                     params={"fields": "*-properties.*", "allow_no_indices": "true"},
                     headers=JSON,
                 )
-                break
-            except (ApiError, TransportError) as error:
-                attempt += 1
-                delay = random.uniform(0, min(1.0, 0.05 * 2**attempt))  # noqa: S311 - jitter
-                if retryable(error) and loop.time() + delay <= retry_until:
-                    await asyncio.sleep(delay)
-                    continue
-                self._noticed(error)
-                raise StoreUnavailable(
-                    f"Could not read the properties of space '{space}': {describe(error)}.",
-                    {"reason": describe(error)},
-                    retry_after=self._retry_after,
-                ) from error
+            )
+        except (ApiError, TransportError) as error:
+            self._noticed(error)
+            raise StoreUnavailable(
+                f"Could not read the properties of space '{space}': {describe(error)}.",
+                {"reason": describe(error)},
+                retry_after=self._retry_after,
+            ) from error
         return {
             name
             for name, types in response.body.get("fields", {}).items()
@@ -175,7 +174,9 @@ class Store:
         if not events:
             return bulk.WriteOutcome()
         if self._templates_due():  # as `ensure_templates`, without a coroutine per write
-            await self._install_due_templates()
+            # Retried as the write itself is: the first write after Elasticsearch was
+            # unreachable checks the templates, and one node still down must not fail it.
+            await self._install_due_templates(retry=True)
         if isinstance(events, bulk.Bulk):
             lines = events
         else:
@@ -190,6 +191,22 @@ class Store:
         before the next write."""
         if isinstance(error, TransportError):
             self._templates_checked_at = None
+
+    async def _retried(self, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()`, made again after a 429, a 5xx or no answer for as long as a write would
+        be (`es_retry_seconds`); the last error once that is over, or any other at once."""
+        loop = asyncio.get_running_loop()
+        retry_until = loop.time() + self._settings.es_retry_seconds
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except (ApiError, TransportError) as error:
+                attempt += 1
+                delay = random.uniform(0, min(1.0, 0.05 * 2**attempt))  # noqa: S311 - jitter
+                if not retryable(error) or loop.time() + delay > retry_until:
+                    raise
+                await asyncio.sleep(delay)
 
     # -- operations --------------------------------------------------------------
 

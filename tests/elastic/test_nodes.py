@@ -94,3 +94,21 @@ async def test_hq_talks_only_to_the_nodes_it_is_given(es_url: str) -> None:
         await client.close()
 
     assert nodes == sorted([es_url, "http://127.0.0.1:1"])
+
+
+async def test_the_first_write_after_elasticsearch_was_unreachable_is_retried_as_any_write(
+    make_hq: Any, es_url: str, stored: Any
+) -> None:
+    """After a failure HQ checks its index templates before the next write; a node that
+    still turns the first connections away must not make that write fail at once."""
+    event, later = make_event(), make_event()
+    with proxy_to(es_url) as node:
+        async with make_hq(es_url=node.url, es_retry_seconds=2.0) as hq:
+            node.go_down()
+            down = await hq.put_events([event])
+            node.refuse, node.refuse_next = False, 3
+            back = await hq.put_events([later])
+
+    assert down.status_code == 503
+    assert back.status_code == 202
+    assert [e["id"] for e in stored()] == [later["id"]]
