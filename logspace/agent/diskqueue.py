@@ -30,11 +30,12 @@ One process at a time owns a queue file (SQLite exclusive locking); a second get
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,6 +124,21 @@ class DiskQueue:
         self._resync()
         self._closed = False
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction, under the lock: committed at the end, or rolled back with
+        the counts read again from the file."""
+        with self._lock:
+            self._check_open()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self._resync()
+                raise
+
     def __len__(self) -> int:
         return self._count
 
@@ -138,21 +154,13 @@ class DiskQueue:
         way here (by a sender's buffer): counted as enqueued and dropped in the same
         transaction. `created` (wall-clock seconds) defaults to now."""
         now = self._clock() if created is None else created
-        with self._lock:
-            self._check_open()
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                kept, spilled = self._admit(bodies)
-                self._insert(kept, now)
-                if self._bytes > self.max_bytes:  # drop-oldest: the oldest make room
-                    spilled.extend(self._remove_oldest(self._bytes - self.max_bytes))
-                self._add_counter("enqueued", len(bodies) + dropped)
-                self._add_counter("dropped", len(spilled) + dropped)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                self._resync()
-                raise
+        with self._writing():
+            kept, spilled = self._admit(bodies)
+            self._insert(kept, now)
+            if self._bytes > self.max_bytes:  # drop-oldest: the oldest make room
+                spilled.extend(self._remove_oldest(self._bytes - self.max_bytes))
+            self._add_counter("enqueued", len(bodies) + dropped)
+            self._add_counter("dropped", len(spilled) + dropped)
         return spilled
 
     def _admit(self, bodies: Sequence[bytes]) -> tuple[list[bytes], list[bytes]]:
@@ -264,17 +272,9 @@ class DiskQueue:
 
     def ack_batch(self, batch: Batch) -> int:
         """`ack` every event of `batch`: its rows deleted or trimmed, none read."""
-        with self._lock:
-            self._check_open()
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                removed = sum(self._remove_part(part) for part in batch.parts)
-                self._add_counter("sent", removed)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                self._resync()
-                raise
+        with self._writing():
+            removed = sum(self._remove_part(part) for part in batch.parts)
+            self._add_counter("sent", removed)
         return removed
 
     def _remove_part(self, part: Part) -> int:
@@ -307,24 +307,16 @@ class DiskQueue:
         if not ids:
             return 0
         ordered = sorted(set(ids))
-        with self._lock:
-            self._check_open()
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                removed = 0
-                start = 0
-                while start < len(ordered):
-                    seq = ordered[start] >> PLACE_BITS
-                    end = bisect.bisect_left(ordered, (seq + 1) << PLACE_BITS, start)
-                    removed += self._remove_from(seq, ordered[start:end])
-                    start = end
-                # Events the full-queue policy already removed were counted as dropped then.
-                self._add_counter(counter, removed)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                self._resync()
-                raise
+        with self._writing():
+            removed = 0
+            start = 0
+            while start < len(ordered):
+                seq = ordered[start] >> PLACE_BITS
+                end = bisect.bisect_left(ordered, (seq + 1) << PLACE_BITS, start)
+                removed += self._remove_from(seq, ordered[start:end])
+                start = end
+            # Events the full-queue policy already removed were counted as dropped then.
+            self._add_counter(counter, removed)
         return removed
 
     def _remove_from(self, seq: int, ids: list[int]) -> int:
