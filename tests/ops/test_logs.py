@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.config
 import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
+from logspace.ops import logs
 from logspace.ops.logs import JsonFormatter, LoopFlushedHandler, TextFormatter, escape
 
 HOSTILE = "a\nERROR logspace.auth: forged\r\x1b[2J\x00\x7f\x85\u2028\u2029 \\x0a"
@@ -132,3 +135,52 @@ def test_lines_logged_in_one_loop_iteration_are_written_when_it_ends(tmp_path: P
         assert "fourth" not in path.read_text()
         handler.flush()  # as `logging.shutdown` does
         assert path.read_text().endswith("INFO logspace.test: fourth\n")
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_an_access_line_written_directly_is_the_line_logging_writes(
+    log_format: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As HQ configures its logs, `log_access` formats the line itself and hands it to the
+    handler; when anything else listens (here a filter), the record goes through `logging`.
+    Both ways write the same line."""
+    monkeypatch.setattr(logs.time, "perf_counter", lambda: 12.0)
+    monkeypatch.setattr(logs.time, "time", lambda: 1_764_500_000.25)
+    monkeypatch.setattr(logging, "_startTime", 0.0)  # LogRecord reads time.time_ns
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    path = tmp_path / "hq.log"
+    cases = [
+        ("PUT", "/events", 202, {"space": "ops"}),
+        ("PUT", "/api/events", 400, {"space": "a b", "error": "INVALID_JSON"}),
+        ("GET", HOSTILE, 404, {}),
+    ]
+    try:
+        logging.config.dictConfig(logs.logging_config(log_format))
+        (handler,) = root.handlers
+        assert isinstance(handler, LoopFlushedHandler)
+        handler.setStream(path.open("w"))
+        token = logs.REQUEST_ID.set("req-1")
+        lines: dict[str, list[str]] = {}
+        for way in ("direct", "logging"):
+            if way == "logging":
+                logs.access_log.addFilter(lambda record: True)
+            for method, path_, status, state in cases:
+                scope = {"method": method, "path": path_}
+                logs.log_access(scope, status, 11.9995, dict(state))
+            handler.flush()
+            lines[way] = path.read_text().splitlines()[len(cases) if way == "logging" else 0 :]
+        logs.REQUEST_ID.reset(token)
+    finally:
+        logs.access_log.filters.clear()
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    assert len(lines["direct"]) == len(cases)
+    assert lines["direct"] == lines["logging"]
+    if log_format == "text":
+        assert lines["direct"][0] == (
+            "INFO logspace.access: PUT /events 202 method=PUT path=/events status=202 "
+            "duration_ms=0.5 space=ops request_id=req-1"
+        )
+    else:
+        assert orjson.loads(lines["direct"][1])["error"] == "INVALID_JSON"
