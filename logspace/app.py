@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 import orjson
@@ -50,7 +50,14 @@ from logspace.read.routes import READ_ROUTES
 from logspace.settings import Settings
 from logspace.spaces.tokens import TokenRegistry
 
-__all__ = ["API_ROUTES", "create_app", "create_app_from_environ"]
+__all__ = [
+    "API_ROUTES",
+    "LEAN_PATHS",
+    "HQApp",
+    "Unanswered",
+    "create_app",
+    "create_app_from_environ",
+]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -183,7 +190,7 @@ def create_app(
         Route("/health/ready", get_ready, methods=["GET"]),
         Route("/metrics", get_metrics, methods=["GET"]),
     ]
-    app = _HQApp(
+    app = HQApp(
         linger=(settings.linger_max_bytes, settings.linger_seconds),
         routes=routes,
         middleware=[
@@ -206,8 +213,8 @@ def create_app(
     return app
 
 
-# PUT on these paths skips the router (see `_HQApp`): where `put_events` is routed.
-_LEAN: Final[frozenset[str]] = frozenset(
+# PUT on these paths skips the router (see `HQApp`): where `put_events` is routed.
+LEAN_PATHS: Final[frozenset[str]] = frozenset(
     prefix + path
     for path, endpoint, methods in INGEST_ROUTES
     if endpoint is put_events and "PUT" in methods
@@ -215,7 +222,7 @@ _LEAN: Final[frozenset[str]] = frozenset(
 )
 
 
-class _HQApp(Starlette):
+class HQApp(Starlette):
     """Starlette, but `PUT /events` takes a lean path: one coroutine from the ASGI call to the
     store, without the router, the middleware layers, or a response object of its own. A
     fleet's requests of a few events each cost more in those than in storing. The lean path
@@ -231,7 +238,7 @@ class _HQApp(Starlette):
         if (
             scope["type"] == "http"
             and scope["method"] == "PUT"
-            and scope["path"] in _LEAN
+            and scope["path"] in LEAN_PATHS
             and not scope.get("root_path")
         ):
             scope["app"] = self
@@ -240,47 +247,80 @@ class _HQApp(Starlette):
             await super().__call__(scope, receive, send)
 
     async def _put_events(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = request_id_of(scope)
-        REQUEST_ID.set(request_id)
-        state = scope.setdefault("state", {})
-        started = time.perf_counter()
         linger = Linger(receive) if has_body(scope) else None
         request = Request(scope, receive if linger is None else linger.receive)
-        status = 500
-        answering = False
-        try:
-            try:
-                await store_events(self.state.hq, _headers(scope), request.stream(), state)
-                response = ACCEPTED
-            except LogspaceError as error:
-                response = _answer(request, error)
-            status = response.status_code
+
+        async def respond(response: Response, request_id: str) -> None:
             start: Message = {
                 "type": "http.response.start",
-                "status": status,
+                "status": response.status_code,
                 "headers": [*response.raw_headers, id_header(request_id)],
             }
             body: Message = {"type": "http.response.body", "body": response.body}
             if linger is not None:
                 start = linger.outgoing(start)
                 body = linger.outgoing(body)
-            answering = True
             await send(start)
             await send(body)
+
+        try:
+            await self.answer_events(scope, request.stream(), respond)
+        except Unanswered as unanswered:
+            # As `ServerErrorMiddleware`: the 500 goes out as it is, not lingering.
+            await unanswered.response(scope, receive, send)
+            raise unanswered.error from None
+        if linger is not None:
+            await linger.close(scope, send, self._linger_bytes, self._linger_seconds)
+
+    async def answer_events(
+        self,
+        scope: Scope,
+        body: AsyncIterable[bytes] | bytes,
+        respond: Callable[[Response, str], Awaitable[None]],
+    ) -> None:
+        """Store the events of a `PUT /events`, answer through `respond` (the response, and
+        the request id to add as a header), write the access line. HQ's two lean ways in, the
+        ASGI one above and the server's (`protocol.HQProtocol`), share this, so both answer
+        and log as the routed path does: `RequestLog`'s request id and access line,
+        `store_events`, the error handlers. An unexpected error is raised once its access
+        line is written, as `Unanswered` (with the 500 to send) if no answer had begun."""
+        request_id = request_id_of(scope)
+        REQUEST_ID.set(request_id)
+        state = scope.setdefault("state", {})
+        started = time.perf_counter()
+        status = 500
+        answering = False
+        try:
+            try:
+                await store_events(self.state.hq, _headers(scope), body, state)
+                response = ACCEPTED
+            except LogspaceError as error:
+                response = _answer(Request(scope), error)
+            status = response.status_code
+            answering = True
+            await respond(response, request_id)
         except Exception as exc:
             # As `RequestLog`, then `ServerErrorMiddleware`: the access line, a 500 unless an
             # answer has begun, and the error goes on to the server, which logs it.
             state.setdefault("error", "INTERNAL_ERROR")
             log_access(scope, status if answering else 500, started, state)
-            if not answering:
-                await (await _unexpected(Request(scope), exc))(scope, receive, send)
-            raise
+            if answering:
+                raise
+            raise Unanswered(await _unexpected(Request(scope), exc), exc) from exc
         except BaseException:  # cancelled: still its access line, as `RequestLog` writes
             log_access(scope, status if answering else 500, started, state)
             raise
         log_access(scope, status, started, state)
-        if linger is not None:
-            await linger.close(scope, send, self._linger_bytes, self._linger_seconds)
+
+
+class Unanswered(Exception):
+    """An unexpected error in `answer_events` before any answer: the 500 to send, and the
+    error, which goes on to the server."""
+
+    def __init__(self, response: Response, error: Exception) -> None:
+        super().__init__(str(error))
+        self.response = response
+        self.error = error
 
 
 def _headers(scope: Scope) -> dict[str, str]:

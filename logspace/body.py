@@ -66,12 +66,13 @@ class Reservation:
 
 
 async def read_body(
-    chunks: AsyncIterable[bytes],
+    chunks: AsyncIterable[bytes] | bytes,
     headers: Mapping[str, str],
     limit: int,
     reservation: Reservation,
 ) -> bytes:
-    """The whole (decompressed) body, refused with 413 as soon as it grows past `limit`."""
+    """The whole (decompressed) body, refused with 413 as soon as it grows past `limit`;
+    `chunks` as they arrive, or the body when the server has read all of it already."""
     encoding = headers.get("content-encoding", "").strip().lower()
     if encoding not in ("", "identity", "gzip", "x-gzip"):
         raise UnsupportedContentEncoding(
@@ -86,20 +87,41 @@ async def read_body(
         # Before the first read, so a client waiting on `Expect: 100-continue` is refused
         # without sending the body (the bytes are taken as they arrive, below).
         reservation.check(int(declared))
-    gunzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if encoding.endswith("gzip") else None
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in chunks:
-        pieces = [chunk] if gunzip is None else _inflate(gunzip, chunk, limit - size)
+    body = _Body(limit, reservation, encoding.endswith("gzip"))
+    if isinstance(chunks, bytes):
+        body.add(chunks)
+    else:
+        async for chunk in chunks:
+            body.add(chunk)
+    return body.whole()
+
+
+class _Body:
+    """A body as its chunks arrive: within the limit, reserved, gunzipped if need be."""
+
+    __slots__ = ("_gunzip", "_limit", "_parts", "_reservation", "_size")
+
+    def __init__(self, limit: int, reservation: Reservation, gzipped: bool) -> None:
+        self._limit = limit
+        self._reservation = reservation
+        self._gunzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if gzipped else None
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def add(self, chunk: bytes) -> None:
+        gunzip = self._gunzip
+        pieces = [chunk] if gunzip is None else _inflate(gunzip, chunk, self._limit - self._size)
         for piece in pieces:
-            size += len(piece)
-            if size > limit:
-                raise _too_large(limit)
-            reservation.take(len(piece))
-            parts.append(piece)
-    if gunzip is not None and not gunzip.eof:
-        raise InvalidGzip("The gzip body ends before the end of its compressed stream.", {})
-    return b"".join(parts)
+            self._size += len(piece)
+            if self._size > self._limit:
+                raise _too_large(self._limit)
+            self._reservation.take(len(piece))
+            self._parts.append(piece)
+
+    def whole(self) -> bytes:
+        if self._gunzip is not None and not self._gunzip.eof:
+            raise InvalidGzip("The gzip body ends before the end of its compressed stream.", {})
+        return self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
 
 
 def _inflate(gunzip: zlib._Decompress, chunk: bytes, room: int) -> list[bytes]:

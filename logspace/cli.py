@@ -206,21 +206,32 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int)
             host=host or settings.host,
             port=port or settings.port,
             workers=workers,
-            loop="uvloop",
-            http="httptools",
-            proxy_headers=False,
-            server_header=False,
-            timeout_graceful_shutdown=30,
-            # Agents send every few seconds to a minute: a connection kept that long is
-            # reused instead of opened again for each batch (uvicorn's default is 5 s).
-            timeout_keep_alive=settings.keep_alive_seconds,
-            log_config=logs.logging_config(settings.log_format),
-            access_log=False,
+            **server_options(settings),
         )
     finally:
         if shared_metrics:
             shutil.rmtree(shared_metrics, ignore_errors=True)
     return 0
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """How `logspace serve` runs uvicorn, but for the app and its address (tests start
+    servers the same way)."""
+    from logspace.protocol import HQProtocol
+
+    return {
+        "loop": "uvloop",
+        # httptools, answering a fleet's small PUT /events without the ASGI cycle.
+        "http": HQProtocol,
+        "proxy_headers": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": 30,
+        # Agents send every few seconds to a minute: a connection kept that long is
+        # reused instead of opened again for each batch (uvicorn's default is 5 s).
+        "timeout_keep_alive": settings.keep_alive_seconds,
+        "log_config": logs.logging_config(settings.log_format),
+        "access_log": False,
+    }
 
 
 async def _install_templates(settings: Settings) -> int:

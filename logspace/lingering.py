@@ -26,7 +26,7 @@ __all__ = ["Linger", "LingeringClose"]
 class Linger:
     """One request's side of the lingering close: wraps its `receive` and the messages of its
     answer, then drains what is left. `LingeringClose` and HQ's lean `PUT /events` path
-    (`app._HQApp`) both use it, so the rule is written once."""
+    (`app.HQApp`) both use it, so the rule is written once."""
 
     __slots__ = ("_receive", "asked", "early", "finished", "unfinished")
 

@@ -1,5 +1,5 @@
 """`PUT /events` goes past the router, the middleware layers and the response objects (the
-lean path of `app._HQApp`); every answer, header and access line is the routed path's own.
+lean path of `app.HQApp`); every answer, header and access line is the routed path's own.
 Each request here goes through both, and the two must not differ in anything but timing."""
 
 from __future__ import annotations

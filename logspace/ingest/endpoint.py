@@ -22,11 +22,15 @@ async def put_events(request: Request) -> Response:
 
 
 async def store_events(
-    hq: HQ, headers: Mapping[str, str], body: AsyncIterable[bytes], state: dict[str, Any]
+    hq: HQ,
+    headers: Mapping[str, str],
+    body: AsyncIterable[bytes] | bytes,
+    state: dict[str, Any],
 ) -> None:
     """Store the request's batch, or raise the `LogspaceError` to answer; `state` is the
-    request's (`request.state`), where the access log finds its space. The routed endpoint
-    and HQ's lean path (`app._HQApp`) both call this."""
+    request's (`request.state`), where the access log finds its space; `body` its chunks
+    as they arrive, or all of it when the server has read it already. The routed endpoint
+    and HQ's lean path (`app.HQApp`) both call this."""
     reservation = Reservation(hq.admission)
     with hq.metrics.ingest() as ingest:
         grant = hq.tokens.grant_for(headers)

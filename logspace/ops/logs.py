@@ -318,7 +318,7 @@ class RequestLog:
 def log_access(scope: Scope, status: int, started: float, state: dict[str, Any]) -> None:
     """The access line of a request that began at `started` (`time.perf_counter`), with the
     space and error type its handlers noted in `state`: `RequestLog`'s, and that of HQ's
-    lean `PUT /events` path (`app._HQApp`)."""
+    lean `PUT /events` path (`app.HQApp`)."""
     if not access_log.isEnabledFor(logging.INFO):
         return
     duration_ms = round((time.perf_counter() - started) * 1000, 3)

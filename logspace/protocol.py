@@ -1,0 +1,182 @@
+"""HQ's HTTP protocol: uvicorn's httptools protocol, with a small `PUT /events` answered
+without the ASGI cycle.
+
+A fleet's agents send a few events per request, thousands of requests a second. Under
+uvicorn's ASGI cycle each request costs a scope's worth of objects, an `asyncio.Event`,
+message dicts and a check of every header by regular expression: a third as much again as
+storing its events (bench/optimisations.md). `HQProtocol` spares the requests that need none
+of that: a `PUT /events` (or `/api/events`) whose body, declared by Content-Length and at most
+64 KiB, has arrived whole, on a connection with no earlier request still in progress. It
+answers them through `HQApp.answer_events`, as HQ's ASGI lean path does, and writes the
+answer as uvicorn writes one. Everything else goes uvicorn's way unchanged: other requests,
+chunked or larger bodies, `Expect: 100-continue`, a request pipelined behind another; and
+uvicorn's keep-alive timer, graceful shutdown and handling of a client that goes away apply
+to these requests too (the protocol reads the same fields of the request's cycle).
+
+`logspace serve` runs HQ with it; under plain `uvicorn`, the ASGI lean path gives the same
+answers, only at a higher cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Final
+
+from starlette.responses import Response
+from uvicorn.config import Config
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from logspace.app import LEAN_PATHS, HQApp, Unanswered
+from logspace.ops.logs import id_header
+
+__all__ = ["LEAN_MAX_BYTES", "HQProtocol"]
+
+# Bodies up to uvicorn's flow-control mark: reading never pauses for them.
+LEAN_MAX_BYTES: Final = HIGH_WATER_LIMIT
+_URLS: Final = frozenset(path.encode() for path in LEAN_PATHS)
+
+
+class HQProtocol(HttpToolsProtocol):
+    """uvicorn's `HttpToolsProtocol`, answering small `PUT /events` itself (see the module)."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        app = self.app
+        # Only the app itself: a wrapper uvicorn added (proxy headers, trace logging) must see
+        # every request.
+        lean = isinstance(app, HQApp) and not config.root_path and config.limit_concurrency is None
+        self._hq: HQApp | None = app if lean else None
+
+    def on_headers_complete(self) -> None:
+        limit = self._lean_limit()
+        if limit and self._takes(limit):
+            http_version = self.parser.get_http_version()
+            scope = self.scope
+            scope["method"] = "PUT"
+            if http_version != "1.1":
+                scope["http_version"] = http_version
+            scope["path"] = self.url.decode("ascii")
+            scope["raw_path"] = self.url
+            scope["query_string"] = b""
+            keep_alive = http_version != "1.0" and self.parser.should_keep_alive()
+            self.cycle = _LeanCycle(self, scope, keep_alive)  # type: ignore[assignment]
+            return
+        super().on_headers_complete()
+
+    def _lean_limit(self) -> int:
+        if self._hq is None:
+            return 0
+        return min(LEAN_MAX_BYTES, self._hq.state.hq.settings.max_body_bytes)  # type: ignore[no-any-return]
+
+    def _takes(self, limit: int) -> bool:
+        """Whether this request is one for the lean way (its headers are in)."""
+        cycle = self.cycle
+        if (
+            self.url not in _URLS
+            or self.expect_100_continue
+            or (cycle is not None and not cycle.response_complete)
+            or self.parser.get_method() != b"PUT"
+            or self.parser.get_http_version() not in ("1.1", "1.0")
+            or self.parser.should_upgrade()
+        ):
+            return False
+        length: bytes | None = None
+        for name, value in self.headers:
+            if name == b"content-length":
+                if length is not None:
+                    return False
+                length = value
+            elif name == b"transfer-encoding":
+                return False
+        return length is not None and length.isdigit() and int(length) <= limit
+
+    def _answer(self, cycle: _LeanCycle) -> None:
+        task = self.loop.create_task(self._run(cycle))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    async def _run(self, cycle: _LeanCycle) -> None:
+        assert self._hq is not None
+        try:
+            await self._hq.answer_events(cycle.scope, cycle.body, cycle.respond)
+        except Unanswered as unanswered:
+            # As uvicorn after `ServerErrorMiddleware` answered: log, and close once sent.
+            self.logger.error("Exception in ASGI application\n", exc_info=unanswered.error)
+            self.write(cycle, unanswered.response, None)
+            self.transport.close()
+        except BaseException as error:  # the answer had begun: as uvicorn, close
+            self.logger.error("Exception in ASGI application\n", exc_info=error)
+            if not cycle.response_complete:
+                self.transport.close()
+            if not isinstance(error, Exception):
+                raise
+
+    def write(self, cycle: _LeanCycle, response: Response, request_id: str | None) -> None:
+        """Send `response` as uvicorn's `send` would, and complete the request."""
+        if cycle.disconnected:  # as uvicorn: the client went away, nothing to send
+            return
+        content = [STATUS_LINE[response.status_code]]
+        for name, value in self.server_state.default_headers:
+            content += (name.lower(), b": ", value, b"\r\n")
+        for name, value in response.raw_headers:
+            content += (name, b": ", value, b"\r\n")
+        if request_id is not None:
+            name, value = id_header(request_id)
+            content += (name, b": ", value, b"\r\n")
+        if not cycle.keep_alive:
+            content.append(b"connection: close\r\n")
+        body = response.body
+        content += (b"\r\n", body if isinstance(body, bytes) else bytes(body))
+        self.transport.write(b"".join(content))
+        cycle.response_complete = True
+        if not cycle.keep_alive:
+            self.transport.close()
+        self.on_response_complete()
+
+
+class _LeanCycle:
+    """A lean request, in the fields of uvicorn's `RequestResponseCycle` that its protocol
+    reads and sets: `body` and `more_body` as the body arrives, `disconnected` when the
+    client goes away, `keep_alive` (cleared by a graceful shutdown), `response_complete`, and
+    `message_event`, set after each of those: here the request starts once its body is whole."""
+
+    __slots__ = (
+        "_protocol",
+        "_started",
+        "body",
+        "disconnected",
+        "keep_alive",
+        "more_body",
+        "response_complete",
+        "scope",
+    )
+
+    def __init__(self, protocol: HQProtocol, scope: Any, keep_alive: bool) -> None:
+        self._protocol = protocol
+        self._started = False
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.body = b""  # uvicorn adds to it: a body in one piece is not copied
+        self.more_body = True
+        self.disconnected = False
+        self.response_complete = False
+
+    @property
+    def message_event(self) -> _LeanCycle:
+        return self
+
+    def set(self) -> None:
+        if not self.more_body and not self._started and not self.disconnected:
+            self._started = True
+            self._protocol._answer(self)
+
+    async def respond(self, response: Response, request_id: str) -> None:
+        self._protocol.write(self, response, request_id)

@@ -1,0 +1,235 @@
+"""`logspace serve` answers a small `PUT /events` in its HTTP protocol, without the ASGI cycle
+(`protocol.HQProtocol`). Over real sockets, against uvicorn's own httptools protocol serving
+the same app: the same answers, headers and access lines; keep-alive, pipelining, HTTP/1.0,
+graceful shutdown and unexpected errors as uvicorn handles them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+import pytest
+import uvicorn
+
+from logspace.app import HQApp, create_app
+from logspace.cli import server_options
+from logspace.elastic.bulk import WriteOutcome
+from logspace.protocol import HQProtocol
+from logspace.settings import Settings
+from logspace.spaces.grants import Grant
+from logspace.testing import MemoryStore, make_event
+
+pytestmark = pytest.mark.anyio
+
+SETTINGS = Settings(
+    space_tokens={"development": Grant("development"), "reader": Grant("development", write=False)},
+    max_body_bytes=4096,
+)
+TOKEN = {"logspace.space-token": "development"}
+EVENTS = orjson.dumps([make_event(), make_event(long_properties={"n": 1})])
+
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+@contextlib.asynccontextmanager
+async def serving(http: Any, store: MemoryStore | None = None) -> AsyncIterator[Any]:
+    """A uvicorn server on a free port, as `logspace serve` runs it but with `http` as its
+    protocol, serving HQ."""
+    app = create_app(SETTINGS, store=store or MemoryStore())
+    options = {**server_options(SETTINGS), "http": http, "log_config": None}
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", **options)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn has a flag, not an event
+        await asyncio.sleep(0.01)
+    server.port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        await task
+
+
+def put(path: str, body: bytes, headers: dict[str, str], version: str = "1.1") -> bytes:
+    lines = [f"PUT {path} HTTP/{version}", "host: hq", f"content-length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def exchange(port: int, raw: bytes, answers: int = 1) -> tuple[list[Answer], bool]:
+    """Send `raw` on one connection, read `answers` answers; and whether the server closed
+    the connection after them."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    read: list[Answer] = []
+    for _ in range(answers):
+        head = await reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")[:-2]
+        headers = [
+            (name.lower().encode(), value.strip().encode())
+            for name, _, value in (line.partition(":") for line in header_lines)
+        ]
+        length = int(dict(headers).get(b"content-length", b"0"))
+        read.append((int(status_line.split()[1]), headers, await reader.readexactly(length)))
+    try:
+        closed = await asyncio.wait_for(reader.read(1), 0.3) == b""
+    except TimeoutError:
+        closed = False
+    writer.close()
+    return read, closed
+
+
+def comparable(answer: Answer, given_id: bool) -> Answer:
+    status, headers, body = answer
+    return (
+        status,
+        [
+            (name, b"<id>" if name == b"x-request-id" and not given_id else value)
+            for name, value in headers
+            if name != b"date"
+        ],
+        body,
+    )
+
+
+CASES = [
+    ("stored", "/events", EVENTS, {**TOKEN, "x-request-id": "a-1"}),
+    ("stored at the original agents' path", "/api/events", EVENTS, TOKEN),
+    ("stored, gzipped", "/events", gzip.compress(EVENTS), {**TOKEN, "content-encoding": "gzip"}),
+    ("no token", "/events", EVENTS, {"x-request-id": "c"}),
+    ("unknown token", "/events", EVENTS, {"logspace.space-token": "nope"}),
+    ("a token that may not write", "/events", EVENTS, {"logspace.space-token": "reader"}),
+    ("not JSON", "/events", b"[{", {**TOKEN, "x-request-id": "e"}),
+    ("an invalid event", "/events", b'[{"id": 1}]', TOKEN),
+    ("too large", "/events", b"[" + b" " * 5000 + b"]", TOKEN),
+    ("no body", "/events", b"", TOKEN),
+    ("unknown encoding", "/events", EVENTS, {**TOKEN, "content-encoding": "br"}),
+    ("with a query", "/events?pretty", EVENTS, TOKEN),
+]
+# Refused before the body is read: through ASGI the answer closes the connection (lingering
+# close), in the protocol the body is already in and the connection stays.
+BEFORE_THE_BODY = {"no token", "unknown token", "a token that may not write", "unknown encoding"}
+
+
+@pytest.mark.parametrize(("case", "path", "body", "headers"), CASES, ids=[c[0] for c in CASES])
+async def test_the_protocol_answers_and_logs_as_uvicorn_with_the_asgi_app(
+    caplog: pytest.LogCaptureFixture, case: str, path: str, body: bytes, headers: dict[str, str]
+) -> None:
+    caplog.set_level(logging.INFO, logger="logspace.access")
+    seen: dict[str, tuple[Answer, bool, list[str]]] = {}
+    for http in (HQProtocol, "httptools"):
+        caplog.clear()
+        async with serving(http) as server:
+            (answer,), closed = await exchange(server.port, put(path, body, headers))
+        lines = [r.getMessage() for r in caplog.records if r.name == "logspace.access"]
+        seen[str(http)] = (comparable(answer, "x-request-id" in headers), closed, lines)
+    (lean, lean_closed, lean_lines), (asgi, asgi_closed, asgi_lines) = seen.values()
+
+    assert lean_lines == asgi_lines
+    assert len(lean_lines) == 1
+    if case in BEFORE_THE_BODY:
+        assert (b"connection", b"close") in asgi[1]
+        assert asgi_closed
+        assert not lean_closed
+        asgi = (asgi[0], [h for h in asgi[1] if h != (b"connection", b"close")], asgi[2])
+    else:
+        assert lean_closed == asgi_closed
+    assert lean == asgi
+
+
+async def test_a_small_put_does_not_go_through_the_asgi_app(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def refused(*args: Any) -> None:
+        raise AssertionError("went through ASGI")
+
+    monkeypatch.setattr(HQApp, "_put_events", refused)
+    store = MemoryStore()
+    async with serving(HQProtocol, store) as server:
+        (answer,), closed = await exchange(server.port, put("/events", EVENTS, TOKEN))
+
+    assert answer[0] == 202
+    assert not closed
+    assert len(store.events["development"]) == 2
+
+
+async def test_pipelined_requests_are_answered_in_order_on_one_connection() -> None:
+    store = MemoryStore()
+    raw = (
+        put("/events", EVENTS, TOKEN)
+        + put("/events", b"[{", TOKEN)
+        + b"GET /health/live HTTP/1.1\r\nhost: hq\r\n\r\n"
+        + put("/api/events", EVENTS, TOKEN)
+    )
+    async with serving(HQProtocol, store) as server:
+        answers, closed = await exchange(server.port, raw, 4)
+
+    assert [status for status, _, _ in answers] == [202, 400, 200, 202]
+    assert orjson.loads(answers[1][2])["type"] == "INVALID_JSON"
+    assert not closed
+    assert len(store.events["development"]) == 4
+
+
+async def test_an_http_1_0_request_is_answered_then_its_connection_closed() -> None:
+    async with serving(HQProtocol) as server:
+        (answer,), closed = await exchange(server.port, put("/events", EVENTS, TOKEN, "1.0"))
+
+    assert answer[0] == 202
+    assert (b"connection", b"close") in answer[1]
+    assert closed
+
+
+class _Held(MemoryStore):
+    """Writes wait until `release` is set."""
+
+    def __init__(self, fail: Callable[[], Exception] | None = None) -> None:
+        super().__init__()
+        self.writing = asyncio.Event()
+        self.release = asyncio.Event()
+        self.fail = fail
+
+    async def write(self, events: Any, space: str) -> WriteOutcome:
+        self.writing.set()
+        await self.release.wait()
+        if self.fail is not None:
+            raise self.fail()
+        return await super().write(events, space)
+
+
+async def test_a_request_in_progress_at_shutdown_is_answered_and_its_connection_closed() -> None:
+    store = _Held()
+    async with serving(HQProtocol, store) as server:
+        answered = asyncio.create_task(exchange(server.port, put("/events", EVENTS, TOKEN)))
+        await store.writing.wait()
+        server.should_exit = True  # as on SIGTERM: the server stops taking requests
+        await asyncio.sleep(0.3)
+        store.release.set()
+        (answer,), closed = await answered
+
+    assert answer[0] == 202
+    assert (b"connection", b"close") in answer[1]
+    assert closed
+    assert len(store.events["development"]) == 2
+
+
+async def test_an_unexpected_error_answers_500_with_the_request_id_and_closes() -> None:
+    seen = []
+    for http in (HQProtocol, "httptools"):
+        store = _Held(fail=lambda: RuntimeError("a bug"))
+        store.release.set()
+        async with serving(http, store) as server:
+            headers = {**TOKEN, "x-request-id": "z"}
+            (answer,), closed = await exchange(server.port, put("/events", EVENTS, headers))
+        seen.append((comparable(answer, True), closed))
+
+    assert seen[0] == seen[1]
+    (status, headers, body), closed = seen[0]
+    assert status == 500
+    assert (b"x-request-id", b"z") in headers
+    assert orjson.loads(body)["type"] == "INTERNAL_ERROR"
+    assert closed
