@@ -151,26 +151,28 @@ def test_an_access_line_written_directly_is_the_line_logging_writes(
     saved = root.handlers[:], root.level
     path = tmp_path / "hq.log"
     cases = [
-        ("PUT", "/events", 202, {"space": "ops"}),
-        ("PUT", "/api/events", 400, {"space": "a b", "error": "INVALID_JSON"}),
-        ("GET", HOSTILE, 404, {}),
+        ("PUT", "/events", 202, {"space": "ops"}, "req-1"),
+        ("PUT", "/api/events", 400, {"space": "a b", "error": "INVALID_JSON"}, "req-1"),
+        ("GET", HOSTILE, 404, {}, "req-1"),
+        ("PUT", "/events", 403, {"error": "MISSING_SPACE_TOKEN"}, None),
+        ("PUT", "/events", 202, {"space": "ops"}, None),
     ]
     try:
         logging.config.dictConfig(logs.logging_config(log_format))
         (handler,) = root.handlers
         assert isinstance(handler, LoopFlushedHandler)
         handler.setStream(path.open("w"))
-        token = logs.REQUEST_ID.set("req-1")
         lines: dict[str, list[str]] = {}
         for way in ("direct", "logging"):
             if way == "logging":
                 logs.access_log.addFilter(lambda record: True)
-            for method, path_, status, state in cases:
+            for method, path_, status, state, request_id in cases:
+                token = logs.REQUEST_ID.set(request_id)
                 scope = {"method": method, "path": path_}
                 logs.log_access(scope, status, 11.9995, dict(state))
+                logs.REQUEST_ID.reset(token)
             handler.flush()
             lines[way] = path.read_text().splitlines()[len(cases) if way == "logging" else 0 :]
-        logs.REQUEST_ID.reset(token)
     finally:
         logs.access_log.filters.clear()
         root.handlers[:], level = saved
