@@ -10,6 +10,7 @@ all workers, whichever worker a scrape reaches.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -178,6 +179,8 @@ class Metrics:
             multiprocess_mode="livemax",
         )
         self._stored: dict[str, _Stored] = {}
+        # The ingest path's counts, in plain numbers until `flush` (see `_Tally`).
+        self._tally = _Tally()
         self.deleted_indices = Counter(
             "logspace_retention_deleted_indices",
             "Event indices deleted by the retention that runs inside HQ.",
@@ -217,6 +220,37 @@ class Metrics:
             )
         return counters
 
+    def flush(self) -> None:
+        """Hand what the ingest path counted since the last flush to the Prometheus metrics."""
+        tally = self._tally
+        tally.scheduled = False
+        if tally.requests_in_flight != tally.requests_in_flight_shown:
+            self.requests_in_flight.set(tally.requests_in_flight)
+            tally.requests_in_flight_shown = tally.requests_in_flight
+        if tally.events_in_flight != tally.events_in_flight_shown:
+            self.events_in_flight.set(tally.events_in_flight)
+            tally.events_in_flight_shown = tally.events_in_flight
+        stored, tally.stored = tally.stored, {}
+        for space, (requests, events) in stored.items():
+            counters = self.stored_counters(space)
+            if requests:
+                counters.requests.inc(requests)
+            if events:
+                counters.accepted.inc(events)
+
+    def _counted(self) -> None:
+        """The tally changed: flush it once this event-loop iteration's work is done."""
+        tally = self._tally
+        if tally.scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on a loop (a test, a tool): at once
+            self.flush()
+            return
+        tally.scheduled = True
+        loop.call_soon(self.flush)
+
     def bulk_sent(self, reason: str, events: int, size: int) -> None:
         """The coalescer sent a bulk request (`coalescer.BulkObserver`)."""
         self.bulk_flushes.labels(reason).inc()
@@ -232,6 +266,7 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format, summed over all workers in multiprocess mode."""
+        self.flush()
         if os.environ.get(MULTIPROCESS_VARIABLE):
             registry = CollectorRegistry()
             # prometheus_client leaves this constructor unannotated.
@@ -265,7 +300,8 @@ class Ingest:
     # A class of its own rather than `@contextmanager`: a generator per request is a cost
     # a fleet's many small requests feel.
     def __enter__(self) -> Ingest:
-        self._metrics.requests_in_flight.inc()
+        self._metrics._tally.requests_in_flight += 1
+        self._metrics._counted()
         return self
 
     def __exit__(
@@ -276,23 +312,23 @@ class Ingest:
                 self.failed(error)
         finally:
             self.finish()
-            self._metrics.requests_in_flight.dec()
+            self._metrics._tally.requests_in_flight -= 1
+            self._metrics._counted()
         if error is None:
-            self._metrics.stored_counters(self.space).requests.inc()
+            self._metrics._tally.stored_in(self.space, 1, 0)
 
     def writing(self, events: int) -> None:
         """The batch is decoded and goes to the store now."""
         self._events = events
         self._started = time.perf_counter()
-        self._metrics.events_in_flight.inc(events)
+        self._metrics._tally.events_in_flight += events
+        self._metrics._counted()
 
     def stored(self, outcome: WriteOutcome, unindexed: Unindexed) -> None:
-        counters = self._metrics.stored_counters(self.space)
-        # Each `inc` takes a lock, even by nothing.
         if outcome.created:
-            counters.accepted.inc(outcome.created)
+            self._metrics._tally.stored_in(self.space, 0, outcome.created)
         if outcome.duplicate:
-            counters.duplicate.inc(outcome.duplicate)
+            self._metrics.stored_counters(self.space).duplicate.inc(outcome.duplicate)
         if unindexed.non_finite:
             self._metrics.unindexed.labels(self.space, "non-finite").inc(unindexed.non_finite)
         if unindexed.long_strings:
@@ -318,7 +354,36 @@ class Ingest:
     def finish(self) -> None:
         if self._started is not None:
             self._metrics.write_seconds.observe(time.perf_counter() - self._started)
-            self._metrics.events_in_flight.dec(self._events)
+            self._metrics._tally.events_in_flight -= self._events
+
+
+class _Tally:
+    """The counts a stored batch moves, in plain numbers: `Metrics.flush` hands them to the
+    Prometheus metrics once per event-loop iteration and before each scrape. Each `inc` of
+    prometheus_client takes a lock, and a fleet's request of a few events made ten of them."""
+
+    __slots__ = (
+        "events_in_flight",
+        "events_in_flight_shown",
+        "requests_in_flight",
+        "requests_in_flight_shown",
+        "scheduled",
+        "stored",
+    )
+
+    def __init__(self) -> None:
+        self.requests_in_flight = self.requests_in_flight_shown = 0
+        self.events_in_flight = self.events_in_flight_shown = 0
+        self.stored: dict[str, list[int]] = {}  # space -> [requests, events] accepted
+        self.scheduled = False
+
+    def stored_in(self, space: str, requests: int, events: int) -> None:
+        counts = self.stored.get(space)
+        if counts is None:
+            self.stored[space] = [requests, events]
+        else:
+            counts[0] += requests
+            counts[1] += events
 
 
 async def get_metrics(request: Request) -> Response:

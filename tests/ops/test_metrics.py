@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,37 @@ async def test_requests_and_events_are_counted_by_space_and_outcome(hq: Any) -> 
     assert metrics.value("logspace_bulk_write_seconds_count") == 2
     assert metrics.value("logspace_requests_in_flight") == 0
     assert metrics.value("logspace_events_in_flight") == 0
+
+
+async def test_a_scrape_sees_the_requests_and_events_in_flight_now(
+    hq: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ingest path counts in plain numbers and hands them over once per event-loop
+    iteration; a scrape takes them first, so it always sees the present."""
+    store = hq.app.state.hq.store
+    writing, release = asyncio.Event(), asyncio.Event()
+    write = store.write
+
+    async def held(events: Any, space: str) -> Any:
+        writing.set()
+        await release.wait()
+        return await write(events, space)
+
+    monkeypatch.setattr(store, "write", held)
+    putting = asyncio.create_task(hq.put_events([make_event(), make_event(), make_event()]))
+    await writing.wait()
+    during = await scrape(hq)
+    release.set()
+    assert (await putting).status_code == 202
+    after = await scrape(hq)
+
+    assert during.value("logspace_requests_in_flight") == 1
+    assert during.value("logspace_events_in_flight") == 3
+    assert after.value("logspace_requests_in_flight") == 0
+    assert after.value("logspace_events_in_flight") == 0
+    accepted = {"space": "development", "outcome": "accepted"}
+    assert after.value("logspace_requests_total", **accepted) == 1
+    assert after.value("logspace_events_total", **accepted, reason="") == 3
 
 
 async def test_tokens_never_appear_in_metrics(hq: Any) -> None:
