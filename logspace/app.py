@@ -34,16 +34,9 @@ from logspace.hq import HQ
 from logspace.ingest.endpoint import ACCEPTED, INGEST_ROUTES, put_events, store_events
 from logspace.lingering import Linger, LingeringClose, has_body
 from logspace.ops import collector, retention
+from logspace.ops.accesslog import RequestLog, id_header, log_access, request_id_of
 from logspace.ops.health import get_live, get_ready
-from logspace.ops.logs import (
-    REQUEST_ID,
-    REQUEST_ID_HEADER,
-    RequestLog,
-    id_header,
-    log_access,
-    request_id_of,
-    skip_process_details,
-)
+from logspace.ops.logs import REQUEST_ID, REQUEST_ID_HEADER, skip_process_details
 from logspace.ops.metrics import Metrics, get_metrics
 from logspace.ops.shardwatch import ShardWatch
 from logspace.read.routes import READ_ROUTES

@@ -29,7 +29,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from logspace.app import LEAN_PATHS, HQApp, Unanswered
-from logspace.ops.logs import id_header
+from logspace.ops.accesslog import id_header
 
 __all__ = ["LEAN_MAX_BYTES", "HQProtocol"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from logspace.ops import logs
+from logspace.ops import accesslog, logs
 from logspace.ops.logs import JsonFormatter, LoopFlushedHandler, TextFormatter, escape
 
 HOSTILE = "a\nERROR logspace.auth: forged\r\x1b[2J\x00\x7f\x85\u2028\u2029 \\x0a"
@@ -144,8 +144,8 @@ def test_an_access_line_written_directly_is_the_line_logging_writes(
     """As HQ configures its logs, `log_access` formats the line itself and hands it to the
     handler; when anything else listens (here a filter), the record goes through `logging`.
     Both ways write the same line."""
-    monkeypatch.setattr(logs.time, "perf_counter", lambda: 12.0)
-    monkeypatch.setattr(logs.time, "time", lambda: 1_764_500_000.25)
+    monkeypatch.setattr(accesslog.time, "perf_counter", lambda: 12.0)
+    monkeypatch.setattr(accesslog.time, "time", lambda: 1_764_500_000.25)
     monkeypatch.setattr(logging, "_startTime", 0.0)  # LogRecord reads time.time_ns
     root = logging.getLogger()
     saved = root.handlers[:], root.level
@@ -165,16 +165,16 @@ def test_an_access_line_written_directly_is_the_line_logging_writes(
         lines: dict[str, list[str]] = {}
         for way in ("direct", "logging"):
             if way == "logging":
-                logs.access_log.addFilter(lambda record: True)
+                accesslog.access_log.addFilter(lambda record: True)
             for method, path_, status, state, request_id in cases:
                 token = logs.REQUEST_ID.set(request_id)
                 scope = {"method": method, "path": path_}
-                logs.log_access(scope, status, 11.9995, dict(state))
+                accesslog.log_access(scope, status, 11.9995, dict(state))
                 logs.REQUEST_ID.reset(token)
             handler.flush()
             lines[way] = path.read_text().splitlines()[len(cases) if way == "logging" else 0 :]
     finally:
-        logs.access_log.filters.clear()
+        accesslog.access_log.filters.clear()
         root.handlers[:], level = saved
         root.setLevel(level)
     assert len(lines["direct"]) == len(cases)
