@@ -55,6 +55,52 @@ class HQProtocol(HttpToolsProtocol):
         lean = isinstance(app, HQApp) and not config.root_path and config.limit_concurrency is None
         self._hq: HQApp | None = app if lean else None
 
+    # -- keep-alive: one timer per connection, not one per response -----------------------
+    # uvicorn sets a timer when a response completes and cancels it when data arrives: about
+    # 3 µs per request. Here the timer stays; when it fires, it closes the connection if it
+    # has been idle (no data since the last response) for `timeout_keep_alive`, or is set
+    # again for when it will have been.
+
+    _idle_since: float | None = None
+    _keep_alive_timer: asyncio.TimerHandle | None = None
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None  # data came, or the connection went
+
+    def on_response_complete(self) -> None:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self._keep_alive_timer is None:
+            self._keep_alive_timer = self.loop.call_at(
+                self._idle_since + self.timeout_keep_alive, self._keep_alive_check
+            )
+
+    def _keep_alive_check(self) -> None:
+        self._keep_alive_timer = None
+        idle_since = self._idle_since
+        if idle_since is None or self.transport.is_closing():
+            return  # busy: the response that ends it sets the timer again
+        until = idle_since + self.timeout_keep_alive
+        if self.loop.time() >= until:
+            self.transport.close()
+        else:
+            self._keep_alive_timer = self.loop.call_at(until, self._keep_alive_check)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._keep_alive_timer is not None:
+            self._keep_alive_timer.cancel()
+            self._keep_alive_timer = None
+
+    # -- the lean way ---------------------------------------------------------------------
+
     def on_headers_complete(self) -> None:
         limit = self._lean_limit()
         if limit and self._takes(limit):

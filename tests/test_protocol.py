@@ -37,11 +37,13 @@ Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
 @contextlib.asynccontextmanager
-async def serving(http: Any, store: MemoryStore | None = None) -> AsyncIterator[Any]:
+async def serving(
+    http: Any, store: MemoryStore | None = None, **changes: Any
+) -> AsyncIterator[Any]:
     """A uvicorn server on a free port, as `logspace serve` runs it but with `http` as its
-    protocol, serving HQ."""
+    protocol (and any other `changes` to its options), serving HQ."""
     app = create_app(SETTINGS, store=store or MemoryStore())
-    options = {**server_options(SETTINGS), "http": http, "log_config": None}
+    options = {**server_options(SETTINGS), "http": http, "log_config": None, **changes}
     config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", **options)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -233,3 +235,24 @@ async def test_an_unexpected_error_answers_500_with_the_request_id_and_closes() 
     assert (b"x-request-id", b"z") in headers
     assert orjson.loads(body)["type"] == "INTERNAL_ERROR"
     assert closed
+
+
+async def test_a_connection_idle_for_the_keep_alive_timeout_is_closed_a_busy_one_is_not() -> None:
+    async with serving(HQProtocol, timeout_keep_alive=0.5) as server:
+        idle_reader, idle = await asyncio.open_connection("127.0.0.1", server.port)
+        busy_reader, busy = await asyncio.open_connection("127.0.0.1", server.port)
+        idle.write(put("/events", EVENTS, TOKEN))  # one request, then nothing
+        statuses = [int((await idle_reader.readuntil(b"\r\n\r\n")).split()[1])]
+        for _ in range(6):  # 1.8 s in all, a request every 0.3 s
+            busy.write(put("/events", EVENTS, TOKEN))
+            head = await busy_reader.readuntil(b"\r\n\r\n")
+            statuses.append(int(head.split()[1]))
+            await asyncio.sleep(0.3)
+        idle_after = await asyncio.wait_for(idle_reader.read(1), 1)
+        busy_after = await busy_reader.read(1)  # and then it idles too
+        idle.close()
+        busy.close()
+
+    assert statuses == [202] * 7
+    assert idle_after == b""  # closed by the server after 0.5 s without a request
+    assert busy_after == b""
