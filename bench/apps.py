@@ -95,10 +95,23 @@ def close_wsgi_sender() -> None:
 
 
 def hq_stub() -> Starlette:
-    """`uvicorn --factory bench.apps:hq_stub`: answers 202 to every batch, stores nothing."""
+    """`uvicorn --factory bench.apps:hq_stub`: answers 202 to every batch, stores nothing;
+    `GET /requests` says how many batches it was sent so far."""
+    requests = 0
 
     async def events(request: Request) -> Response:
+        nonlocal requests
         await request.body()
+        requests += 1
         return Response(b"{}", status_code=202, media_type="application/json")
 
-    return Starlette(routes=[Route("/events", events, methods=["PUT"]), Route("/", ok)])
+    async def count(request: Request) -> Response:
+        return Response(orjson.dumps({"requests": requests}), media_type="application/json")
+
+    return Starlette(
+        routes=[
+            Route("/events", events, methods=["PUT"]),
+            Route("/requests", count),
+            Route("/", ok),
+        ]
+    )

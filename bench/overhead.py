@@ -181,6 +181,12 @@ class Arm:
     cpu: dict[str, float]
     stats: dict[str, int] = field(default_factory=dict)
     stored: int = 0
+    batches: int = 0  # requests the agent made to the stub (`stub` arms)
+
+    @property
+    def events_per_batch(self) -> float:
+        """Events the agent shipped per request to the stub, over the whole arm."""
+        return self.stats.get("sent", 0) / max(self.batches, 1)
 
     def cpu_us_per_request(self, name: str) -> float:
         return 1e6 * self.cpu[name] / max(self.wrk.requests, 1)
@@ -234,6 +240,7 @@ def app_arm(
     `connections` (throughput at saturation), then a clean stop."""
     marker = f"g-{kind}-{uuid.uuid4().hex[:12]}"
     stats_file = ctx.work / f"{marker}.json"
+    batches_before = stub_requests(ctx.stub_url) if arm == "stub" else 0
     server = Server(kind, ctx.environ(arm, kind, marker, stats_file), ctx.work / "server.log")
     try:
         run_wrk(ctx.wrk, server.url, 2, connections)  # warm-up, not counted
@@ -251,7 +258,15 @@ def app_arm(
     measured = Arm(kind, arm, result, light, cpu)
     if arm != "plain":
         measured.stats, measured.stored = ctx.check_delivery(kind, arm, marker, stats_file)
+    if arm == "stub":
+        measured.batches = stub_requests(ctx.stub_url) - batches_before
     return measured
+
+
+def stub_requests(stub_url: str) -> int:
+    """How many batches the stub HQ was sent so far."""
+    with urllib.request.urlopen(f"{stub_url}/requests", timeout=60) as answer:  # noqa: S310
+        return int(orjson.loads(answer.read())["requests"])
 
 
 @dataclass
@@ -333,6 +348,7 @@ class Measured:
                 "light_p99": a.light.p99,
                 "cpu_us": {k: round(a.cpu_us_per_request(k), 2) for k in a.cpu},
                 "stats": a.stats,
+                **({"events_per_batch": round(a.events_per_batch, 1)} if a.batches else {}),
             }
 
         return {
@@ -366,6 +382,8 @@ def measure(
             for name in order:
                 arms[name] = arm = app_arm(ctx, kind, name, seconds, light_seconds, connections)
                 shipped = f", {arm.stored} events in ES" if name == "hq" else ""
+                if name == "stub":
+                    shipped = f", {arm.events_per_batch:.0f} events per batch"
                 ctx.say(
                     f"  pair {pair + 1} {name:5}: {arm.wrk.rate:7.0f} requests/s (p99 "
                     f"{arm.wrk.p99:.2f} ms), light p50 {arm.light.p50:.3f} / p99 "

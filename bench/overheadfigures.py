@@ -111,7 +111,7 @@ def appendix(
                 f"{hq.cpu_us_per_request('app'):.1f} / "
                 f"{stub.cpu_us_per_request('app'):.1f} | "
                 f"{hq.cpu_us_per_request('hq'):.1f} | {hq.cpu_us_per_request('es'):.1f} | "
-                f"{hq.stored} of {hq.stats['enqueued']} |"
+                f"{hq.stored} of {hq.stats['enqueued']} | {stub.events_per_batch:.0f} |"
             )
     logs = [
         f"| {i + 1} | {r['plain'].rate:.0f} | {r['hq'].rate:.0f} | {r['stub'].rate:.0f} | "
@@ -130,11 +130,12 @@ def appendix(
         "utime+stime over the saturated run per request answered; HQ and ES CPU in the hq "
         'arm is the indexing of the app\'s events. "In ES" is what Elasticsearch holds '
         "of the hq arm's events after the server's clean stop, against the sender's "
-        "`enqueued` (warm-up included).\n\n"
+        '`enqueued` (warm-up included). "Per batch" is the events the stub arm\'s agent '
+        "shipped per request to the stub, over the whole arm.\n\n"
         "| app | round | req/s plain | req/s hq | req/s stub | sat. p99 plain / hq / stub | "
         "light p50, p99 plain / hq / stub | app CPU-us/req plain / hq / stub | "
-        "HQ CPU-us/req | ES CPU-us/req | in ES |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows),
+        "HQ CPU-us/req | ES CPU-us/req | in ES | per batch |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows),
         f"### (g4) Log records, {records} per arm (after {records // 10} "
         "not counted), a process per arm\n\n"
         "| round | FileHandler records/s | LogHandler to HQ | LogHandler to the stub | "

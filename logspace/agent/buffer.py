@@ -193,24 +193,44 @@ class Buffer:
             self._unreported.append(entry)
             self._unreported_bytes += size
 
-    def commit(self) -> bool:
+    def commit(self, *, whole_groups: bool = False) -> bool:
         """Move everything buffered into the queue now, in one transaction; False if the queue
-        failed (logged; the events stay buffered and the buffer's thread tries again)."""
+        failed (logged; the events stay buffered and the buffer's thread tries again).
+
+        `whole_groups` (the buffer's thread): of more than `group_events` events, commit whole
+        groups only and keep the rest buffered for the next group (see `_commit`)."""
         with self._commit_lock:
             try:
-                self._commit()
+                self._commit(whole_groups)
             except Exception:
                 log.exception("could not commit events to the queue; trying again")
                 return False
         return True
 
-    def _commit(self) -> None:
+    def _commit(self, whole_groups: bool = False) -> None:
         with self._lock:
             self._wake.clear()
             self._due.clear()
-            entries, self._bodies = list(self._bodies), deque()
-            size, self._bytes = self._bytes, 0
-            self._drafts = 0
+            entries = list(self._bodies)
+            # A busy application adds events while a full group waits for the thread: a group
+            # of 1000 and 40 would become a row of 1000 and one of 40, and a batch (whole rows,
+            # at most `group_events`) of 40 would go out on its own, a third of all requests
+            # to HQ under load. So the thread commits whole groups and keeps the few beyond for
+            # the next one, which follows when it is full or `interval` later.
+            rest = len(entries) % self.group_events if whole_groups else 0
+            if rest and len(entries) > self.group_events:
+                kept = entries[-rest:]
+                del entries[-rest:]
+                self._bodies = deque(kept)
+                kept_bytes = sum(map(_size, kept))
+                size, self._bytes = self._bytes - kept_bytes, kept_bytes
+                self._drafts = sum(not isinstance(entry, bytes) for entry in kept)
+                # `_created` stays: the kept events are younger than the group's first.
+                self._wake.set()
+            else:
+                self._bodies = deque()
+                size, self._bytes = self._bytes, 0
+                self._drafts = 0
             created = self._created
             dropped, self._dropped = self._dropped, 0
             unreported, self._unreported = self._unreported, []
@@ -300,7 +320,7 @@ class Buffer:
                 self._due.wait(self.interval)
             if self._stopping:
                 return
-            if not self.commit():
+            if not self.commit(whole_groups=True):
                 self._due.wait(_RETRY_SECONDS)
 
     def stats(self) -> QueueStats:

@@ -126,9 +126,16 @@ class Batch:
         return sum(len(part.places) for part in self.parts)
 
     @property
-    def body(self) -> bytes:
-        """The events' JSON joined by commas: a JSON array without its brackets."""
-        return b",".join(part.body for part in self.parts)
+    def array(self) -> bytes:
+        """The JSON array of the events, as a request's body: written in one copy (a batch of
+        request events is a few hundred kilobytes)."""
+        pieces = [b"["]
+        for part in self.parts:
+            pieces += (part.body, b",")
+        if self.parts:
+            pieces.pop()
+        pieces.append(b"]")
+        return b"".join(pieces)
 
     @property
     def size(self) -> int:

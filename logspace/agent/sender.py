@@ -26,7 +26,7 @@ from .buffer import Buffer
 from .builder import Event, encode_event
 from .config import KEEP_ALIVE_SECONDS, AgentConfig
 from .diskqueue import DiskQueue, QueueStats
-from .draft import Build, Draft, Stamp, encode_drafts
+from .draft import Draft, SendDraft, Stamp, encode_drafts
 from .shipper import Attempt, Dropped, Shipper
 
 __all__ = ["DropCallback", "Sender"]
@@ -111,10 +111,13 @@ class _Queueing:
         """Check and buffer one event, without any I/O; `InvalidEvent` if HQ would refuse it."""
         self.buffer.put(encode_event(self._stamp(event)))
 
-    def send_draft(self, build: Build, values: Any, size: int) -> None:
-        """Buffer the draft of an event an agent of this library makes (see `draft.py`): the
-        buffer's thread builds, stamps, encodes and checks it, with the rest of its group."""
-        self.buffer.put_draft(build, values, size)
+    @property
+    def send_draft(self) -> SendDraft:
+        """`send_draft(build, values, size)` buffers the draft of an event an agent of this
+        library makes (see `draft.py`): the buffer's thread builds, stamps, encodes and checks
+        it, with the rest of its group. (The buffer's own method: the agents call it in every
+        request and logging call, so no call of ours in between.)"""
+        return self.buffer.put_draft
 
     def _encode_drafts(self, drafts: Sequence[Draft]) -> list[bytes | Dropped]:
         return encode_drafts(drafts, Stamp(self.config.system, self.config.marker))

@@ -140,7 +140,7 @@ class Shipper:
         batch = self.queue.peek_batch(self.limit, self.config.batch_max_bytes)
         if not batch.parts:
             return None
-        body = b"[" + batch.body + b"]"
+        body = batch.array
         headers = {
             "content-type": "application/json",
             "logspace.space-token": self.config.token,

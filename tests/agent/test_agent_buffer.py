@@ -144,6 +144,44 @@ def test_events_are_committed_in_groups_by_the_buffers_thread(
     sender.close(timeout=0)
 
 
+def test_under_load_the_thread_commits_whole_groups_so_every_batch_is_full(
+    tmp_path: Path, disk: StallingDisk
+) -> None:
+    """Events that arrive while a full group waits for the thread stay buffered for the next
+    group: no row of a few events that would go to HQ as a batch of its own."""
+    batches: list[int] = []
+
+    def hq(request: httpx.Request) -> httpx.Response:
+        batches.append(len(orjson.loads(gzip.decompress(request.content))))
+        return httpx.Response(202)
+
+    cfg = config(tmp_path, commit_interval=3600.0, batch_max_events=100, batch_max_age=3600.0)
+    events = [make_event() for _ in range(300)]
+    sender = Sender(cfg, queue=disk, transport=httpx.MockTransport(hq))
+    # The thread is held back (as by a busy application) while 250 events arrive.
+    with sender.buffer._commit_lock:
+        for event in events[:250]:
+            sender.send(event)
+    for _ in range(600):
+        if len(disk) == 200:
+            break
+        time.sleep(0.05)
+    assert (len(disk), sender.stats.buffered) == (200, 50)
+    assert balanced(sender.stats)
+    for event in events[250:]:  # the next group fills up: committed whole, with the 50
+        sender.send(event)
+    for _ in range(600):
+        if len(disk) == 300:
+            break
+        time.sleep(0.05)
+    assert disk.groups == [200, 100]
+
+    sender.start()
+    assert sender.close()
+    assert batches == [100, 100, 100]
+    assert (sender.stats.enqueued, sender.stats.sent) == (300, 300)
+
+
 def test_the_counters_count_an_event_from_send_on(tmp_path: Path) -> None:
     # A long interval and large groups: nothing is committed while we look.
     cfg = config(tmp_path, commit_interval=3600.0, batch_max_events=10_000)

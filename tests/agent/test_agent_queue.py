@@ -233,7 +233,7 @@ def test_a_queue_file_of_version_1_keeps_its_events_ids_and_counters(tmp_path: P
 
     rows = queue.peek(10, 100)
     assert [body for _, body in rows] == [b"{}", b"[1]", b"7", b'"a"', b'"ccc"']
-    assert queue.peek_batch(10, 100).body == b'{},[1],7,"a","ccc"'
+    assert queue.peek_batch(10, 100).array == b'[{},[1],7,"a","ccc"]'
     assert (len(queue), queue.size_bytes) == (5, 14)
     stats = queue.stats()
     assert (stats.enqueued, stats.sent, stats.dropped, stats.queued) == (9, 4, 1, 5)
@@ -260,7 +260,7 @@ def test_an_empty_queue_file_of_version_1_is_brought_up_to_date(tmp_path: Path) 
 
     queue = DiskQueue(path)
     queue.put([b"1", b"2"])
-    assert queue.peek_batch(10, 100).body == b"1,2"
+    assert queue.peek_batch(10, 100).array == b"[1,2]"
 
 
 def test_a_batch_is_whole_groups_as_stored_or_the_first_events_of_one(tmp_path: Path) -> None:
@@ -271,16 +271,16 @@ def test_a_batch_is_whole_groups_as_stored_or_the_first_events_of_one(tmp_path: 
     queue.put([b"b1", b"b2", b"b3"])
 
     batch = queue.peek_batch(5, 1000)
-    assert (len(batch), batch.size, batch.body) == (5, 10, b"a1,a2,b1,b2,b3")
+    assert (len(batch), batch.size, batch.array) == (5, 10, b"[a1,a2,b1,b2,b3]")
     assert [part.body for part in batch.parts] == [b"a1,a2", b"b1,b2,b3"]
     assert [body for _, body in batch.rows] == [b"a1", b"a2", b"b1", b"b2", b"b3"]
     assert queue.ack_batch(queue.peek_batch(2, 1000)) == 2
 
     batch = queue.peek_batch(2, 1000)
-    assert (len(batch), batch.body) == (2, b"b1,b2")
+    assert (len(batch), batch.array) == (2, b"[b1,b2]")
     assert queue.ack_batch(batch) == 2
     assert [body for _, body in queue.peek(10, 1000)] == [b"b3"]
-    assert queue.peek_batch(10, 1000).body == b"b3"
+    assert queue.peek_batch(10, 1000).array == b"[b3]"
     assert (len(queue), queue.size_bytes) == (1, 2)
     stats = queue.stats()
     assert (stats.enqueued, stats.sent, stats.queued) == (5, 4, 1)
