@@ -4,7 +4,6 @@ Each request here goes through both, and the two must not differ in anything but
 
 from __future__ import annotations
 
-import gzip
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,18 +14,11 @@ import pytest
 from starlette.applications import Starlette
 
 from logspace.app import create_app
-from logspace.settings import Settings
-from logspace.spaces.grants import Grant
-from logspace.testing import MemoryStore, make_event
+from logspace.testing import MemoryStore
+
+from .leanrequests import CASES, EVENTS, SETTINGS, TOKEN
 
 pytestmark = pytest.mark.anyio
-
-SETTINGS = Settings(
-    space_tokens={"development": Grant("development"), "reader": Grant("development", write=False)},
-    max_body_bytes=4096,
-)
-TOKEN = {"logspace.space-token": "development"}
-EVENTS = orjson.dumps([make_event(), make_event(long_properties={"n": 1})])
 
 
 class _Failing(MemoryStore):
@@ -76,21 +68,6 @@ async def _both(
         ]
         answers.append((response.status_code, response.headers.raw, response.content, records))
     return answers
-
-
-CASES = [
-    ("stored", "/events", EVENTS, {**TOKEN, "x-request-id": "a-1"}),
-    ("stored at the original agents' path", "/api/events", EVENTS, {**TOKEN, "x-request-id": "b"}),
-    ("stored, gzipped", "/events", gzip.compress(EVENTS), {**TOKEN, "content-encoding": "gzip"}),
-    ("no token", "/events", EVENTS, {"x-request-id": "c"}),
-    ("unknown token", "/events", EVENTS, {"logspace.space-token": "nope", "x-request-id": "d"}),
-    ("a token that may not write", "/events", EVENTS, {"logspace.space-token": "reader"}),
-    ("not JSON", "/events", b"[{", {**TOKEN, "x-request-id": "e"}),
-    ("an invalid event", "/events", b'[{"id": 1}]', {**TOKEN, "x-request-id": "f"}),
-    ("too large", "/events", b"[" + b" " * 5000 + b"]", {**TOKEN, "x-request-id": "g"}),
-    ("no body", "/events", b"", {**TOKEN, "x-request-id": "h"}),
-    ("unknown encoding", "/events", EVENTS, {**TOKEN, "content-encoding": "br"}),
-]
 
 
 @pytest.mark.parametrize(("case", "path", "body", "headers"), CASES, ids=[c[0] for c in CASES])
