@@ -10,8 +10,9 @@ of that: a `PUT /events` (or `/api/events`) whose body, declared by Content-Leng
 answers them through `HQApp.answer_events`, as HQ's ASGI lean path does, and writes the
 answer as uvicorn writes one. Everything else goes uvicorn's way unchanged: other requests,
 chunked or larger bodies, `Expect: 100-continue`, a request pipelined behind another; and
-uvicorn's keep-alive timer, graceful shutdown and handling of a client that goes away apply
-to these requests too (the protocol reads the same fields of the request's cycle).
+uvicorn's graceful shutdown and handling of a client that goes away apply to these requests
+too (the protocol reads the same fields of the request's cycle). The keep-alive timeout is
+uvicorn's, kept with one timer per connection rather than one per response.
 
 `logspace serve` runs HQ with it; under plain `uvicorn`, the ASGI lean path gives the same
 answers, only at a higher cost.
