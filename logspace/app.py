@@ -185,6 +185,7 @@ def create_app(
     ]
     app = HQApp(
         linger=(settings.linger_max_bytes, settings.linger_seconds),
+        max_body_bytes=settings.max_body_bytes,
         routes=routes,
         middleware=[
             Middleware(
@@ -223,9 +224,10 @@ class HQApp(Starlette):
     `RequestLog`, the lingering close of `LingeringClose`, `store_events`, the error handlers),
     so answers, logs and metrics are the routed path's own (tests/test_lean_path.py)."""
 
-    def __init__(self, *, linger: tuple[int, float], **kwargs: Any) -> None:
+    def __init__(self, *, linger: tuple[int, float], max_body_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._linger_bytes, self._linger_seconds = linger
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (

@@ -4,8 +4,8 @@ without the ASGI cycle.
 A fleet's agents send a few events per request, thousands of requests a second. Under
 uvicorn's ASGI cycle each request costs a scope's worth of objects, an `asyncio.Event`,
 message dicts and a check of every header by regular expression: about 10 µs of CPU more
-than answering it in the protocol (bench/optimisations.md). `HQProtocol` spares the requests that need none
-of that: a `PUT /events` (or `/api/events`) whose body, declared by Content-Length and at most
+than answering it in the protocol (bench/optimisations.md). `HQProtocol` spares the
+requests that need none of that: a `PUT /events` (or `/api/events`) whose body, declared by Content-Length and at most
 64 KiB, has arrived whole, on a connection with no earlier request still in progress. It
 answers them through `HQApp.answer_events`, as HQ's ASGI lean path does, and writes the
 answer as uvicorn writes one. Everything else goes uvicorn's way unchanged: other requests,
@@ -55,6 +55,8 @@ class HQProtocol(HttpToolsProtocol):
         # every request.
         lean = isinstance(app, HQApp) and not config.root_path and config.limit_concurrency is None
         self._hq: HQApp | None = app if lean else None
+        # The largest body taken the lean way; 0: none is.
+        self._lean_limit = min(LEAN_MAX_BYTES, app.max_body_bytes) if lean else 0
 
     # -- keep-alive: one timer per connection, not one per response -----------------------
     # uvicorn sets a timer when a response completes and cancels it when data arrives: about
@@ -103,7 +105,7 @@ class HQProtocol(HttpToolsProtocol):
     # -- the lean way ---------------------------------------------------------------------
 
     def on_headers_complete(self) -> None:
-        limit = self._lean_limit()
+        limit = self._lean_limit
         if limit and self._takes(limit):
             http_version = self.parser.get_http_version()
             scope = self.scope
@@ -117,11 +119,6 @@ class HQProtocol(HttpToolsProtocol):
             self.cycle = _LeanCycle(self, scope, keep_alive)  # type: ignore[assignment]
             return
         super().on_headers_complete()
-
-    def _lean_limit(self) -> int:
-        if self._hq is None:
-            return 0
-        return min(LEAN_MAX_BYTES, self._hq.state.hq.settings.max_body_bytes)  # type: ignore[no-any-return]
 
     def _takes(self, limit: int) -> bool:
         """Whether this request is one for the lean way (its headers are in)."""
