@@ -5,8 +5,9 @@ A fleet's agents send a few events per request, thousands of requests a second. 
 uvicorn's ASGI cycle each request costs a scope's worth of objects, an `asyncio.Event`,
 message dicts and a check of every header by regular expression: about 10 µs of CPU more
 than answering it in the protocol (bench/optimisations.md). `HQProtocol` spares the
-requests that need none of that: a `PUT /events` (or `/api/events`) whose body, declared by Content-Length and at most
-64 KiB, has arrived whole, on a connection with no earlier request still in progress. It
+requests that need none of that: a `PUT /events` (or `/api/events`) whose body, declared by
+Content-Length and at most 64 KiB, has arrived whole, on a connection with no earlier request
+still in progress. It
 answers them through `HQApp.answer_events`, as HQ's ASGI lean path does, and writes the
 answer as uvicorn writes one. Everything else goes uvicorn's way unchanged: other requests,
 chunked or larger bodies, `Expect: 100-continue`, a request pipelined behind another; and
