@@ -210,9 +210,10 @@ class LoopFlushedHandler(logging.StreamHandler[TextIO]):
 
 
 def _block_buffered(stream: TextIO) -> TextIO:
-    """`stream`, or when it is a line-buffered file (stderr) a block-buffered writer to the
-    same file, so that lines wait in memory until the handler flushes them."""
-    if not getattr(stream, "line_buffering", False):
+    """`stream`, or when it writes each line at once (stderr: line-buffered on a terminal,
+    written through, unbuffered, to a pipe or a file) a block-buffered writer to the same
+    file, so that lines wait in memory until the handler flushes them."""
+    if not (getattr(stream, "line_buffering", False) or getattr(stream, "write_through", False)):
         return stream
     try:
         descriptor = stream.fileno()

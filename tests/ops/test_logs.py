@@ -4,10 +4,12 @@ record carries, in text and in JSON."""
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import logging.config
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -101,9 +103,23 @@ def test_a_json_traceback_stays_on_the_line() -> None:
     assert "bad\u2028ERROR forged" in orjson.loads(line)["exception"]
 
 
-def test_lines_logged_in_one_loop_iteration_are_written_when_it_ends(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "opening",
+    [
+        {"buffering": 1},  # line-buffered, as stderr is on a terminal
+        {"buffering": 0, "write_through": True},  # as stderr is on a pipe or file
+    ],
+    ids=["line-buffered", "written-through"],
+)
+def test_lines_logged_in_one_loop_iteration_are_written_when_it_ends(
+    opening: dict[str, Any], tmp_path: Path
+) -> None:
     path = tmp_path / "hq.log"
-    with path.open("w", buffering=1) as stream:  # line-buffered, as stderr is
+    if opening["buffering"] == 0:  # Python opens a stderr that is no terminal this way
+        stream = io.TextIOWrapper(path.open("wb", buffering=0), write_through=True)
+    else:
+        stream = path.open("w", buffering=1)
+    with stream:
         handler = LoopFlushedHandler(stream)
         handler.setFormatter(TextFormatter())
 
