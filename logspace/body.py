@@ -14,7 +14,7 @@ from collections.abc import AsyncIterable, Mapping
 
 from logspace.errors import InvalidGzip, Overloaded, RequestTooLarge, UnsupportedContentEncoding
 
-__all__ = ["Admission", "Reservation", "read_body"]
+__all__ = ["Admission", "Reservation", "read_body", "read_whole"]
 
 
 class Admission:
@@ -73,6 +73,25 @@ async def read_body(
 ) -> bytes:
     """The whole (decompressed) body, refused with 413 as soon as it grows past `limit`;
     `chunks` as they arrive, or the body when the server has read all of it already."""
+    if isinstance(chunks, bytes):
+        return read_whole(chunks, headers, limit, reservation)
+    body = _opened(headers, limit, reservation)
+    async for chunk in chunks:
+        body.add(chunk)
+    return body.whole()
+
+
+def read_whole(
+    chunks: bytes, headers: Mapping[str, str], limit: int, reservation: Reservation
+) -> bytes:
+    """`read_body` of a body the server has read all of already, without a coroutine."""
+    body = _opened(headers, limit, reservation)
+    body.add(chunks)
+    return body.whole()
+
+
+def _opened(headers: Mapping[str, str], limit: int, reservation: Reservation) -> _Body:
+    """The body about to be read, once its headers are found acceptable."""
     encoding = headers.get("content-encoding", "").strip().lower()
     if encoding not in ("", "identity", "gzip", "x-gzip"):
         raise UnsupportedContentEncoding(
@@ -87,13 +106,7 @@ async def read_body(
         # Before the first read, so a client waiting on `Expect: 100-continue` is refused
         # without sending the body (the bytes are taken as they arrive, below).
         reservation.check(int(declared))
-    body = _Body(limit, reservation, encoding.endswith("gzip"))
-    if isinstance(chunks, bytes):
-        body.add(chunks)
-    else:
-        async for chunk in chunks:
-            body.add(chunk)
-    return body.whole()
+    return _Body(limit, reservation, encoding.endswith("gzip"))
 
 
 class _Body:

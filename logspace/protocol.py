@@ -22,6 +22,7 @@ answers, only at a higher cost.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any, Final
 
 from starlette.responses import Response
@@ -144,25 +145,27 @@ class HQProtocol(HttpToolsProtocol):
         return length is not None and length.isdigit() and int(length) <= limit
 
     def _answer(self, cycle: _LeanCycle) -> None:
-        task = self.loop.create_task(self._run(cycle))
-        task.add_done_callback(self.tasks.discard)
+        assert self._hq is not None
+        # The app's coroutine is the task (no wrapper coroutine to pass each resumption
+        # through); its end is handled in `_answered`.
+        task = self.loop.create_task(self._hq.answer_events(cycle.scope, cycle.body, cycle.respond))
+        task.add_done_callback(functools.partial(self._answered, cycle))
         self.tasks.add(task)
 
-    async def _run(self, cycle: _LeanCycle) -> None:
-        assert self._hq is not None
-        try:
-            await self._hq.answer_events(cycle.scope, cycle.body, cycle.respond)
-        except Unanswered as unanswered:
+    def _answered(self, cycle: _LeanCycle, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        error = asyncio.CancelledError() if task.cancelled() else task.exception()
+        if error is None:
+            return
+        if isinstance(error, Unanswered):
             # As uvicorn after `ServerErrorMiddleware` answered: log, and close once sent.
-            self.logger.error("Exception in ASGI application\n", exc_info=unanswered.error)
-            self.write(cycle, unanswered.response, None)
+            self.logger.error("Exception in ASGI application\n", exc_info=error.error)
+            self.write(cycle, error.response, None)
             self.transport.close()
-        except BaseException as error:  # the answer had begun: as uvicorn, close
-            self.logger.error("Exception in ASGI application\n", exc_info=error)
-            if not cycle.response_complete:
-                self.transport.close()
-            if not isinstance(error, Exception):
-                raise
+            return
+        self.logger.error("Exception in ASGI application\n", exc_info=error)
+        if not cycle.response_complete:  # the answer had begun: as uvicorn, close
+            self.transport.close()
 
     def write(self, cycle: _LeanCycle, response: Response, request_id: str | None) -> None:
         """Send `response` as uvicorn's `send` would, and complete the request."""

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -42,7 +43,7 @@ class EventStore(Protocol):
 
     async def ensure_templates(self) -> None: ...
 
-    async def write(self, events: list[Any] | bulk.Bulk, space: str) -> bulk.WriteOutcome: ...
+    def write(self, events: list[Any] | bulk.Bulk, space: str) -> Awaitable[bulk.WriteOutcome]: ...
 
     async def readiness(self) -> dict[str, str]: ...
 
@@ -103,7 +104,7 @@ class Store:
                 {"reason": describe(error)},
                 retry_after=self._retry_after,
             ) from error
-        self._templates_checked_at = asyncio.get_running_loop().time()
+        self._templates_checked_at = time.monotonic()
         if not self._indices_current or any(not r.endswith(": unchanged") for r in report):
             report.extend(
                 await templates.upgrade_indices(
@@ -132,8 +133,7 @@ class Store:
 
     def _templates_fresh(self) -> bool:
         checked = self._templates_checked_at
-        now = asyncio.get_running_loop().time()
-        return checked is not None and now - checked < TEMPLATE_CHECK_SECONDS
+        return checked is not None and time.monotonic() - checked < TEMPLATE_CHECK_SECONDS
 
     # -- events ------------------------------------------------------------------
 
@@ -165,26 +165,36 @@ class Store:
             if name.partition(".")[2] and "object" not in types
         }
 
-    async def write(self, events: list[Any] | bulk.Bulk, space: str) -> bulk.WriteOutcome:
+    def write(self, events: list[Any] | bulk.Bulk, space: str) -> Awaitable[bulk.WriteOutcome]:
         """Store every event, or raise `StoreUnavailable` / `EventsNotStored` (see `Writer`).
 
         `events` are the thorough decoder's dicts, or the C path's `_bulk` lines already.
         A list is emptied once encoded: the objects take several times the bytes of the bulk
-        body, and need not wait on Elasticsearch with it."""
+        body, and need not wait on Elasticsearch with it. The usual write is the writer's
+        coroutine itself, without one of this method's around it."""
+        if not events or self._templates_due():
+            return self._write_after_templates(events, space)
+        return self._writer.write(self._lines(events, space))
+
+    async def _write_after_templates(
+        self, events: list[Any] | bulk.Bulk, space: str
+    ) -> bulk.WriteOutcome:
         if not events:
             return bulk.WriteOutcome()
         if self._templates_due():  # as `ensure_templates`, without a coroutine per write
             # Retried as the write itself is: the first write after Elasticsearch was
             # unreachable checks the templates, and one node still down must not fail it.
             await self._install_due_templates(retry=True)
+        return await self._writer.write(self._lines(events, space))
+
+    def _lines(self, events: list[Any] | bulk.Bulk, space: str) -> bulk.Bulk:
         if isinstance(events, bulk.Bulk):
-            lines = events
-        else:
-            lines = bulk.encode(
-                events, space, self._settings.index_prefix, self._settings.index_partition
-            )
-            events.clear()
-        return await self._writer.write(lines)
+            return events
+        lines = bulk.encode(
+            events, space, self._settings.index_prefix, self._settings.index_partition
+        )
+        events.clear()
+        return lines
 
     def _noticed(self, error: Exception) -> None:
         """Elasticsearch was unreachable, and may come back empty: check the templates again

@@ -83,18 +83,44 @@ class Writer:
         """Store every event of `lines`, or raise `StoreUnavailable` / `EventsNotStored`."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        # New attempts start only within the retry window; all of them end by the deadline, so
-        # no request waits on Elasticsearch longer than `es_timeout`.
-        retry_until = started + self._settings.es_retry_seconds
+        # No request waits on Elasticsearch longer than `es_timeout`.
         deadline = started + self._settings.es_timeout
+        first: Any = None
+        if lines.size <= self._settings.bulk_max_bytes:
+            # The usual write: all of it as one contribution, stored at the first go. Only
+            # that is settled here; any other answer is judged by `_passes` as the first
+            # pass's, so both ways answer alike.
+            whole = range(len(lines))
+            try:
+                first = await self.coalescer.submit(
+                    lines.body, len(lines), deadline, lambda: lines.indices(whole), lines.share
+                )
+            except HeldUp:
+                first = None  # not this write's problem: a pass of its own, at once
+            except Exception as error:
+                first = error
+            if isinstance(first, dict) and not first.get("errors"):
+                return bulk.WriteOutcome(len(lines))
+        return await self._passes(lines, started, deadline, first)
+
+    async def _passes(
+        self, lines: bulk.Bulk, started: float, deadline: float, first: Any
+    ) -> bulk.WriteOutcome:
+        """Pass after pass over the events not stored yet; `first`, unless None, is the
+        answer to a first pass that contributed all of them."""
+        loop = asyncio.get_running_loop()
+        # New attempts start only within the retry window; all of them end by the deadline.
+        retry_until = started + self._settings.es_retry_seconds
         pending = list(range(len(lines)))
         rejected: list[bulk.Rejection] = []
         duplicates: list[int] = []
         attempt = 0
         while pending:
-            pending, reason, hopeless = await self._pass(
-                lines, pending, rejected, duplicates, deadline
-            )
+            if first is not None:
+                runs, answers, first = [pending], [first], None
+            else:
+                runs, answers = await self._pass(lines, pending, deadline)
+            pending, reason, hopeless = self._judge(runs, answers, rejected, duplicates)
             if not pending:
                 break
             if hopeless:
@@ -115,20 +141,15 @@ class Writer:
         return bulk.WriteOutcome(len(lines) - len(duplicates), len(duplicates), attempt)
 
     async def _pass(
-        self,
-        lines: bulk.Bulk,
-        pending: list[int],
-        rejected: list[bulk.Rejection],
-        duplicates: list[int],
-        deadline: float,
-    ) -> tuple[list[int], str, bool]:
-        """One pass over the pending events: those to send again, why, and whether sending
-        them again at once is hopeless."""
+        self, lines: bulk.Bulk, pending: list[int], deadline: float
+    ) -> tuple[list[list[int]], list[Any]]:
+        """One pass over the pending events: their runs (one contribution each), and each
+        run's answer or error."""
         if len(pending) == len(lines) and lines.size <= self._settings.bulk_max_bytes:
-            runs = [pending]  # the usual case: all of it, as one contribution
+            runs = [pending]  # all of it, as one contribution
         else:
             runs = list(bulk.chunks(lines, pending, self._settings.bulk_max_bytes))
-        if len(runs) == 1:  # without gather's task per run: most writes are one small run
+        if len(runs) == 1:  # without gather's task per run: most passes are one small run
             try:
                 answers: list[Any] = [await self._contribute(lines, runs[0], deadline)]
             except Exception as error:
@@ -137,9 +158,21 @@ class Writer:
             answers = await asyncio.gather(
                 *(self._contribute(lines, run, deadline) for run in runs), return_exceptions=True
             )
+        return runs, answers
+
+    def _judge(
+        self,
+        runs: list[list[int]],
+        answers: list[Any],
+        rejected: list[bulk.Rejection],
+        duplicates: list[int],
+    ) -> tuple[list[int], str, bool]:
+        """The events to send again, why, and whether sending them again at once is
+        hopeless; adds to `rejected` and `duplicates`."""
         retry: list[int] = []
         reason = ""
         hopeless = False
+        count = sum(len(run) for run in runs)
         for run, answer in zip(runs, answers, strict=True):
             if isinstance(answer, dict):
                 result = bulk.classify(answer, run)
@@ -156,13 +189,13 @@ class Writer:
             elif isinstance(answer, Unallocatable):
                 reason, hopeless = str(answer), True
             elif isinstance(answer, Closed):
-                raise self._unavailable("HQ is shutting down", len(pending))
+                raise self._unavailable("HQ is shutting down", count)
             elif isinstance(answer, ApiError | TransportError):
                 reason = describe(answer)
                 self._noticed(answer)
                 if not retryable(answer):
                     # e.g. refused credentials: an operator must act, so do not keep trying.
-                    raise self._unavailable(reason, len(pending)) from answer
+                    raise self._unavailable(reason, count) from answer
             else:
                 raise answer
         return retry, reason, hopeless

@@ -69,15 +69,23 @@ class FieldBudget:
         self._known: dict[str, set[str]] = {}
         self._loading: dict[str, asyncio.Task[set[str]]] = {}
 
+    def known(self, space: str, batch: Batch) -> Collection[str] | None:
+        """What `check` finds when every property of the batch is known already (as most
+        batches' are): none new; None when `check` must be asked."""
+        fields = batch.fields
+        known = self._known.get(space)
+        if not fields or (known is not None and known.issuperset(fields)):
+            return ()
+        return None
+
     async def check(
         self, space: str, batch: Batch, load: Callable[[str], Awaitable[set[str]]]
     ) -> Collection[str]:
         """Raise `InvalidEvents` naming every event that brings a property past the budget;
         else the batch's properties the space did not have (for `record`)."""
-        fields = batch.fields
-        known = self._known.get(space)
-        if not fields or (known is not None and known.issuperset(fields)):
+        if self.known(space, batch) is not None:
             return ()
+        fields = batch.fields
         known = await self._load(space, load)
         new = {field for field in fields if field not in known}
         room = self.limit - len(known)

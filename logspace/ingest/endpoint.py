@@ -8,7 +8,7 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import Response
 
-from logspace.body import Reservation, read_body
+from logspace.body import Reservation, read_body, read_whole
 from logspace.hq import HQ
 from logspace.ingest.decode import decode_batch
 
@@ -38,7 +38,11 @@ async def store_events(
         ingest.space = state["space"] = grant.space
         space = grant.require("write")
         try:
-            read = await read_body(body, headers, hq.settings.max_body_bytes, reservation)
+            limit = hq.settings.max_body_bytes
+            if isinstance(body, bytes):  # read already: no coroutine to read it
+                read = read_whole(body, headers, limit, reservation)
+            else:
+                read = await read_body(body, headers, limit, reservation)
             batch = decode_batch(
                 read,
                 space,
@@ -48,7 +52,9 @@ async def store_events(
             )
             del read  # the events hold what is needed; free the bytes while Elasticsearch works
             ingest.writing(len(batch.events))
-            new = await hq.budget.check(space, batch, hq.store.known_fields)
+            new = hq.budget.known(space, batch)
+            if new is None:
+                new = await hq.budget.check(space, batch, hq.store.known_fields)
             # `write` empties a list of events once encoded.
             ingest.stored(await hq.store.write(batch.events, space), batch.unindexed)
             hq.budget.record(space, new)
