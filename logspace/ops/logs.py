@@ -169,22 +169,24 @@ def _writefield_value(value: str) -> str:
 
 
 class LoopFlushedHandler(logging.StreamHandler[TextIO]):
-    """A stream handler that writes the lines of one event-loop iteration with one system
-    call: a fleet's requests end by the hundred in one iteration (their shared bulk is
-    answered), each with its access line, and a write per line was a tenth of HQ's CPU per
-    request. Outside a running loop (start-up, shutdown, other threads) every line is
-    written at once, as by `logging.StreamHandler`."""
+    """A stream handler that writes the access lines of one event-loop iteration with one
+    system call: a fleet's requests end by the hundred in one iteration (their shared bulk
+    is answered), each with its access line, and a write per line was a tenth of HQ's CPU
+    per request. Those lines come through `write_line`; any other record is written at once,
+    with the lines before it, as by `logging.StreamHandler` (so a message logged as the
+    server shuts down, just before the process ends by the signal it caught, is not lost).
+    Outside a running loop (start-up, shutdown, other threads) every line goes at once."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(_block_buffered(stream or sys.stderr))
         # The loop a flush is scheduled on: a loop closed before it ran it holds nothing up.
         self._scheduled_on: asyncio.AbstractEventLoop | None = None
 
-    def flush(self) -> None:
+    def _flush_soon(self) -> None:
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:  # also at exit (`logging.shutdown`): whatever waits goes now
-            super().flush()
+        except RuntimeError:  # not on a loop: at once
+            self.flush()
             return
         if self._scheduled_on is not loop:
             self._scheduled_on = loop
@@ -193,15 +195,16 @@ class LoopFlushedHandler(logging.StreamHandler[TextIO]):
     def _flush_now(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._scheduled_on is loop:
             self._scheduled_on = None
-        super().flush()
+        self.flush()
 
     def write_line(self, line: str) -> bool:
-        """Write a line formatted already, as `emit` writes a record's; False if that
-        failed (the caller then logs the record the usual way, which reports the error)."""
+        """Write a line formatted already, as `emit` writes a record's, but flushed once
+        this loop iteration is over; False if that failed (the caller then logs the record
+        the usual way, which reports the error)."""
         try:
             with self.lock:  # type: ignore[union-attr]  # `Handler.__init__` made it
                 self.stream.write(line + self.terminator)
-                self.flush()
+            self._flush_soon()
         except RecursionError:
             raise
         except Exception:

@@ -111,7 +111,7 @@ def test_a_json_traceback_stays_on_the_line() -> None:
     ],
     ids=["line-buffered", "written-through"],
 )
-def test_lines_logged_in_one_loop_iteration_are_written_when_it_ends(
+def test_access_lines_of_one_loop_iteration_are_written_when_it_ends(
     opening: dict[str, Any], tmp_path: Path
 ) -> None:
     path = tmp_path / "hq.log"
@@ -124,33 +124,44 @@ def test_lines_logged_in_one_loop_iteration_are_written_when_it_ends(
         handler.setFormatter(TextFormatter())
 
         async def log_two() -> tuple[str, str]:
-            handler.handle(record("first"))
-            handler.handle(record("second"))
+            handler.write_line("first")
+            handler.write_line("second")
             during = path.read_text()
             await asyncio.sleep(0)
             return during, path.read_text()
 
         during, after = asyncio.run(log_two())
         assert during == ""
-        assert after == "INFO logspace.test: first\nINFO logspace.test: second\n"
+        assert after == "first\nsecond\n"
+
+        # Any other record goes at once, with the access lines before it: the server's
+        # last messages before the process ends by the signal it caught are not lost.
+        async def log_line_and_record() -> str:
+            handler.write_line("third")
+            handler.handle(record("shutting down"))
+            return path.read_text()
+
+        assert asyncio.run(log_line_and_record()).endswith(
+            "third\nINFO logspace.test: shutting down\n"
+        )
 
         # Outside a running loop, as at start-up and shutdown, a line is written at once.
-        handler.handle(record("third"))
-        assert path.read_text().endswith("INFO logspace.test: third\n")
+        handler.write_line("fourth")
+        assert path.read_text().endswith("fourth\n")
 
         # A loop that stops before the turn that would write a line: the line goes at exit.
         loop = asyncio.new_event_loop()
 
         def log_and_stop() -> None:
-            handler.handle(record("fourth"))
+            handler.write_line("fifth")
             loop.stop()
 
         loop.call_soon(log_and_stop)
         loop.run_forever()
         loop.close()
-        assert "fourth" not in path.read_text()
+        assert "fifth" not in path.read_text()
         handler.flush()  # as `logging.shutdown` does
-        assert path.read_text().endswith("INFO logspace.test: fourth\n")
+        assert path.read_text().endswith("fifth\n")
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
