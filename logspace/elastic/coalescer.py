@@ -153,7 +153,7 @@ class Coalescer:
             self._waiting.append(contribution)
             self._events += count
             self._bytes += contribution.size
-            self._consider()
+            self._consider(loop)
         # At the deadline the future fails with TimeoutError: if still waiting, it is left out
         # of its bulk.
         tick = self._deadlines.watch(contribution.future, deadline)
@@ -173,9 +173,10 @@ class Coalescer:
 
     # -- flushing ----------------------------------------------------------------
 
-    def _consider(self) -> None:
+    def _consider(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Send what the policy says to send now; set the timer for what must wait."""
-        loop = asyncio.get_running_loop()
+        if loop is None:
+            loop = asyncio.get_running_loop()
         while self._waiting:
             waited = loop.time() - self._waiting[0].arrived
             decision = self.policy.decide(
