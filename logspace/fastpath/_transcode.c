@@ -11,6 +11,7 @@
 #define PY_SSIZE_T_CLEAN
 #include "_reader.h"
 #include "_properties.h"
+#include "_requestjson.h"
 
 static int field_of(const char *key, Py_ssize_t length) {
     for (int f = 0; f < F_COUNT; f++)
@@ -350,6 +351,7 @@ done:
 static PyMethodDef methods[] = {
     {"transcode", transcode, METH_VARARGS, transcode_doc},
     {"verdicts", verdicts, METH_VARARGS, verdicts_doc},
+    {"asgi_json", asgi_json, METH_VARARGS, asgi_json_doc},
     {NULL, NULL, 0, NULL},
 };
 
