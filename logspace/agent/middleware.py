@@ -74,13 +74,14 @@ class ASGIMiddleware(_RequestAgent):
         started = time.perf_counter_ns()
         answer: list[Any] = [500, None]  # the status, the `Location`
 
-        async def watching_send(message: Message) -> None:
+        # A plain function returning `send`'s awaitable: no coroutine of ours per message.
+        def watching_send(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 answer[0] = message["status"]
                 for name, value in message.get("headers", ()):
                     if name.lower() == b"location":
                         answer[1] = value
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, watching_send)
