@@ -168,10 +168,10 @@ static PyObject *field_names(Reader *r) {
         }
         Py_DECREF(name);
     }
-    PyMem_Free(text.data);
+    PyMem_RawFree(text.data);
     return names;
 failed:
-    PyMem_Free(text.data);
+    PyMem_RawFree(text.data);
     Py_DECREF(names);
     return NULL;
 }
@@ -258,9 +258,9 @@ static PyObject *transcode(PyObject *module, PyObject *args) {
     else
         Py_XDECREF(bytes);
 done:
-    PyMem_Free(r.out.data);
-    PyMem_Free(r.doc.data);
-    PyMem_Free(r.fields.slots);
+    PyMem_RawFree(r.out.data);
+    PyMem_RawFree(r.doc.data);
+    PyMem_RawFree(r.fields.slots);
     PyBuffer_Release(&body);
     PyBuffer_Release(&action);
     PyBuffer_Release(&tail);
@@ -277,7 +277,44 @@ PyDoc_STRVAR(verdicts_doc,
 "lines and builds no set of fields.");
 
 /* Each event is read exactly as `transcode` reads the batch `[event]`: the same reader, fresh
- * for every event; only what is returned differs. */
+ * for every event; only what is returned differs. Returns 1 (plain), 0, or -1 (no memory). */
+static int verdict(Reader *r, const Py_buffer *event, Py_ssize_t max_events,
+                   Py_ssize_t max_properties, Py_ssize_t max_fields, Py_ssize_t max_name,
+                   Py_ssize_t max_string, const char *oldest, const char *newest,
+                   int without_gil) {
+    /* A reader as new as transcode's: no fields seen, nothing written, nothing counted. */
+    Buffer out = r->out, doc = r->doc;
+    FieldSet fields = r->fields;
+    out.length = doc.length = 0;
+    if (fields.capacity > 64) {
+        PyMem_RawFree(fields.slots);
+        fields = (FieldSet){0};
+    } else if (fields.used) {
+        memset(fields.slots, 0, fields.capacity * sizeof(Field));
+        fields.used = 0;
+    }
+    *r = (Reader){.p = event->buf,
+                  .end = (const char *)event->buf + event->len,
+                  .max_events = max_events,
+                  .max_properties = max_properties,
+                  .max_fields = max_fields,
+                  .max_name = max_name,
+                  .max_string = max_string,
+                  .oldest = oldest,
+                  .newest = newest,
+                  .out = out,
+                  .doc = doc,
+                  .fields = fields,
+                  .without_gil = without_gil};
+    int plain = max_events >= 1 && read_event(r, 0, "", 0, "", 0) == 0;
+    skip_space(r);
+    plain = plain && r->p == r->end && r->normalised == 0;
+    return r->no_memory ? -1 : plain;
+}
+
+/* Enough events that releasing the GIL for them pays (an agent's group: a thousand). */
+#define VERDICTS_WITHOUT_GIL 16
+
 static PyObject *verdicts(PyObject *module, PyObject *args) {
     PyObject *events;
     Py_buffer oldest, newest;
@@ -286,6 +323,9 @@ static PyObject *verdicts(PyObject *module, PyObject *args) {
                           &max_fields, &max_name, &max_string, &oldest, &newest))
         return NULL;
     PyObject *result = NULL, *sequence = NULL;
+    Py_buffer *buffers = NULL;
+    signed char *plain = NULL;
+    Py_ssize_t count = 0, held = 0;
     Reader r = {0};
     if (oldest.len != INSTANT_LENGTH || newest.len != INSTANT_LENGTH) {
         PyErr_SetString(PyExc_ValueError, "oldest and newest must be canonical instants");
@@ -294,55 +334,60 @@ static PyObject *verdicts(PyObject *module, PyObject *args) {
     sequence = PySequence_Fast(events, "events must be a sequence of bytes");
     if (sequence == NULL)
         goto done;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence);
+    count = PySequence_Fast_GET_SIZE(sequence);
+    /* Every event's bytes are held first; then, for a group of them, the GIL is released while
+     * they are read (the reader touches no Python object: raw memory, no exception), so an
+     * agent's application threads run meanwhile. */
+    buffers = PyMem_Calloc((size_t)count + 1, sizeof(Py_buffer));
+    plain = PyMem_Calloc((size_t)count + 1, 1);
+    if (buffers == NULL || plain == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; held < count; held++)
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(sequence, held), &buffers[held],
+                               PyBUF_SIMPLE) < 0)
+            goto done;
+    int no_memory = 0;
+    if (count >= VERDICTS_WITHOUT_GIL) {
+        const char *old = oldest.buf, *new = newest.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < count && !no_memory; i++) {
+            int v = verdict(&r, &buffers[i], max_events, max_properties, max_fields, max_name,
+                            max_string, old, new, 1);
+            no_memory = v < 0;
+            /* 2: read again below, with the GIL (a number only Python can judge). */
+            plain[i] = (signed char)(r.needs_gil ? 2 : v);
+        }
+        Py_END_ALLOW_THREADS
+    } else {
+        memset(plain, 2, (size_t)count);
+    }
+    for (Py_ssize_t i = 0; i < count && !no_memory; i++)
+        if (plain[i] == 2) {
+            int v = verdict(&r, &buffers[i], max_events, max_properties, max_fields, max_name,
+                            max_string, oldest.buf, newest.buf, 0);
+            no_memory = v < 0;
+            plain[i] = (signed char)v;
+        }
+    if (no_memory) {
+        PyErr_NoMemory();
+        goto done;
+    }
     result = PyList_New(count);
     if (result == NULL)
         goto done;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        Py_buffer event;
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(sequence, i), &event, PyBUF_SIMPLE) < 0)
-            goto failed;
-        /* A reader as new as transcode's: no fields seen, nothing written, nothing counted. */
-        Buffer out = r.out, doc = r.doc;
-        FieldSet fields = r.fields;
-        out.length = doc.length = 0;
-        if (fields.capacity > 64) {
-            PyMem_Free(fields.slots);
-            fields = (FieldSet){0};
-        } else if (fields.used) {
-            memset(fields.slots, 0, fields.capacity * sizeof(Field));
-            fields.used = 0;
-        }
-        r = (Reader){.p = event.buf,
-                     .end = (const char *)event.buf + event.len,
-                     .max_events = max_events,
-                     .max_properties = max_properties,
-                     .max_fields = max_fields,
-                     .max_name = max_name,
-                     .max_string = max_string,
-                     .oldest = oldest.buf,
-                     .newest = newest.buf,
-                     .out = out,
-                     .doc = doc,
-                     .fields = fields};
-        int plain = max_events >= 1 && read_event(&r, 0, "", 0, "", 0) == 0;
-        skip_space(&r);
-        plain = plain && r.p == r.end && r.normalised == 0;
-        PyBuffer_Release(&event);
-        if (r.no_memory) {
-            PyErr_NoMemory();
-            goto failed;
-        }
-        PyList_SET_ITEM(result, i, Py_NewRef(plain ? Py_True : Py_False));
-    }
-    goto done;
-failed:
-    Py_CLEAR(result);
+    for (Py_ssize_t i = 0; i < count; i++)
+        PyList_SET_ITEM(result, i, Py_NewRef(plain[i] ? Py_True : Py_False));
 done:
+    for (Py_ssize_t i = 0; i < held; i++)
+        PyBuffer_Release(&buffers[i]);
+    PyMem_Free(buffers);
+    PyMem_Free(plain);
     Py_XDECREF(sequence);
-    PyMem_Free(r.out.data);
-    PyMem_Free(r.doc.data);
-    PyMem_Free(r.fields.slots);
+    PyMem_RawFree(r.out.data);
+    PyMem_RawFree(r.doc.data);
+    PyMem_RawFree(r.fields.slots);
     PyBuffer_Release(&oldest);
     PyBuffer_Release(&newest);
     return result;
