@@ -270,11 +270,12 @@ done:
 }
 
 PyDoc_STRVAR(verdicts_doc,
-"verdicts(events, max_events, max_properties, max_fields, max_name, max_string, oldest, newest)\n"
+"verdicts(events, max_events, max_properties, max_fields, max_name, max_string, oldest, newest,\n"
+"         release=False)\n"
 "--\n\n"
 "For each event (the bytes of one JSON object), whether `transcode` takes the batch of that\n"
 "event alone as it is: accepted, and not normalised. One call for many events, which writes no\n"
-"lines and builds no set of fields.");
+"lines and builds no set of fields. `release`: read a group of events without holding the GIL.");
 
 /* Each event is read exactly as `transcode` reads the batch `[event]`: the same reader, fresh
  * for every event; only what is returned differs. Returns 1 (plain), 0, or -1 (no memory). */
@@ -312,15 +313,17 @@ static int verdict(Reader *r, const Py_buffer *event, Py_ssize_t max_events,
     return r->no_memory ? -1 : plain;
 }
 
-/* Enough events that releasing the GIL for them pays (an agent's group: a thousand). */
+/* Enough events that releasing the GIL for them pays (an agent's group: a thousand). Only the
+ * agents ask for it (`release`): HQ's own calls keep the GIL, as before. */
 #define VERDICTS_WITHOUT_GIL 16
 
 static PyObject *verdicts(PyObject *module, PyObject *args) {
     PyObject *events;
     Py_buffer oldest, newest;
     Py_ssize_t max_events, max_properties, max_fields, max_name, max_string;
-    if (!PyArg_ParseTuple(args, "Onnnnny*y*", &events, &max_events, &max_properties,
-                          &max_fields, &max_name, &max_string, &oldest, &newest))
+    int release = 0;
+    if (!PyArg_ParseTuple(args, "Onnnnny*y*|p", &events, &max_events, &max_properties,
+                          &max_fields, &max_name, &max_string, &oldest, &newest, &release))
         return NULL;
     PyObject *result = NULL, *sequence = NULL;
     Py_buffer *buffers = NULL;
@@ -349,7 +352,7 @@ static PyObject *verdicts(PyObject *module, PyObject *args) {
                                PyBUF_SIMPLE) < 0)
             goto done;
     int no_memory = 0;
-    if (count >= VERDICTS_WITHOUT_GIL) {
+    if (release && count >= VERDICTS_WITHOUT_GIL) {
         const char *old = oldest.buf, *new = newest.buf;
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t i = 0; i < count && !no_memory; i++) {

@@ -29,6 +29,7 @@ def verdicts(
     max_string: int,
     oldest: bytes,
     newest: bytes,
+    release: bool = False,
 ) -> list[bool]: ...
 def asgi_json(
     drafts: list[Any],
