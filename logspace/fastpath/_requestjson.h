@@ -192,19 +192,25 @@ PyDoc_STRVAR(asgi_json_doc,
 "where(host, server, scheme) -> (bytes, bytes) are called when their arguments change.");
 
 static PyObject *asgi_json(PyObject *module, PyObject *args) {
-    PyObject *drafts, *ids, *head_of, *stamp_of, *where_of;
+    PyObject *given_drafts, *given_ids, *head_of, *stamp_of, *where_of;
     Py_buffer tail;
-    if (!PyArg_ParseTuple(args, "O!O!OOOy*", &PyList_Type, &drafts, &PyList_Type, &ids,
-                          &head_of, &stamp_of, &where_of, &tail))
+    if (!PyArg_ParseTuple(args, "O!O!OOOy*", &PyList_Type, &given_drafts, &PyList_Type,
+                          &given_ids, &head_of, &stamp_of, &where_of, &tail))
         return NULL;
     JsonOut o = {0};
     PyObject *result = NULL;
+    /* Copies of the lists: the callables run Python code, which must not free a draft or an
+     * id out from under the borrowed references below by changing the caller's lists. */
+    PyObject *drafts = PyList_GetSlice(given_drafts, 0, PY_SSIZE_T_MAX);
+    PyObject *ids = PyList_GetSlice(given_ids, 0, PY_SSIZE_T_MAX);
     /* The last values seen and what was made of them (owned references). */
     PyObject *last_type = NULL, *last_agent = NULL, *head = NULL;
     PyObject *last_host = NULL, *last_server = NULL, *last_scheme = NULL, *where = NULL;
     PyObject *stamp = NULL;
     long long stamped_ms = 0;
     int declined = 0;
+    if (drafts == NULL || ids == NULL)
+        goto done;
     Py_ssize_t count = PyList_GET_SIZE(drafts);
     if (PyList_GET_SIZE(ids) != count) {
         PyErr_SetString(PyExc_ValueError, "as many ids as drafts");
@@ -343,6 +349,8 @@ failed:
     Py_CLEAR(result);
 done:
     PyMem_Free(o.data);
+    Py_XDECREF(drafts);
+    Py_XDECREF(ids);
     Py_XDECREF(last_type);
     Py_XDECREF(last_agent);
     Py_XDECREF(head);
