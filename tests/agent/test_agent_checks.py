@@ -8,12 +8,16 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from logspace import fastpath
 from tests.ingest.differential import NOW
 from tests.ingest.transcoding import WIDE, common_events, java_body, java_events
+
+# Without the extension there is no C check (tests/ingest/test_transcoder.py fails then).
+pytestmark = pytest.mark.skipif(not fastpath.AVAILABLE, reason="the C extension is not built")
 
 # From this many events on, the C check releases the GIL (VERDICTS_WITHOUT_GIL).
 GROUP = 16
