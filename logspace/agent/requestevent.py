@@ -9,6 +9,10 @@ Either way an event is what `EventBuilder` builds from the same values, set in t
              request_id, ip_address, location
     integer  response_code, port (where known)
     long     duration (milliseconds, as the original), duration_us (microseconds)
+
+The JSON of ASGI drafts is written by the C extension (`asgi_json`, in
+`logspace/fastpath/_requestjson.h`) where it takes the group, else by `_encoded`, the Python
+writer; tests hold both to the built events' encoding.
 """
 
 from __future__ import annotations
