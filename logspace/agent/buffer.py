@@ -148,7 +148,26 @@ class Buffer:
             if isinstance(encoded, bytes):
                 self._put(encoded, len(encoded))
                 return
-        self._put(draft, size)
+        # `_put` for a draft, written out: this runs in every request and logging call.
+        with self._lock:
+            if self._closed:
+                raise BufferClosed("the sender is closed and takes no more events")
+            if self._bytes + size > self.max_bytes and not self._make_room(draft, size):
+                return
+            bodies = self._bodies
+            first = not bodies
+            if first:
+                self._created = time.time()
+            bodies.append(draft)
+            self._bytes += size
+            self._drafts += 1
+            full = len(bodies) == self.group_events or (
+                self._bytes >= self.group_bytes > self._bytes - size
+            )
+        if first:
+            self._wake.set()
+        if full:
+            self._due.set()
 
     def _put(self, entry: Entry, size: int) -> None:
         with self._lock:
@@ -262,11 +281,20 @@ class Buffer:
 
     def _encoded(self, entries: list[Entry]) -> tuple[list[bytes], list[Dropped]]:
         """The group's events encoded, drafts built and checked; the drafts refused."""
-        drafts = [entry for entry in entries if not isinstance(entry, bytes)]
-        if not drafts:
+        kinds = set(map(type, entries))  # a loop in C: this runs for every event
+        if tuple not in kinds:  # encoded events only (drafts are tuples)
             return cast(list[bytes], entries), []
-        assert self._encode_drafts is not None  # put_draft refuses drafts without it
-        built = iter(self._encode_drafts(drafts))
+        if len(kinds) == 1:
+            # The agents' common group, drafts only: built all as they are, nothing to merge.
+            assert self._encode_drafts is not None  # put_draft refuses drafts without it
+            made = self._encode_drafts(cast(list[Draft], entries))
+            if set(map(type, made)) <= {bytes}:
+                return cast(list[bytes], made), []
+            built = iter(made)
+        else:
+            drafts = [entry for entry in entries if not isinstance(entry, bytes)]
+            assert self._encode_drafts is not None
+            built = iter(self._encode_drafts(drafts))
         bodies: list[bytes] = []
         refused: list[Dropped] = []
         for entry in entries:

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from operator import itemgetter
+from typing import Any, Protocol, cast
 
 import orjson
 
@@ -44,6 +45,9 @@ Build = Callable[[Sequence[Any], Sequence[str]], list[Event]]
 # build, values, estimated size
 Draft = tuple[Build, Any, int]
 SendDraft = Callable[[Build, Any, int], None]
+
+_build_of = itemgetter(0)
+_values_of = itemgetter(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +97,7 @@ def encode_drafts(drafts: Sequence[Draft], stamp: Stamp) -> list[bytes | Dropped
     ids = [random_id()] if len(drafts) == 1 else random_ids(len(drafts))
     accepted = _all_accepted(drafts, ids, stamp)
     if accepted is not None:
-        return list[bytes | Dropped](accepted)
+        return cast(list[bytes | Dropped], accepted)
     kinds: dict[Build, list[int]] = {}
     for index, (build, _, _) in enumerate(drafts):
         kinds.setdefault(build, []).append(index)
@@ -121,9 +125,10 @@ def _all_accepted(drafts: Sequence[Draft], ids: list[str], stamp: Stamp) -> list
     if not drafts:
         return []
     build = drafts[0][0]
-    if any(draft[0] is not build for draft in drafts):
+    # Loops in C: this runs for every event.
+    if len(set(map(_build_of, drafts))) != 1:
         return None
-    values = [draft[1] for draft in drafts]
+    values = list(map(_values_of, drafts))
     encoded_by: Encoded | None = getattr(build, "encoded", None)
     if encoded_by is not None:
         # No dict per event: the JSON straight, then the C rules judge the lot.

@@ -39,6 +39,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+# The request headers an event needs, lowercase, and their places in the middleware's list.
+_REQUEST_HEADERS = {b"host": 0, b"x-request-id": 1, b"request-id": 2}
+_time_ns = time.time_ns
+_perf_counter_ns = time.perf_counter_ns
+
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 StartResponse = Callable[..., Callable[[bytes], object]]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -70,35 +75,40 @@ class ASGIMiddleware(_RequestAgent):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        arrived = time.time_ns()
-        started = time.perf_counter_ns()
+        arrived = _time_ns()
+        started = _perf_counter_ns()
         answer: list[Any] = [500, None]  # the status, the `Location`
 
-        async def watching_send(message: Message) -> None:
+        # A plain function returning `send`'s awaitable: no coroutine of ours per message.
+        def watching_send(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 answer[0] = message["status"]
                 for name, value in message.get("headers", ()):
-                    if name.lower() == b"location":
+                    # Names are lowercase as a rule (ASGI asks for it): lowered only if not.
+                    if name == b"location" or (not name.islower() and name.lower() == b"location"):
                         answer[1] = value
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, watching_send)
         finally:
-            elapsed = time.perf_counter_ns() - started
+            elapsed = _perf_counter_ns() - started
             path = scope["path"]
             query_string = scope.get("query_string", b"")
             # The three headers the event needs, not the list: a draft must not keep every
-            # header (cookies and all) alive beyond its estimated size.
-            host = request_id = other_request_id = None
+            # header (cookies and all) alive beyond its estimated size. The last of each
+            # name wins.
+            wanted: list[Any] = [None, None, None]  # host, x-request-id, request-id
             for name, value in scope.get("headers", ()):
-                name = name.lower()
-                if name == b"host":
-                    host = value
-                elif name == b"x-request-id":
-                    request_id = value
-                elif name == b"request-id":
-                    other_request_id = value
+                which = _REQUEST_HEADERS.get(name)
+                if which is None:
+                    if name.islower():  # lowercase, as a rule, and none of ours
+                        continue
+                    which = _REQUEST_HEADERS.get(name.lower())
+                    if which is None:
+                        continue
+                wanted[which] = value
+            host, request_id, other_request_id = wanted
             try:
                 self._send_draft(
                     asgi_events,

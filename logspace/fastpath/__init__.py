@@ -75,10 +75,11 @@ def plain_events(body: bytes, limits: Limits, newest: datetime) -> list[bool] | 
 
 def plain_each(events: Sequence[bytes], limits: Limits, newest: datetime) -> list[bool] | None:
     """`plain_events` for events already apart, each the JSON of one event (as the agent
-    encodes them), in one call of C however many there are. None without the extension."""
+    encodes them), in one call of C however many there are. None without the extension.
+    A group of them is read without holding the GIL: the agent's application runs meanwhile."""
     if _verdicts is None:  # pragma: no cover - see AVAILABLE
         return None
-    return _verdicts(events, *_rules(limits, newest))
+    return _verdicts(events, *_rules(limits, newest), True)
 
 
 def _rules(limits: Limits, newest: datetime) -> tuple[int, int, int, int, int, bytes, bytes]:

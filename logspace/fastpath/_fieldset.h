@@ -36,7 +36,7 @@ static size_t field_hash(int family, const char *name, Py_ssize_t length) {
 
 static int fieldset_grow(FieldSet *set) {
     size_t capacity = set->capacity ? set->capacity * 2 : 64;
-    Field *slots = PyMem_Calloc(capacity, sizeof(Field));
+    Field *slots = PyMem_RawCalloc(capacity, sizeof(Field));
     if (slots == NULL)
         return -1;
     for (size_t i = 0; i < set->capacity; i++) {
@@ -48,7 +48,7 @@ static int fieldset_grow(FieldSet *set) {
             at = (at + 1) & (capacity - 1);
         slots[at] = *old;
     }
-    PyMem_Free(set->slots);
+    PyMem_RawFree(set->slots);
     set->slots = slots;
     set->capacity = capacity;
     return 0;

@@ -26,7 +26,8 @@ static int buffer_reserve(Buffer *b, size_t more) {
     size_t capacity = b->capacity ? b->capacity : 4096;
     while (capacity < b->length + more)
         capacity *= 2;
-    char *data = PyMem_Realloc(b->data, capacity);
+    /* Raw: `verdicts` reads events without holding the GIL. */
+    char *data = PyMem_RawRealloc(b->data, capacity);
     if (data == NULL)
         return -1;
     b->data = data;

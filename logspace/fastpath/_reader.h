@@ -48,6 +48,8 @@ typedef struct {
     int spaced;    /* whitespace was skipped within the current event */
     int normalise; /* the current event's document is not its own bytes (see read_event) */
     int writing;   /* the current event's members go to `doc` (see read_event) */
+    int without_gil; /* set by `verdicts` while it has released the GIL */
+    int needs_gil;   /* a number only PyOS_string_to_double can judge: read again with it */
     /* Counted in the first pass over each event: values Elasticsearch stores but does not
      * index (events.unindexed), and events whose document is normalised. */
     Py_ssize_t non_finite;
@@ -80,6 +82,17 @@ static inline int read_string(Reader *r, int escapes, const char **start, const 
 }
 
 static inline int read_number(Reader *r, int *kind, int64_t *value, double *real) {
+    if (r->without_gil) {
+        /* scan_number calls PyOS_string_to_double (which needs the GIL) only for a token
+         * with an exponent or over 38 digits: such an event is read again, with the GIL. */
+        const char *q = r->p;
+        while (q < r->end && ((*q >= '0' && *q <= '9') || *q == '-' || *q == '+' || *q == '.'))
+            q++;
+        if ((q < r->end && (*q == 'e' || *q == 'E')) || q - r->p > 38) {
+            r->needs_gil = 1;
+            return NOT_COMMON;
+        }
+    }
     return scan_number(&r->p, r->end, kind, value, real);
 }
 

@@ -11,6 +11,7 @@
 #define PY_SSIZE_T_CLEAN
 #include "_reader.h"
 #include "_properties.h"
+#include "_requestjson.h"
 
 static int field_of(const char *key, Py_ssize_t length) {
     for (int f = 0; f < F_COUNT; f++)
@@ -167,10 +168,10 @@ static PyObject *field_names(Reader *r) {
         }
         Py_DECREF(name);
     }
-    PyMem_Free(text.data);
+    PyMem_RawFree(text.data);
     return names;
 failed:
-    PyMem_Free(text.data);
+    PyMem_RawFree(text.data);
     Py_DECREF(names);
     return NULL;
 }
@@ -257,9 +258,9 @@ static PyObject *transcode(PyObject *module, PyObject *args) {
     else
         Py_XDECREF(bytes);
 done:
-    PyMem_Free(r.out.data);
-    PyMem_Free(r.doc.data);
-    PyMem_Free(r.fields.slots);
+    PyMem_RawFree(r.out.data);
+    PyMem_RawFree(r.doc.data);
+    PyMem_RawFree(r.fields.slots);
     PyBuffer_Release(&body);
     PyBuffer_Release(&action);
     PyBuffer_Release(&tail);
@@ -268,88 +269,12 @@ done:
     return result;
 }
 
-PyDoc_STRVAR(verdicts_doc,
-"verdicts(events, max_events, max_properties, max_fields, max_name, max_string, oldest, newest)\n"
-"--\n\n"
-"For each event (the bytes of one JSON object), whether `transcode` takes the batch of that\n"
-"event alone as it is: accepted, and not normalised. One call for many events, which writes no\n"
-"lines and builds no set of fields.");
-
-/* Each event is read exactly as `transcode` reads the batch `[event]`: the same reader, fresh
- * for every event; only what is returned differs. */
-static PyObject *verdicts(PyObject *module, PyObject *args) {
-    PyObject *events;
-    Py_buffer oldest, newest;
-    Py_ssize_t max_events, max_properties, max_fields, max_name, max_string;
-    if (!PyArg_ParseTuple(args, "Onnnnny*y*", &events, &max_events, &max_properties,
-                          &max_fields, &max_name, &max_string, &oldest, &newest))
-        return NULL;
-    PyObject *result = NULL, *sequence = NULL;
-    Reader r = {0};
-    if (oldest.len != INSTANT_LENGTH || newest.len != INSTANT_LENGTH) {
-        PyErr_SetString(PyExc_ValueError, "oldest and newest must be canonical instants");
-        goto done;
-    }
-    sequence = PySequence_Fast(events, "events must be a sequence of bytes");
-    if (sequence == NULL)
-        goto done;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence);
-    result = PyList_New(count);
-    if (result == NULL)
-        goto done;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        Py_buffer event;
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(sequence, i), &event, PyBUF_SIMPLE) < 0)
-            goto failed;
-        /* A reader as new as transcode's: no fields seen, nothing written, nothing counted. */
-        Buffer out = r.out, doc = r.doc;
-        FieldSet fields = r.fields;
-        out.length = doc.length = 0;
-        if (fields.capacity > 64) {
-            PyMem_Free(fields.slots);
-            fields = (FieldSet){0};
-        } else if (fields.used) {
-            memset(fields.slots, 0, fields.capacity * sizeof(Field));
-            fields.used = 0;
-        }
-        r = (Reader){.p = event.buf,
-                     .end = (const char *)event.buf + event.len,
-                     .max_events = max_events,
-                     .max_properties = max_properties,
-                     .max_fields = max_fields,
-                     .max_name = max_name,
-                     .max_string = max_string,
-                     .oldest = oldest.buf,
-                     .newest = newest.buf,
-                     .out = out,
-                     .doc = doc,
-                     .fields = fields};
-        int plain = max_events >= 1 && read_event(&r, 0, "", 0, "", 0) == 0;
-        skip_space(&r);
-        plain = plain && r.p == r.end && r.normalised == 0;
-        PyBuffer_Release(&event);
-        if (r.no_memory) {
-            PyErr_NoMemory();
-            goto failed;
-        }
-        PyList_SET_ITEM(result, i, Py_NewRef(plain ? Py_True : Py_False));
-    }
-    goto done;
-failed:
-    Py_CLEAR(result);
-done:
-    Py_XDECREF(sequence);
-    PyMem_Free(r.out.data);
-    PyMem_Free(r.doc.data);
-    PyMem_Free(r.fields.slots);
-    PyBuffer_Release(&oldest);
-    PyBuffer_Release(&newest);
-    return result;
-}
+#include "_verdicts.h"
 
 static PyMethodDef methods[] = {
     {"transcode", transcode, METH_VARARGS, transcode_doc},
     {"verdicts", verdicts, METH_VARARGS, verdicts_doc},
+    {"asgi_json", asgi_json, METH_VARARGS, asgi_json_doc},
     {NULL, NULL, 0, NULL},
 };
 

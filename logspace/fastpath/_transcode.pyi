@@ -1,5 +1,6 @@
 # The C extension's face (logspace/fastpath/_transcode.c), for type checkers.
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 FIELD_NAMES: tuple[str, ...]
 MAX_TEXT_BYTES: int
@@ -28,4 +29,13 @@ def verdicts(
     max_string: int,
     oldest: bytes,
     newest: bytes,
+    release: bool = False,
 ) -> list[bool]: ...
+def asgi_json(
+    drafts: list[Any],
+    ids: list[str],
+    head: Callable[[str, str], bytes],
+    stamp: Callable[[int], bytes],
+    where: Callable[[bytes | None, Any, str], tuple[bytes, bytes]],
+    tail: bytes,
+) -> list[bytes] | None: ...

@@ -256,3 +256,42 @@ async def test_the_request_event_is_the_one_event_builder_builds() -> None:
     # The same members in the same order, nested ones too: the same bytes on the wire.
     assert orjson.dumps(event) == orjson.dumps(built_like_before(event))
     assert event["long-properties"]["duration"] == event["long-properties"]["duration_us"] // 1000
+
+
+@pytest.mark.anyio
+async def test_asgi_header_names_count_whatever_their_case_and_the_last_of_a_name_wins() -> None:
+    """ASGI servers should lowercase header names; one that does not still gets its events."""
+    sink = MemorySink()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"Content-Length", b"0"), (b"LOCATION", b"/first"), (b"location", b"/last")]
+        await send({"type": "http.response.start", "status": 301, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/old",
+        "query_string": b"",
+        "headers": [
+            (b"Host", b"shop.test:81"),
+            (b"X-Request-Id", b"first"),
+            (b"x-request-id", b"second"),
+            (b"Request-ID", b"other"),
+            (b"1", b"not a name of ours"),
+        ],
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        pass
+
+    await ASGIMiddleware(app, sink)(scope, receive, send)
+
+    strings = only(sink)["string-properties"]
+    assert strings["domain"] == "shop.test"
+    assert only(sink)["integer-properties"] == {"response_code": 301, "port": 81}
+    assert strings["request_id"] == "second"
+    assert strings["location"] == "/last"

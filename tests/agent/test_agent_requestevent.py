@@ -8,15 +8,20 @@ import time
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logspace.agent import requestevent
 from logspace.agent.builder import encode_event, random_ids
 from logspace.agent.draft import Stamp, encode_drafts
 from logspace.agent.requestevent import asgi_events, wsgi_events
 from logspace.agent.shipper import Dropped
 
 NOW_NS = time.time_ns()
+# The C extension's writer (tests/ingest/test_transcoder.py fails where it is not built).
+asgi_json = requestevent._asgi_json
+needs_c = pytest.mark.skipif(asgi_json is None, reason="the C extension is not built")
 
 texts = st.text(max_size=12)
 maybe_bytes = st.none() | st.binary(max_size=12)
@@ -65,6 +70,97 @@ def test_asgi_events_written_straight_are_those_built_and_encoded(
     ids = random_ids(len(values))
     straight = asgi_events.encoded(values, ids, stamp.system, stamp.marker)
     assert straight == [orjson_of(stamp(event)) for event in asgi_events(values, ids)]
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(st.lists(asgi_values, min_size=1, max_size=6), stamps)
+def test_asgi_events_written_in_c_are_those_written_in_python(
+    values: list[Any], stamp: Stamp
+) -> None:
+    """The C extension writes the ASGI drafts' JSON (`asgi_events.encoded`); without it, or
+    for a group it declines, Python does: the same bytes either way."""
+    ids = random_ids(len(values))
+    in_python = asgi_events.encoded_in_python(values, ids, stamp.system, stamp.marker)
+    assert asgi_json is not None
+    assert asgi_json(values, ids, *c_callables(stamp)) is not None
+    assert asgi_events.encoded(values, ids, stamp.system, stamp.marker) == in_python
+    assert in_python == [orjson_of(stamp(event)) for event in asgi_events(values, ids)]
+
+
+GOOD = ("http/request", "http/asgi", NOW_NS, 1000, "http", ("example.com", 80), "/ok", b"q=1",
+        "GET", ("10.0.0.1", 5000), b"example.com", b"r-1", 200, b"/next")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("place", "value"),
+    [
+        (12, "201"),  # a status that is no int: `int()` takes it, C declines
+        (12, True),
+        (6, "/\ud800"),  # a lone surrogate: no UTF-8, orjson refuses it too
+        (7, bytearray(b"q=1")),
+        (9, ["10.0.0.1", 5000]),  # a list for a tuple: Python indexes it alike
+        (9, ()),
+        (9, ("", 1)),
+        (11, b""),
+        (13, None),
+        (2, 2**70),  # beyond 64 bits
+    ],
+)
+def test_a_draft_the_c_path_does_not_take_as_is_gets_what_python_writes(
+    place: int, value: Any
+) -> None:
+    draft = (*GOOD[:place], value, *GOOD[place + 1 :])
+    ids = random_ids(2)
+    stamp = Stamp("web-1", None)
+    try:
+        expected: list[bytes] | type[Exception] = asgi_events.encoded_in_python(
+            [GOOD, draft], ids, stamp.system, stamp.marker
+        )
+    except Exception as error:
+        expected = type(error)
+    if isinstance(expected, list):
+        assert asgi_events.encoded([GOOD, draft], ids, stamp.system, stamp.marker) == expected
+    else:
+        with pytest.raises(expected):
+            asgi_events.encoded([GOOD, draft], ids, stamp.system, stamp.marker)
+
+
+@needs_c
+def test_the_c_path_works_out_head_time_and_place_only_when_they_change() -> None:
+    calls: list[str] = []
+    head, stamp, where, tail = c_callables(Stamp(None, None))
+
+    def counting(name: str, call: Any) -> Any:
+        def counted(*args: Any) -> Any:
+            calls.append(name)
+            return call(*args)
+
+        return counted
+
+    assert asgi_json is not None
+    later = (*GOOD[:2], NOW_NS + 5_000_000, *GOOD[3:])
+    other_host = (*GOOD[:10], b"other.example", *GOOD[11:])
+    written = asgi_json(
+        [GOOD, GOOD, later, other_host],
+        random_ids(4),
+        counting("head", head),
+        counting("stamp", stamp),
+        counting("where", where),
+        tail,
+    )
+    assert written is not None
+    assert sorted(calls) == ["head", "stamp", "stamp", "stamp", "where", "where"]
+
+
+def c_callables(stamp: Stamp) -> tuple[Any, Any, Any, bytes]:
+    """What `asgi_events.encoded` hands the C extension for drafts stamped by `stamp`."""
+    return (
+        lambda event_type, agent_id: requestevent._head_json(event_type, agent_id, stamp.system),
+        requestevent._stamp_json,
+        requestevent._asgi_where,
+        requestevent._tail_json(stamp.marker),
+    )
 
 
 @settings(max_examples=300, deadline=None)
