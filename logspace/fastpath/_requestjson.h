@@ -19,24 +19,16 @@
 #include <Python.h>
 #include <string.h>
 
-typedef struct {
-    char *data;
-    size_t length, capacity;
-} JsonOut;
+#include "_jsontokens.h"
+
+/* The JSON written so far: the reader's growing buffer (`_jsontokens.h`). */
+typedef Buffer JsonOut;
 
 static int json_reserve(JsonOut *o, size_t more) {
-    if (o->length + more <= o->capacity)
-        return 0;
-    size_t capacity = o->capacity ? o->capacity : 1024;
-    while (capacity < o->length + more)
-        capacity *= 2;
-    char *data = PyMem_Realloc(o->data, capacity);
-    if (data == NULL) {
+    if (buffer_reserve(o, more) < 0) {
         PyErr_NoMemory();
         return -1;
     }
-    o->data = data;
-    o->capacity = capacity;
     return 0;
 }
 
@@ -348,7 +340,7 @@ decline:
 failed:
     Py_CLEAR(result);
 done:
-    PyMem_Free(o.data);
+    PyMem_RawFree(o.data);
     Py_XDECREF(drafts);
     Py_XDECREF(ids);
     Py_XDECREF(last_type);
