@@ -9,6 +9,7 @@ final counters as JSON to BENCH_AGENT_STATS when the server stops it.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -22,12 +23,19 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from logspace.agent import AgentConfig, ASGIMiddleware, Sender, WSGIMiddleware
+from logspace.agent import AgentConfig, ASGIMiddleware, Dropped, Sender, WSGIMiddleware
 
 from .documents import TOKEN
 
 # A stop flushes everything to HQ before the server exits (an arm waits for it).
 SHUTDOWN_SECONDS = 300.0
+
+# Why the sender dropped events, by reason, for the stats (an arm that drops says why).
+_drop_reasons: collections.Counter[str] = collections.Counter()
+
+
+def _count_drops(drops: list[Dropped]) -> None:
+    _drop_reasons.update(drop.reason for drop in drops)
 
 
 def sender() -> Sender | None:
@@ -42,7 +50,7 @@ def sender() -> Sender | None:
         marker=os.environ["BENCH_AGENT_MARKER"],
         shutdown_timeout=SHUTDOWN_SECONDS,
     )
-    return Sender(config).start()
+    return Sender(config, on_drop=_count_drops).start()
 
 
 def close(agent: Sender) -> None:
@@ -55,6 +63,8 @@ def close(agent: Sender) -> None:
                 "sent": stats.sent,
                 "dropped": stats.dropped,
                 "queued": stats.queued,
+                # Drops beyond the buffer's report bound are counted but not reported.
+                "drop_reasons": dict(_drop_reasons),
             }
         )
     )

@@ -299,7 +299,10 @@ def log_arm(ctx: Context, arm: str, records: int) -> LogArm:
         raise OverheadError(f"bench.lograte {handler} failed:\n{done.stderr}")
     measured = LogArm(arm, records, orjson.loads(done.stdout.splitlines()[-1])["seconds"])
     if arm != "plain":
-        measured.stats, measured.stored = ctx.check_delivery("log", arm, marker, stats_file)
+        try:
+            measured.stats, measured.stored = ctx.check_delivery("log", arm, marker, stats_file)
+        except OverheadError as error:  # the agent's own warnings say what it dropped and why
+            raise OverheadError(f"{error}\n{done.stderr[-2000:]}") from None
     return measured
 
 
