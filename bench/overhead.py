@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -59,6 +60,7 @@ class Wrk:
     p90: float
     p99: float
     errors: int  # socket errors and non-2xx answers
+    cpu: float = 0.0  # wrk's own CPU-seconds (user + system)
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -98,10 +100,20 @@ def run_wrk(
     command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency", url]
     if paced:
         command[-1:-1] = ["-s", str(PACED)]
+    before = _children_cpu()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
         raise OverheadError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
-    return parse_wrk(done.stdout)
+    measured = parse_wrk(done.stdout)
+    # The servers are children too, but are waited for only when stopped: between these
+    # two readings the only child that ended is wrk.
+    measured.cpu = _children_cpu() - before
+    return measured
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class Server:
@@ -251,6 +263,7 @@ def app_arm(
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         result = run_wrk(ctx.wrk, server.url, seconds, connections)
         cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+        cpu["wrk"] = result.cpu
     finally:
         server.stop()
     if result.errors or light.errors:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from . import overhead, report
 from .report import Figure
 
@@ -31,6 +33,7 @@ def figures(measured: overhead.Measured) -> list[Figure]:
                     gated=gated,
                 )
             )
+    found.extend(_ceilings(measured))
     for kind, key, gated in (("asgi", "g3", True), ("wsgi", "g3-wsgi", False)):
         rounds = measured.apps[kind]
         found.append(
@@ -90,6 +93,34 @@ def figures(measured: overhead.Measured) -> list[Figure]:
     return found
 
 
+def _ceilings(measured: overhead.Measured) -> list[Figure]:
+    """What g1 and g2 could be with an agent that cost nothing, on this box: the box's cores
+    shared by the app (its plain cost per request), wrk, HQ and Elasticsearch (theirs in the
+    hq arm) and nothing else, perfectly. An upper bound from the round's own CPU figures, to
+    tell the agent's share of a shortfall from the indexing's on shared cores."""
+    cores = len(os.sched_getaffinity(0))
+    found = []
+    for kind, key in (("asgi", "g1"), ("wsgi", "g2")):
+        bounds = []
+        for r in measured.apps[kind]:
+            plain, hq = r["plain"], r["hq"]
+            box_us = plain.cpu_us_per_request("app") + sum(
+                hq.cpu_us_per_request(name) for name in ("wrk", "hq", "es")
+            )
+            bounds.append(min(1.0, cores * 1e6 / box_us / plain.wrk.rate))
+        found.append(
+            Figure(
+                f"{key}-ceiling",
+                f"the most {key} could be with an agent costing nothing: {cores} cores shared "
+                "by the app, wrk, HQ and Elasticsearch (a model from the round's CPU figures)",
+                bounds,
+                "",
+                gated=False,
+            )
+        )
+    return found
+
+
 def appendix(
     measured: overhead.Measured,
     seconds: float,
@@ -111,6 +142,7 @@ def appendix(
                 f"{hq.cpu_us_per_request('app'):.1f} / "
                 f"{stub.cpu_us_per_request('app'):.1f} | "
                 f"{hq.cpu_us_per_request('hq'):.1f} | {hq.cpu_us_per_request('es'):.1f} | "
+                f"{plain.cpu_us_per_request('wrk'):.1f} / {hq.cpu_us_per_request('wrk'):.1f} | "
                 f"{hq.stored} of {hq.stats['enqueued']} | {stub.events_per_batch:.0f} |"
             )
     logs = [
@@ -128,14 +160,15 @@ def appendix(
         "and p99 at 16 connections; light: p50 and p99 (ms) at two connections each "
         "pausing 1 ms between requests (`bench/paced.lua`). App CPU is "
         "utime+stime over the saturated run per request answered; HQ and ES CPU in the hq "
-        'arm is the indexing of the app\'s events. "In ES" is what Elasticsearch holds '
+        "arm is the indexing of the app's events; wrk's own is given for the plain and "
+        'hq arms. "In ES" is what Elasticsearch holds '
         "of the hq arm's events after the server's clean stop, against the sender's "
         '`enqueued` (warm-up included). "Per batch" is the events the stub arm\'s agent '
         "shipped per request to the stub, over the whole arm.\n\n"
         "| app | round | req/s plain | req/s hq | req/s stub | sat. p99 plain / hq / stub | "
         "light p50, p99 plain / hq / stub | app CPU-us/req plain / hq / stub | "
-        "HQ CPU-us/req | ES CPU-us/req | in ES | per batch |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows),
+        "HQ CPU-us/req | ES CPU-us/req | wrk CPU-us/req plain / hq | in ES | per batch |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows),
         f"### (g4) Log records, {records} per arm (after {records // 10} "
         "not counted), a process per arm\n\n"
         "| round | FileHandler records/s | LogHandler to HQ | LogHandler to the stub | "
