@@ -9,7 +9,6 @@ JSON they are JSON escapes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import logging.config
 import re
@@ -19,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
 import orjson
+
+from logspace.ops.deferredflush import DeferredFlush
 
 __all__ = [
     "REQUEST_ID",
@@ -175,27 +176,12 @@ class LoopFlushedHandler(logging.StreamHandler[TextIO]):
     per request. Those lines come through `write_line`; any other record is written at once,
     with the lines before it, as by `logging.StreamHandler` (so a message logged as the
     server shuts down, just before the process ends by the signal it caught, is not lost).
-    Outside a running loop (start-up, shutdown, other threads) every line goes at once."""
+    Off a running loop (start-up, shutdown, tools) every line goes at once; one written from
+    another thread while a flush is due goes with that flush (`DeferredFlush`)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(_block_buffered(stream or sys.stderr))
-        # The loop a flush is scheduled on: a loop closed before it ran it holds nothing up.
-        self._scheduled_on: asyncio.AbstractEventLoop | None = None
-
-    def _flush_soon(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # not on a loop: at once
-            self.flush()
-            return
-        if self._scheduled_on is not loop:
-            self._scheduled_on = loop
-            loop.call_soon(self._flush_now, loop)
-
-    def _flush_now(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._scheduled_on is loop:
-            self._scheduled_on = None
-        self.flush()
+        self._flush_soon = DeferredFlush(self.flush).request
 
     def write_line(self, line: str) -> bool:
         """Write a line formatted already, as `emit` writes a record's, but flushed once

@@ -10,7 +10,6 @@ all workers, whichever worker a scrape reaches.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import os
@@ -41,6 +40,7 @@ from logspace.errors import (
     StoreUnavailable,
 )
 from logspace.events import Unindexed
+from logspace.ops.deferredflush import DeferredFlush
 
 __all__ = ["MULTIPROCESS_VARIABLE", "Ingest", "Metrics", "Read", "get_metrics"]
 
@@ -181,6 +181,8 @@ class Metrics:
         self._stored: dict[str, _Stored] = {}
         # The ingest path's counts, in plain numbers until `flush` (see `_Tally`).
         self._tally = _Tally()
+        # The tally changed: shown once this event-loop turn's work is done.
+        self._counted = DeferredFlush(self.flush).request
         self.deleted_indices = Counter(
             "logspace_retention_deleted_indices",
             "Event indices deleted by the retention that runs inside HQ.",
@@ -223,7 +225,6 @@ class Metrics:
     def flush(self) -> None:
         """Hand what the ingest path counted since the last flush to the Prometheus metrics."""
         tally = self._tally
-        tally.scheduled = False
         if tally.requests_in_flight != tally.requests_in_flight_shown:
             self.requests_in_flight.set(tally.requests_in_flight)
             tally.requests_in_flight_shown = tally.requests_in_flight
@@ -237,19 +238,6 @@ class Metrics:
                 counters.requests.inc(requests)
             if events:
                 counters.accepted.inc(events)
-
-    def _counted(self) -> None:
-        """The tally changed: flush it once this event-loop iteration's work is done."""
-        tally = self._tally
-        if tally.scheduled:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # not on a loop (a test, a tool): at once
-            self.flush()
-            return
-        tally.scheduled = True
-        loop.call_soon(self.flush)
 
     def bulk_sent(self, reason: str, events: int, size: int) -> None:
         """The coalescer sent a bulk request (`coalescer.BulkObserver`)."""
@@ -367,7 +355,6 @@ class _Tally:
         "events_in_flight_shown",
         "requests_in_flight",
         "requests_in_flight_shown",
-        "scheduled",
         "stored",
     )
 
@@ -375,7 +362,6 @@ class _Tally:
         self.requests_in_flight = self.requests_in_flight_shown = 0
         self.events_in_flight = self.events_in_flight_shown = 0
         self.stored: dict[str, list[int]] = {}  # space -> [requests, events] accepted
-        self.scheduled = False
 
     def stored_in(self, space: str, requests: int, events: int) -> None:
         counts = self.stored.get(space)
