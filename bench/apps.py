@@ -104,6 +104,23 @@ def close_wsgi_sender() -> None:
         close(_wsgi_sender)
 
 
+async def null_events(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """`uvicorn bench.apps:null_events`: a raw ASGI app that reads each request's body and
+    answers 202 `{}`, and does nothing else: the HTTP server's own cost of a fleet's
+    requests (figure f3-floor, bench/fleetfloor.py)."""
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 202, "headers": _NULL_HEADERS})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+_NULL_HEADERS = [(b"content-type", b"application/json")]
+
+
 def hq_stub() -> Starlette:
     """`uvicorn --factory bench.apps:hq_stub`: answers 202 to every batch, stores nothing;
     `GET /requests` says how many batches it was sent so far."""

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import fleetidle, fleetrate, wrk
+from . import fleetfloor, fleetidle, fleetrate, wrk
 from .fleetrun import FleetRun, figure, port
 from .load import LoadError
 from .procs import SyscallCount, connections_to, cpu_seconds, run_queue_seconds, tree_cpu_seconds
@@ -93,6 +93,7 @@ class FleetBench(FleetRun):
                 self.hq = await asyncio.to_thread(self.start_hq)
                 try:
                     await self.closed_loop()
+                    await fleetfloor.floor(self)
                     await fleetrate.fixed_rate(self)
                     await fleetrate.curve(self)
                 finally:

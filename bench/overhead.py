@@ -118,12 +118,17 @@ def _children_cpu() -> float:
 
 class Server:
     """uvicorn or gunicorn serving bench/apps.py on a free port, as a process of its own:
-    `asgi`, `wsgi` or `stub` (the stub HQ)."""
+    `asgi`, `wsgi`, `stub` (the stub HQ) or `null` (`null_events`, for figure f3-floor)."""
 
     def __init__(self, kind: str, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        if kind in ("asgi", "stub"):
+        if kind == "null":
+            command = [
+                sys.executable, "-m", "uvicorn", "bench.apps:null_events",
+                "--port", str(self.port), "--no-access-log", "--log-level", "warning",
+            ]  # fmt: skip
+        elif kind in ("asgi", "stub"):
             factory = "bench.apps:asgi_app" if kind == "asgi" else "bench.apps:hq_stub"
             command = [
                 sys.executable, "-m", "uvicorn", "--factory", factory,
