@@ -47,6 +47,9 @@ __all__ = ["DiskQueue", "QueueInUse", "QueueStats"]
 
 Row = tuple[int, bytes]
 
+# How many of the rows last inserted keep their JSON in memory for the sender (see `_fresh`).
+_FRESH_ROWS = 4
+
 
 class QueueInUse(RuntimeError):
     """Another process holds the queue file."""
@@ -120,12 +123,15 @@ class DiskQueue:
                 ) from None
             raise
         self._count = self._bytes = 0
+        # The JSON of the last rows inserted, by seq, with their counts: the sender's next
+        # batch is usually the row the buffer's thread just wrote, and reading it back from
+        # the file costs a statement and a copy of it. Only a row still whole (no places)
+        # with as many events is taken from here; any change to a row gives it places.
+        self._fresh: dict[int, tuple[bytes, int]] = {}
         queuefile.bring_up_to_date(self._db, old, self._insert)
-        # From here on, each group row inserted counts its events as enqueued in the same
-        # statement (a TEMP trigger: this connection's own, nothing changes in the file), so
-        # the common group commit is one statement, not four. Every statement lets go of the
-        # GIL a few times, and each time the application's busy thread has to give it back.
-        self._db.execute(queuefile.COUNT_INSERTED)
+        # From here on, each group row inserted counts its events as enqueued (see TEMP_SCHEMA):
+        # the common group commit is one statement, not four, and so is a common ack.
+        self._db.executescript(queuefile.TEMP_SCHEMA)
         self._resync()
         self._closed = False
 
@@ -215,10 +221,15 @@ class DiskQueue:
             ends = list(itertools.accumulate(sizes[start:end]))
             # As many as fit the bytes, at least one.
             end = start + max(1, bisect.bisect_right(ends, self.group_bytes))
-            self._db.execute(
+            joined = b",".join(bodies[start:end])
+            seq = self._db.execute(
                 "INSERT INTO groups (created, bodies, sizes, places) VALUES (?, ?, ?, ?)",
-                (now, b",".join(bodies[start:end]), pack(sizes[start:end]), b""),
-            )
+                (now, joined, pack(sizes[start:end]), b""),
+            ).lastrowid
+            assert seq is not None
+            self._fresh[seq] = (joined, end - start)
+            if len(self._fresh) > _FRESH_ROWS:
+                del self._fresh[next(iter(self._fresh))]
             self._count += end - start
             self._bytes += sum(sizes[start:end])
             start = end
@@ -265,7 +276,7 @@ class DiskQueue:
                 # How many of the row fit: the count left, and the bytes (the first always).
                 fit = min(max_count - count, bisect.bisect_right(ends, max_bytes) - 1)
                 if fit >= len(sizes):
-                    bodies = queuefile.bodies_of(self._db, seq)
+                    bodies = self._bodies_of(seq, places_blob, len(sizes))
                     parts.append(Part(seq, places, sizes, bodies, bytes(places_blob)))
                     count, size = count + fit, ends[-1]
                     if count < max_count:
@@ -276,10 +287,17 @@ class DiskQueue:
                     # never cuts a row it could leave for the next).
                     fit = max(fit, 1)
                     end = ends[fit] - size + fit - 1
-                    bodies = queuefile.bodies_of(self._db, seq)
+                    bodies = self._bodies_of(seq, places_blob, len(sizes))
                     parts.append(Part(seq, places[:fit], sizes[:fit], bodies[:end]))
                 break
         return Batch(parts)
+
+    def _bodies_of(self, seq: int, places: bytes, count: int) -> bytes:
+        """The JSON of row `seq`, which has `places` and `count` events now."""
+        fresh = self._fresh.get(seq)
+        if fresh is not None and not places and fresh[1] == count:
+            return fresh[0]
+        return queuefile.bodies_of(self._db, seq)
 
     def oldest_created(self) -> float | None:
         """Wall-clock time the oldest queued event was appended."""
@@ -298,6 +316,26 @@ class DiskQueue:
 
     def ack_batch(self, batch: Batch) -> int:
         """`ack` every event of `batch`: its rows deleted or trimmed, none read."""
+        if len(batch.parts) == 1 and batch.parts[0].whole is not None:
+            # The common batch, one whole row: deleted and counted in one statement, if the
+            # row is as read (two rows changed: the counter and the row; else none).
+            part = batch.parts[0]
+            with self._lock:
+                self._check_open()
+                before = self._db.total_changes
+                try:
+                    self._db.execute(
+                        "INSERT INTO delivered VALUES (?, ?, ?)",
+                        (part.seq, part.whole, len(part.places)),
+                    )
+                except BaseException:
+                    self._resync()
+                    raise
+                if self._db.total_changes != before:
+                    self._fresh.pop(part.seq, None)
+                    self._count -= len(part.places)
+                    self._bytes -= sum(part.sizes)
+                    return len(part.places)
         with self._writing():
             removed = sum(self._remove_part(part) for part in batch.parts)
             self._add_counter("sent", removed)
@@ -314,6 +352,7 @@ class DiskQueue:
                 (part.seq, part.whole, 4 * taken),
             ).rowcount
             if deleted:
+                self._fresh.pop(part.seq, None)
                 self._count -= taken
                 self._bytes -= sum(part.sizes)
                 return taken
@@ -412,6 +451,7 @@ class DiskQueue:
             self._db.execute("UPDATE counters SET value = value + ? WHERE name = ?", (amount, name))
 
     def _resync(self) -> None:
+        self._fresh.clear()  # a row rolled back may have left its seq to another
         count, size = self._db.execute(
             # A row's bytes are its events' and a comma between each two.
             "SELECT coalesce(sum(length(sizes)), 0) / 4, "

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from .group import GROUP_EVENTS, add_commas
 
 __all__ = [
-    "COUNT_INSERTED",
     "SCHEMA",
+    "TEMP_SCHEMA",
     "VERSION",
     "FileFormat",
     "bodies_of",
@@ -45,12 +45,27 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 INSERT OR IGNORE INTO counters VALUES ('enqueued', 0), ('sent', 0), ('dropped', 0);
 """  # noqa: S608 - constant text
 
-# Counts each group row's events as enqueued in the statement that inserts the row. TEMP: the
-# connection's own, not in the file (an older agent opening the file later knows nothing of it).
-COUNT_INSERTED = """
+# The connection's own statements (TEMP: not in the file, so an older agent opening it later
+# meets nothing new), letting the two commonest writes be one statement each, a transaction
+# of its own in autocommit mode:
+# - each group row inserted counts its events as enqueued;
+# - `INSERT INTO delivered` deletes a whole row HQ stored, if it still holds `count` events
+#   with the `places` it was read with, and counts them as sent (else it changes nothing).
+# A statement lets go of the GIL a few times, and under load each time costs a hand-off
+# with the application's thread.
+TEMP_SCHEMA = """
 CREATE TEMP TRIGGER IF NOT EXISTS count_inserted AFTER INSERT ON groups BEGIN
     UPDATE counters SET value = value + length(NEW.sizes) / 4 WHERE name = 'enqueued';
-END
+END;
+CREATE TEMP VIEW IF NOT EXISTS delivered (seq, places, count) AS SELECT 0, x'', 0 WHERE 0;
+CREATE TEMP TRIGGER IF NOT EXISTS delete_delivered INSTEAD OF INSERT ON delivered BEGIN
+    UPDATE counters SET value = value + NEW.count WHERE name = 'sent' AND EXISTS (
+        SELECT 1 FROM groups
+        WHERE seq = NEW.seq AND places = NEW.places AND length(sizes) = 4 * NEW.count
+    );
+    DELETE FROM groups
+    WHERE seq = NEW.seq AND places = NEW.places AND length(sizes) = 4 * NEW.count;
+END;
 """
 
 # The rows' format this version writes.

@@ -312,3 +312,36 @@ def test_rows_are_no_larger_than_a_batch_so_batches_take_them_whole(tmp_path: Pa
         batches.append([part.body for part in batch.parts])
         queue.ack_batch(batch)
     assert batches == [[b"1,2"], [b"3,4444"], [b"55"], [b"666666"]]
+
+
+def test_a_batch_acked_twice_is_counted_once(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path / "q.sqlite3")
+    queue.put([b"1", b"2"])
+    batch = queue.peek_batch(10, 100)
+
+    assert queue.ack_batch(batch) == 2
+    assert queue.ack_batch(batch) == 0
+    stats = queue.stats()
+    assert (stats.enqueued, stats.sent, stats.queued) == (2, 2, 0)
+
+
+def test_the_file_holds_only_the_queue_s_tables_and_its_counters_survive(tmp_path: Path) -> None:
+    """The statements that count group commits and acks are the connection's own: an older
+    agent opening the file meets only its tables, and the counts they left."""
+    path = tmp_path / "q.sqlite3"
+    queue = DiskQueue(path)
+    queue.put([b"1", b"2", b"3"])
+    queue.ack_batch(queue.peek_batch(10, 100))
+    queue.put([b"4"])
+    queue.close()
+
+    db = sqlite3.connect(path)
+    kinds = db.execute("SELECT type, name FROM sqlite_master WHERE type != 'index'").fetchall()
+    counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
+    db.close()
+    assert sorted(kinds) == [
+        ("table", "counters"),
+        ("table", "groups"),
+        ("table", "sqlite_sequence"),
+    ]
+    assert counters == {"enqueued": 4, "sent": 3, "dropped": 0}
