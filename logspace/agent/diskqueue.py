@@ -123,11 +123,13 @@ class DiskQueue:
                 ) from None
             raise
         self._count = self._bytes = 0
-        # The JSON of the last rows inserted, by seq, with their counts: the sender's next
-        # batch is usually the row the buffer's thread just wrote, and reading it back from
-        # the file costs a statement and a copy of it. Only a row still whole (no places)
-        # with as many events is taken from here; any change to a row gives it places.
-        self._fresh: dict[int, tuple[bytes, int]] = {}
+        # The last rows inserted, by seq, as written (their JSON and sizes) and not changed
+        # since: every change to a row takes it out. The sender's next batch is usually the
+        # row the buffer's thread just wrote, and reading it back from the file costs a few
+        # statements and a copy of it; when these rows hold every event queued, a batch is
+        # read from here alone. (A row is taken from here only while still whole, without
+        # places, and as long: any change to a row in the file gives it places.)
+        self._fresh: dict[int, tuple[bytes, tuple[int, ...]]] = {}
         queuefile.bring_up_to_date(self._db, old, self._insert)
         # From here on, each group row inserted counts its events as enqueued (see TEMP_SCHEMA):
         # the common group commit is one statement, not four, and so is a common ack.
@@ -227,7 +229,7 @@ class DiskQueue:
                 (now, joined, pack(sizes[start:end]), b""),
             ).lastrowid
             assert seq is not None
-            self._fresh[seq] = (joined, end - start)
+            self._fresh[seq] = (joined, tuple(sizes[start:end]))
             if len(self._fresh) > _FRESH_ROWS:
                 del self._fresh[next(iter(self._fresh))]
             self._count += end - start
@@ -250,6 +252,7 @@ class DiskQueue:
                 dropped.append(body)
                 freed += len(body)
                 taken += 1
+            self._fresh.pop(group.seq, None)
             group.without(taken).write(self._db)
             if freed >= at_least:
                 break
@@ -269,8 +272,7 @@ class DiskQueue:
         count = size = 0
         with self._lock:
             self._check_open()
-            for seq, sizes_blob, places_blob in queuefile.row_sizes(self._db):
-                sizes = unpack(sizes_blob)
+            for seq, sizes, places_blob in self._row_sizes():
                 places = unpack(places_blob) if places_blob else range(len(sizes))
                 ends = list(itertools.accumulate(sizes, initial=size))
                 # How many of the row fit: the count left, and the bytes (the first always).
@@ -292,10 +294,20 @@ class DiskQueue:
                 break
         return Batch(parts)
 
+    def _row_sizes(self) -> Iterator[tuple[int, tuple[int, ...], bytes]]:
+        """The rows oldest first as (seq, sizes, places), from memory when the fresh rows
+        hold every event queued (no other row can hold any then: rows are never empty)."""
+        if self._fresh and sum(len(sizes) for _, sizes in self._fresh.values()) == self._count:
+            for seq, (_, sizes) in list(self._fresh.items()):
+                yield seq, sizes, b""
+            return
+        for seq, sizes_blob, places_blob in queuefile.row_sizes(self._db):
+            yield seq, unpack(sizes_blob), places_blob
+
     def _bodies_of(self, seq: int, places: bytes, count: int) -> bytes:
         """The JSON of row `seq`, which has `places` and `count` events now."""
         fresh = self._fresh.get(seq)
-        if fresh is not None and not places and fresh[1] == count:
+        if fresh is not None and not places and len(fresh[1]) == count:
             return fresh[0]
         return queuefile.bodies_of(self._db, seq)
 
@@ -343,6 +355,7 @@ class DiskQueue:
 
     def _remove_part(self, part: Part) -> int:
         """Remove the events of `part`; how many were there."""
+        self._fresh.pop(part.seq, None)
         taken = len(part.places)
         if part.whole is not None:
             # A whole row, deleted if it is still as read (the same places, as many events):
@@ -352,7 +365,6 @@ class DiskQueue:
                 (part.seq, part.whole, 4 * taken),
             ).rowcount
             if deleted:
-                self._fresh.pop(part.seq, None)
                 self._count -= taken
                 self._bytes -= sum(part.sizes)
                 return taken
@@ -397,6 +409,7 @@ class DiskQueue:
 
     def _remove_from(self, seq: int, ids: list[int]) -> int:
         """Remove the events `ids` (ascending) of group `seq`; how many were there."""
+        self._fresh.pop(seq, None)
         row = self._db.execute("SELECT sizes, places FROM groups WHERE seq = ?", (seq,)).fetchone()
         if row is None:
             return 0
