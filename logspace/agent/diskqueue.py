@@ -11,7 +11,9 @@ The queue runs inside the application's process: a row per event cost about 5 us
 event, and every statement step lets go of the GIL, which the application's busy thread then
 has to win back; a row per group costs a few steps per batch. A batch (`peek_batch`) is whole
 rows and at most one row's first events, as stored, and `ack_batch` deletes or trims those rows:
-the common delivery touches no event one by one. Each event has an id, its group's `seq` times
+the common delivery touches no event one by one. The common group commit and the common ack
+are one statement each (`queuefile.TEMP_SCHEMA`), and a batch of the rows just written is read
+from memory (`freshrows.py`). Each event has an id, its group's `seq` times
 2**32 plus its place in the group, for `ack` and `drop` of single events.
 
 An older queue file is brought up to date when opened (`queuefile.py`), so an agent upgraded
@@ -41,14 +43,12 @@ from pathlib import Path
 
 from . import queuefile
 from .config import FullPolicy
+from .freshrows import FreshRows
 from .group import GROUP_BYTES, GROUP_EVENTS, PLACE_BITS, Batch, Group, Part, pack, unpack
 
 __all__ = ["DiskQueue", "QueueInUse", "QueueStats"]
 
 Row = tuple[int, bytes]
-
-# How many of the rows last inserted keep their JSON in memory for the sender (see `_fresh`).
-_FRESH_ROWS = 4
 
 
 class QueueInUse(RuntimeError):
@@ -123,13 +123,7 @@ class DiskQueue:
                 ) from None
             raise
         self._count = self._bytes = 0
-        # The last rows inserted, by seq, as written (their JSON and sizes) and not changed
-        # since: every change to a row takes it out. The sender's next batch is usually the
-        # row the buffer's thread just wrote, and reading it back from the file costs a few
-        # statements and a copy of it; when these rows hold every event queued, a batch is
-        # read from here alone. (A row is taken from here only while still whole, without
-        # places, and as long: any change to a row in the file gives it places.)
-        self._fresh: dict[int, tuple[bytes, tuple[int, ...]]] = {}
+        self._fresh = FreshRows()  # every change to a row below discards it there
         queuefile.bring_up_to_date(self._db, old, self._insert)
         # From here on, each group row inserted counts its events as enqueued (see TEMP_SCHEMA):
         # the common group commit is one statement, not four, and so is a common ack.
@@ -229,9 +223,7 @@ class DiskQueue:
                 (now, joined, pack(sizes[start:end]), b""),
             ).lastrowid
             assert seq is not None
-            self._fresh[seq] = (joined, tuple(sizes[start:end]))
-            if len(self._fresh) > _FRESH_ROWS:
-                del self._fresh[next(iter(self._fresh))]
+            self._fresh.add(seq, joined, tuple(sizes[start:end]))
             self._count += end - start
             self._bytes += sum(sizes[start:end])
             start = end
@@ -252,7 +244,7 @@ class DiskQueue:
                 dropped.append(body)
                 freed += len(body)
                 taken += 1
-            self._fresh.pop(group.seq, None)
+            self._fresh.discard(group.seq)
             group.without(taken).write(self._db)
             if freed >= at_least:
                 break
@@ -295,10 +287,10 @@ class DiskQueue:
         return Batch(parts)
 
     def _row_sizes(self) -> Iterator[tuple[int, tuple[int, ...], bytes]]:
-        """The rows oldest first as (seq, sizes, places), from memory when the fresh rows
-        hold every event queued (no other row can hold any then: rows are never empty)."""
-        if self._fresh and sum(len(sizes) for _, sizes in self._fresh.values()) == self._count:
-            for seq, (_, sizes) in list(self._fresh.items()):
+        """The rows oldest first as (seq, sizes, places), from memory if they all are."""
+        fresh = self._fresh.all_of(self._count)
+        if fresh is not None:
+            for seq, sizes in fresh:
                 yield seq, sizes, b""
             return
         for seq, sizes_blob, places_blob in queuefile.row_sizes(self._db):
@@ -306,10 +298,8 @@ class DiskQueue:
 
     def _bodies_of(self, seq: int, places: bytes, count: int) -> bytes:
         """The JSON of row `seq`, which has `places` and `count` events now."""
-        fresh = self._fresh.get(seq)
-        if fresh is not None and not places and len(fresh[1]) == count:
-            return fresh[0]
-        return queuefile.bodies_of(self._db, seq)
+        fresh = self._fresh.bodies(seq, places, count)
+        return queuefile.bodies_of(self._db, seq) if fresh is None else fresh
 
     def oldest_created(self) -> float | None:
         """Wall-clock time the oldest queued event was appended."""
@@ -344,10 +334,8 @@ class DiskQueue:
                     self._resync()
                     raise
                 if self._db.total_changes != before:
-                    self._fresh.pop(part.seq, None)
-                    self._count -= len(part.places)
-                    self._bytes -= sum(part.sizes)
-                    return len(part.places)
+                    self._fresh.discard(part.seq)
+                    return self._removed(len(part.places), sum(part.sizes))
         with self._writing():
             removed = sum(self._remove_part(part) for part in batch.parts)
             self._add_counter("sent", removed)
@@ -355,41 +343,8 @@ class DiskQueue:
 
     def _remove_part(self, part: Part) -> int:
         """Remove the events of `part`; how many were there."""
-        self._fresh.pop(part.seq, None)
-        taken = len(part.places)
-        if part.whole is not None:
-            # A whole row, deleted if it is still as read (the same places, as many events):
-            # one statement, none reading the row first.
-            deleted = self._db.execute(
-                "DELETE FROM groups WHERE seq = ? AND places = ? AND length(sizes) = ?",
-                (part.seq, part.whole, 4 * taken),
-            ).rowcount
-            if deleted:
-                self._count -= taken
-                self._bytes -= sum(part.sizes)
-                return taken
-        row = self._db.execute(
-            "SELECT sizes, places FROM groups WHERE seq = ?", (part.seq,)
-        ).fetchone()
-        if row is None:
-            return 0
-        sizes = unpack(row[0])
-        places = unpack(row[1]) if row[1] else range(len(sizes))
-        if places[:taken] != part.places:
-            # The row changed since it was read (the full-queue policy took its oldest, ...).
-            return self._remove_from(part.seq, part.ids)
-        if taken == len(places):
-            self._db.execute("DELETE FROM groups WHERE seq = ?", (part.seq,))
-        else:
-            # The row's first events: cut them and their commas off the front.
-            self._db.execute(
-                "UPDATE groups SET bodies = substr(bodies, ?), sizes = substr(sizes, ?), "
-                "places = ? WHERE seq = ?",
-                (sum(part.sizes) + taken + 1, 4 * taken + 1, pack(places[taken:]), part.seq),
-            )
-        self._count -= taken
-        self._bytes -= sum(part.sizes)
-        return taken
+        self._fresh.discard(part.seq)
+        return self._removed(*queuefile.cut_part(self._db, part))
 
     def _remove(self, ids: Sequence[int], counter: str) -> int:
         if not ids:
@@ -409,33 +364,13 @@ class DiskQueue:
 
     def _remove_from(self, seq: int, ids: list[int]) -> int:
         """Remove the events `ids` (ascending) of group `seq`; how many were there."""
-        self._fresh.pop(seq, None)
-        row = self._db.execute("SELECT sizes, places FROM groups WHERE seq = ?", (seq,)).fetchone()
-        if row is None:
-            return 0
-        sizes = unpack(row[0])
-        places = unpack(row[1]) if row[1] else range(len(sizes))
-        base = seq << PLACE_BITS
-        if ids == [base | place for place in places]:
-            # The common case: the whole group was delivered, no body needs reading.
-            self._db.execute("DELETE FROM groups WHERE seq = ?", (seq,))
-            self._count -= len(sizes)
-            self._bytes -= sum(sizes)
-            return len(sizes)
-        gone = {event_id - base for event_id in ids}
-        leaving = [size for place, size in zip(places, sizes, strict=True) if place in gone]
-        if leaving:
-            (bodies,) = self._db.execute(
-                "SELECT bodies FROM groups WHERE seq = ?", (seq,)
-            ).fetchone()
-            group = Group.read(seq, bodies, row[0], row[1])
-            staying = [i for i, place in enumerate(group.places) if place not in gone]
-            Group(
-                seq, [group.places[i] for i in staying], [group.bodies[i] for i in staying]
-            ).write(self._db)
-            self._count -= len(leaving)
-            self._bytes -= sum(leaving)
-        return len(leaving)
+        self._fresh.discard(seq)
+        return self._removed(*queuefile.cut_events(self._db, seq, ids))
+
+    def _removed(self, count: int, size: int) -> int:
+        self._count -= count
+        self._bytes -= size
+        return count
 
     def stats(self) -> QueueStats:
         with self._lock:
