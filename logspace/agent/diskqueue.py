@@ -11,7 +11,9 @@ The queue runs inside the application's process: a row per event cost about 5 us
 event, and every statement step lets go of the GIL, which the application's busy thread then
 has to win back; a row per group costs a few steps per batch. A batch (`peek_batch`) is whole
 rows and at most one row's first events, as stored, and `ack_batch` deletes or trims those rows:
-the common delivery touches no event one by one. Each event has an id, its group's `seq` times
+the common delivery touches no event one by one. The common group commit and the common ack
+are one statement each (`queuefile.TEMP_SCHEMA`), and a batch of the rows just written is read
+from memory (`freshrows.py`). Each event has an id, its group's `seq` times
 2**32 plus its place in the group, for `ack` and `drop` of single events.
 
 An older queue file is brought up to date when opened (`queuefile.py`), so an agent upgraded
@@ -41,6 +43,7 @@ from pathlib import Path
 
 from . import queuefile
 from .config import FullPolicy
+from .freshrows import FreshRows
 from .group import GROUP_BYTES, GROUP_EVENTS, PLACE_BITS, Batch, Group, Part, pack, unpack
 
 __all__ = ["DiskQueue", "QueueInUse", "QueueStats"]
@@ -120,7 +123,11 @@ class DiskQueue:
                 ) from None
             raise
         self._count = self._bytes = 0
+        self._fresh = FreshRows()  # every change to a row below discards it there
         queuefile.bring_up_to_date(self._db, old, self._insert)
+        # From here on, each group row inserted counts its events as enqueued (see TEMP_SCHEMA):
+        # the common group commit is one statement, not four, and so is a common ack.
+        self._db.executescript(queuefile.TEMP_SCHEMA)
         self._resync()
         self._closed = False
 
@@ -154,14 +161,34 @@ class DiskQueue:
         way here (by a sender's buffer): counted as enqueued and dropped in the same
         transaction. `created` (wall-clock seconds) defaults to now."""
         now = self._clock() if created is None else created
+        if not dropped and self._one_row(bodies):
+            # The common group: it fits, in one row, nothing dropped. The INSERT alone is the
+            # transaction (autocommit), its trigger counting the events enqueued.
+            with self._lock:
+                self._check_open()
+                try:
+                    self._insert(list(bodies), now)
+                except BaseException:
+                    self._resync()
+                    raise
+            return []
         with self._writing():
             kept, spilled = self._admit(bodies)
-            self._insert(kept, now)
+            self._insert(kept, now)  # counted as enqueued by the trigger
             if self._bytes > self.max_bytes:  # drop-oldest: the oldest make room
                 spilled.extend(self._remove_oldest(self._bytes - self.max_bytes))
-            self._add_counter("enqueued", len(bodies) + dropped)
+            self._add_counter("enqueued", len(bodies) - len(kept) + dropped)
             self._add_counter("dropped", len(spilled) + dropped)
         return spilled
+
+    def _one_row(self, bodies: Sequence[bytes]) -> bool:
+        """Whether `bodies` fit the queue as they are, and make one row."""
+        if not bodies or len(bodies) > self.group_events:
+            return False
+        size = sum(map(len, bodies))
+        return self._bytes + size <= self.max_bytes and (
+            size <= self.group_bytes or len(bodies) == 1
+        )
 
     def _admit(self, bodies: Sequence[bytes]) -> tuple[list[bytes], list[bytes]]:
         """The new events to insert and those refused at once: larger than the whole queue,
@@ -190,10 +217,13 @@ class DiskQueue:
             ends = list(itertools.accumulate(sizes[start:end]))
             # As many as fit the bytes, at least one.
             end = start + max(1, bisect.bisect_right(ends, self.group_bytes))
-            self._db.execute(
+            joined = b",".join(bodies[start:end])
+            seq = self._db.execute(
                 "INSERT INTO groups (created, bodies, sizes, places) VALUES (?, ?, ?, ?)",
-                (now, b",".join(bodies[start:end]), pack(sizes[start:end]), b""),
-            )
+                (now, joined, pack(sizes[start:end]), b""),
+            ).lastrowid
+            assert seq is not None
+            self._fresh.add(seq, joined, tuple(sizes[start:end]))
             self._count += end - start
             self._bytes += sum(sizes[start:end])
             start = end
@@ -214,6 +244,7 @@ class DiskQueue:
                 dropped.append(body)
                 freed += len(body)
                 taken += 1
+            self._fresh.discard(group.seq)
             group.without(taken).write(self._db)
             if freed >= at_least:
                 break
@@ -233,14 +264,14 @@ class DiskQueue:
         count = size = 0
         with self._lock:
             self._check_open()
-            for seq, sizes_blob, places_blob in queuefile.row_sizes(self._db):
-                sizes = unpack(sizes_blob)
+            for seq, sizes, places_blob in self._row_sizes():
                 places = unpack(places_blob) if places_blob else range(len(sizes))
                 ends = list(itertools.accumulate(sizes, initial=size))
                 # How many of the row fit: the count left, and the bytes (the first always).
                 fit = min(max_count - count, bisect.bisect_right(ends, max_bytes) - 1)
                 if fit >= len(sizes):
-                    parts.append(Part(seq, places, sizes, queuefile.bodies_of(self._db, seq)))
+                    bodies = self._bodies_of(seq, places_blob, len(sizes))
+                    parts.append(Part(seq, places, sizes, bodies, bytes(places_blob)))
                     count, size = count + fit, ends[-1]
                     if count < max_count:
                         continue
@@ -250,10 +281,25 @@ class DiskQueue:
                     # never cuts a row it could leave for the next).
                     fit = max(fit, 1)
                     end = ends[fit] - size + fit - 1
-                    bodies = queuefile.bodies_of(self._db, seq)
+                    bodies = self._bodies_of(seq, places_blob, len(sizes))
                     parts.append(Part(seq, places[:fit], sizes[:fit], bodies[:end]))
                 break
         return Batch(parts)
+
+    def _row_sizes(self) -> Iterator[tuple[int, tuple[int, ...], bytes]]:
+        """The rows oldest first as (seq, sizes, places), from memory if they all are."""
+        fresh = self._fresh.all_of(self._count)
+        if fresh is not None:
+            for seq, sizes in fresh:
+                yield seq, sizes, b""
+            return
+        for seq, sizes_blob, places_blob in queuefile.row_sizes(self._db):
+            yield seq, unpack(sizes_blob), places_blob
+
+    def _bodies_of(self, seq: int, places: bytes, count: int) -> bytes:
+        """The JSON of row `seq`, which has `places` and `count` events now."""
+        fresh = self._fresh.bodies(seq, places, count)
+        return queuefile.bodies_of(self._db, seq) if fresh is None else fresh
 
     def oldest_created(self) -> float | None:
         """Wall-clock time the oldest queued event was appended."""
@@ -272,6 +318,24 @@ class DiskQueue:
 
     def ack_batch(self, batch: Batch) -> int:
         """`ack` every event of `batch`: its rows deleted or trimmed, none read."""
+        if len(batch.parts) == 1 and batch.parts[0].whole is not None:
+            # The common batch, one whole row: deleted and counted in one statement, if the
+            # row is as read (two rows changed: the counter and the row; else none).
+            part = batch.parts[0]
+            with self._lock:
+                self._check_open()
+                before = self._db.total_changes
+                try:
+                    self._db.execute(
+                        "INSERT INTO delivered VALUES (?, ?, ?)",
+                        (part.seq, part.whole, len(part.places)),
+                    )
+                except BaseException:
+                    self._resync()
+                    raise
+                if self._db.total_changes != before:
+                    self._fresh.discard(part.seq)
+                    return self._removed(len(part.places), sum(part.sizes))
         with self._writing():
             removed = sum(self._remove_part(part) for part in batch.parts)
             self._add_counter("sent", removed)
@@ -279,29 +343,8 @@ class DiskQueue:
 
     def _remove_part(self, part: Part) -> int:
         """Remove the events of `part`; how many were there."""
-        row = self._db.execute(
-            "SELECT sizes, places FROM groups WHERE seq = ?", (part.seq,)
-        ).fetchone()
-        if row is None:
-            return 0
-        sizes = unpack(row[0])
-        places = unpack(row[1]) if row[1] else range(len(sizes))
-        taken = len(part.places)
-        if places[:taken] != part.places:
-            # The row changed since it was read (the full-queue policy took its oldest, ...).
-            return self._remove_from(part.seq, part.ids)
-        if taken == len(places):
-            self._db.execute("DELETE FROM groups WHERE seq = ?", (part.seq,))
-        else:
-            # The row's first events: cut them and their commas off the front.
-            self._db.execute(
-                "UPDATE groups SET bodies = substr(bodies, ?), sizes = substr(sizes, ?), "
-                "places = ? WHERE seq = ?",
-                (sum(part.sizes) + taken + 1, 4 * taken + 1, pack(places[taken:]), part.seq),
-            )
-        self._count -= taken
-        self._bytes -= sum(part.sizes)
-        return taken
+        self._fresh.discard(part.seq)
+        return self._removed(*queuefile.cut_part(self._db, part))
 
     def _remove(self, ids: Sequence[int], counter: str) -> int:
         if not ids:
@@ -321,32 +364,13 @@ class DiskQueue:
 
     def _remove_from(self, seq: int, ids: list[int]) -> int:
         """Remove the events `ids` (ascending) of group `seq`; how many were there."""
-        row = self._db.execute("SELECT sizes, places FROM groups WHERE seq = ?", (seq,)).fetchone()
-        if row is None:
-            return 0
-        sizes = unpack(row[0])
-        places = unpack(row[1]) if row[1] else range(len(sizes))
-        base = seq << PLACE_BITS
-        if ids == [base | place for place in places]:
-            # The common case: the whole group was delivered, no body needs reading.
-            self._db.execute("DELETE FROM groups WHERE seq = ?", (seq,))
-            self._count -= len(sizes)
-            self._bytes -= sum(sizes)
-            return len(sizes)
-        gone = {event_id - base for event_id in ids}
-        leaving = [size for place, size in zip(places, sizes, strict=True) if place in gone]
-        if leaving:
-            (bodies,) = self._db.execute(
-                "SELECT bodies FROM groups WHERE seq = ?", (seq,)
-            ).fetchone()
-            group = Group.read(seq, bodies, row[0], row[1])
-            staying = [i for i, place in enumerate(group.places) if place not in gone]
-            Group(
-                seq, [group.places[i] for i in staying], [group.bodies[i] for i in staying]
-            ).write(self._db)
-            self._count -= len(leaving)
-            self._bytes -= sum(leaving)
-        return len(leaving)
+        self._fresh.discard(seq)
+        return self._removed(*queuefile.cut_events(self._db, seq, ids))
+
+    def _removed(self, count: int, size: int) -> int:
+        self._count -= count
+        self._bytes -= size
+        return count
 
     def stats(self) -> QueueStats:
         with self._lock:
@@ -375,6 +399,7 @@ class DiskQueue:
             self._db.execute("UPDATE counters SET value = value + ? WHERE name = ?", (amount, name))
 
     def _resync(self) -> None:
+        self._fresh.clear()  # a row rolled back may have left its seq to another
         count, size = self._db.execute(
             # A row's bytes are its events' and a comma between each two.
             "SELECT coalesce(sum(length(sizes)), 0) / 4, "

@@ -109,6 +109,8 @@ class Part:
     places: Sequence[int]
     sizes: Sequence[int]
     body: bytes
+    # The row's places as read (b"": the group is whole), when the part is the whole row.
+    whole: bytes | None = None
 
     @property
     def ids(self) -> list[int]:

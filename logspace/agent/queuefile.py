@@ -1,6 +1,6 @@
-"""QueueFile: the tables of the agent's queue file, reading its rows, its format's versions,
-and how a file an older agent wrote is brought up to date when opened, so an agent upgraded
-in place ships what the previous version queued.
+"""QueueFile: the tables of the agent's queue file, reading its rows and cutting events out of
+them, its format's versions, and how a file an older agent wrote is brought up to date when
+opened, so an agent upgraded in place ships what the previous version queued.
 
     before groups   a row per event (table `events`)
     version 1       a row per group, its events' JSON end to end (`user_version` 0)
@@ -17,14 +17,17 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .group import GROUP_EVENTS, add_commas
+from .group import GROUP_EVENTS, PLACE_BITS, Group, Part, add_commas, pack, unpack
 
 __all__ = [
     "SCHEMA",
+    "TEMP_SCHEMA",
     "VERSION",
     "FileFormat",
     "bodies_of",
     "bring_up_to_date",
+    "cut_events",
+    "cut_part",
     "format_of",
     "row_sizes",
     "rows",
@@ -43,6 +46,29 @@ CREATE TABLE IF NOT EXISTS groups {_GROUPS};
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('enqueued', 0), ('sent', 0), ('dropped', 0);
 """  # noqa: S608 - constant text
+
+# The connection's own statements (TEMP: not in the file, so an older agent opening it later
+# meets nothing new), letting the two commonest writes be one statement each, a transaction
+# of its own in autocommit mode:
+# - each group row inserted counts its events as enqueued;
+# - `INSERT INTO delivered` deletes a whole row HQ stored, if it still holds `count` events
+#   with the `places` it was read with, and counts them as sent (else it changes nothing).
+# A statement lets go of the GIL a few times, and under load each time costs a hand-off
+# with the application's thread.
+TEMP_SCHEMA = """
+CREATE TEMP TRIGGER IF NOT EXISTS count_inserted AFTER INSERT ON groups BEGIN
+    UPDATE counters SET value = value + length(NEW.sizes) / 4 WHERE name = 'enqueued';
+END;
+CREATE TEMP VIEW IF NOT EXISTS delivered (seq, places, count) AS SELECT 0, x'', 0 WHERE 0;
+CREATE TEMP TRIGGER IF NOT EXISTS delete_delivered INSTEAD OF INSERT ON delivered BEGIN
+    UPDATE counters SET value = value + NEW.count WHERE name = 'sent' AND EXISTS (
+        SELECT 1 FROM groups
+        WHERE seq = NEW.seq AND places = NEW.places AND length(sizes) = 4 * NEW.count
+    );
+    DELETE FROM groups
+    WHERE seq = NEW.seq AND places = NEW.places AND length(sizes) = 4 * NEW.count;
+END;
+"""
 
 # The rows' format this version writes.
 VERSION = 2
@@ -97,6 +123,61 @@ def bodies_of(db: sqlite3.Connection, seq: int) -> bytes:
     """The JSON of a group's events."""
     (bodies,) = db.execute("SELECT bodies FROM groups WHERE seq = ?", (seq,)).fetchone()
     return bytes(bodies)
+
+
+def cut_part(db: sqlite3.Connection, part: Part) -> tuple[int, int]:
+    """Remove the events of `part` from its row (no counter changes); how many were still
+    there, and their bytes."""
+    taken = len(part.places)
+    if part.whole is not None:
+        # A whole row, deleted if it is still as read (the same places, as many events):
+        # one statement, none reading the row first.
+        deleted = db.execute(
+            "DELETE FROM groups WHERE seq = ? AND places = ? AND length(sizes) = ?",
+            (part.seq, part.whole, 4 * taken),
+        ).rowcount
+        if deleted:
+            return taken, sum(part.sizes)
+    row = db.execute("SELECT sizes, places FROM groups WHERE seq = ?", (part.seq,)).fetchone()
+    if row is None:
+        return 0, 0
+    sizes = unpack(row[0])
+    places = unpack(row[1]) if row[1] else range(len(sizes))
+    if places[:taken] != part.places:
+        # The row changed since it was read (the full-queue policy took its oldest, ...).
+        return cut_events(db, part.seq, part.ids)
+    if taken == len(places):
+        db.execute("DELETE FROM groups WHERE seq = ?", (part.seq,))
+    else:
+        # The row's first events: cut them and their commas off the front.
+        db.execute(
+            "UPDATE groups SET bodies = substr(bodies, ?), sizes = substr(sizes, ?), "
+            "places = ? WHERE seq = ?",
+            (sum(part.sizes) + taken + 1, 4 * taken + 1, pack(places[taken:]), part.seq),
+        )
+    return taken, sum(part.sizes)
+
+
+def cut_events(db: sqlite3.Connection, seq: int, ids: list[int]) -> tuple[int, int]:
+    """Remove the events `ids` (ascending) of group `seq` (no counter changes); how many were
+    still there, and their bytes."""
+    row = db.execute("SELECT sizes, places FROM groups WHERE seq = ?", (seq,)).fetchone()
+    if row is None:
+        return 0, 0
+    sizes = unpack(row[0])
+    places = unpack(row[1]) if row[1] else range(len(sizes))
+    base = seq << PLACE_BITS
+    if ids == [base | place for place in places]:
+        # The common case: the whole group was delivered, no body needs reading.
+        db.execute("DELETE FROM groups WHERE seq = ?", (seq,))
+        return len(sizes), sum(sizes)
+    gone = {event_id - base for event_id in ids}
+    leaving = [size for place, size in zip(places, sizes, strict=True) if place in gone]
+    if leaving:
+        group = Group.read(seq, bodies_of(db, seq), row[0], row[1])
+        staying = [i for i, place in enumerate(group.places) if place not in gone]
+        Group(seq, [group.places[i] for i in staying], [group.bodies[i] for i in staying]).write(db)
+    return len(leaving), sum(leaving)
 
 
 def bring_up_to_date(db: sqlite3.Connection, old: FileFormat, insert: Insert) -> None:

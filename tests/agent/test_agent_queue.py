@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -312,3 +314,79 @@ def test_rows_are_no_larger_than_a_batch_so_batches_take_them_whole(tmp_path: Pa
         batches.append([part.body for part in batch.parts])
         queue.ack_batch(batch)
     assert batches == [[b"1,2"], [b"3,4444"], [b"55"], [b"666666"]]
+
+
+def test_a_batch_acked_twice_is_counted_once(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path / "q.sqlite3")
+    queue.put([b"1", b"2"])
+    batch = queue.peek_batch(10, 100)
+
+    assert queue.ack_batch(batch) == 2
+    assert queue.ack_batch(batch) == 0
+    stats = queue.stats()
+    assert (stats.enqueued, stats.sent, stats.queued) == (2, 2, 0)
+
+
+def test_the_file_holds_only_the_queue_s_tables_and_its_counters_survive(tmp_path: Path) -> None:
+    """The statements that count group commits and acks are the connection's own: an older
+    agent opening the file meets only its tables, and the counts they left."""
+    path = tmp_path / "q.sqlite3"
+    queue = DiskQueue(path)
+    queue.put([b"1", b"2", b"3"])
+    queue.ack_batch(queue.peek_batch(10, 100))
+    queue.put([b"4"])
+    queue.close()
+
+    db = sqlite3.connect(path)
+    kinds = db.execute("SELECT type, name FROM sqlite_master WHERE type != 'index'").fetchall()
+    counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
+    db.close()
+    assert sorted(kinds) == [
+        ("table", "counters"),
+        ("table", "groups"),
+        ("table", "sqlite_sequence"),
+    ]
+    assert counters == {"enqueued": 4, "sent": 3, "dropped": 0}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_batches_read_from_memory_are_those_the_file_holds(tmp_path: Path, seed: int) -> None:
+    """The queue keeps the rows it just wrote in memory for the next batch; mixed with every
+    kind of change to the rows (acks, drops, both full-queue policies, rows cut), it answers
+    as a queue that reads everything from its file (its memory emptied before each call)."""
+    rnd = random.Random(seed)  # noqa: S311 - a repeatable sequence, not a secret
+    bounds = {
+        "max_bytes": rnd.choice([30, 200, 5000]),
+        "when_full": rnd.choice(["drop-oldest", "drop-newest"]),
+        "group_events": rnd.choice([1, 3, 10]),
+        "group_bytes": rnd.choice([5, 40, 1000]),
+    }
+    queues = [DiskQueue(tmp_path / f"{name}.sqlite3", **bounds) for name in ("mem", "file")]  # type: ignore[arg-type]
+    batches: list[Any] = [None, None]
+    made = 0
+    for step in range(150):
+        kind, coin = rnd.random(), rnd.random()
+        sizes = [rnd.randint(1, 9) for _ in range(rnd.randint(1, 8))]
+        answers: list[object] = []
+        for i, queue in enumerate(queues):
+            if i:
+                queue._fresh.clear()
+            choice = random.Random(step)  # noqa: S311 - the same choices for both
+            if kind < 0.4:
+                bodies = [b"e%d" % (made + j) + b"y" * size for j, size in enumerate(sizes)]
+                answers.append(queue.put(bodies, dropped=int(coin < 0.1)))
+            elif kind < 0.7:
+                batches[i] = queue.peek_batch(choice.randint(1, 12), choice.randint(1, 60))
+                answers.append((batches[i].array, [list(p.places) for p in batches[i].parts]))
+            elif kind < 0.85 and batches[i] is not None:
+                answers.append(queue.ack_batch(batches[i]))
+            else:
+                ids = [
+                    id for id, _ in queue.peek(choice.randint(1, 12), 100) if choice.random() < 0.5
+                ]
+                answers.append(queue.ack(ids) if coin < 0.5 else queue.drop(ids))
+        made += len(sizes) if kind < 0.4 else 0
+        assert answers[0] == answers[1]
+        mem, file = (queue.stats() for queue in queues)
+        assert mem == file
+        assert mem.enqueued == mem.sent + mem.dropped + mem.queued
