@@ -294,7 +294,7 @@ measured it.
 | Elasticsearch | {m["elasticsearch"]} |
 | libraries | {versions} |
 | load average (1, 5, 15 min) | before {run["load_before"]}, after {run["load_after"]} |
-| shared box | yes: other engineers ran test suites on the same 2 cores during the run |
+| run note | {run.get("note") or "none (BENCH_NOTE says what else ran on the box)"} |
 
 {appendix}
 
@@ -319,8 +319,8 @@ def write_part(
     part = f"""<!-- part {key} -->
 ## {title}
 
-Written by `{run["target"]}` on {run["started"]} UTC, commit `{m["commit"]}`, on a shared
-box: {m["cpu"]}, {m["nproc"]} cores, Python {m["python"]}, Elasticsearch {m["elasticsearch"]};
+Written by `{run["target"]}` on {run["started"]} UTC, commit `{m["commit"]}`, on
+{m["cpu"]}, {m["nproc"]} cores, Python {m["python"]}, Elasticsearch {m["elasticsearch"]};
 {versions}. Load average (1, 5, 15 min) before {run["load_before"]}, after
 {run["load_after"]}. {method}
 {(chr(10) + run["note"] + chr(10)) if run.get("note") else ""}
