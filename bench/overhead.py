@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import shutil
 import signal
 import subprocess
@@ -40,6 +39,7 @@ from typing import Any
 import orjson
 import psutil
 
+from . import wrk as wrk_tool
 from .documents import SPACE
 from .procs import ROOT, cpu_seconds, free_port, wait_http
 
@@ -100,20 +100,12 @@ def run_wrk(
     command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency", url]
     if paced:
         command[-1:-1] = ["-s", str(PACED)]
-    before = _children_cpu()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise OverheadError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
-    measured = parse_wrk(done.stdout)
-    # The servers are children too, but are waited for only when stopped: between these
-    # two readings the only child that ended is wrk.
-    measured.cpu = _children_cpu() - before
+    returncode, out, err, cpu = wrk_tool.measured(command)
+    if returncode:
+        raise OverheadError(f"{' '.join(command)} failed:\n{out.decode()}{err.decode()}")
+    measured = parse_wrk(out.decode())
+    measured.cpu = cpu
     return measured
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 class Server:

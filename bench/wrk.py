@@ -84,6 +84,19 @@ class WrkRun:
         return sum(v for k, v in self.errors.items() if k != "status")
 
 
+def measured(command: list[str]) -> tuple[int, bytes, bytes, float]:
+    """Run `command` to its end: its exit code, stdout, stderr and own CPU-seconds (user +
+    system, from the rusage of that one process)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None
+    assert process.stderr is not None
+    out = process.stdout.read()  # wrk writes little to stderr: no deadlock reading in turn
+    err = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)  # reaped here, with its own rusage
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, out, err, usage.ru_utime + usage.ru_stime
+
+
 def run(
     url: str,
     config: Path,
@@ -107,17 +120,11 @@ def run(
         str(config),
     ]
     started = time.monotonic()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert process.stdout is not None
-    assert process.stderr is not None
-    out = process.stdout.read()
-    err = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
+    returncode, out, err, cpu_s = measured(command)
     line = next((x for x in out.splitlines() if x.startswith(b"FLEET-JSON ")), None)
-    if process.returncode != 0 or line is None:
+    if returncode != 0 or line is None:
         raise RuntimeError(
-            f"wrk failed ({process.returncode}): {err.decode(errors='replace')[-500:]}"
+            f"wrk failed ({returncode}): {err.decode(errors='replace')[-500:]}"
             f"{out.decode(errors='replace')[-500:]}"
         )
     data = orjson.loads(line.removeprefix(b"FLEET-JSON "))
@@ -133,6 +140,6 @@ def run(
         failures=data["failures"],
         built_events=data["built_events"],
         built_bytes=data["built_bytes"],
-        cpu_s=usage.ru_utime + usage.ru_stime,
+        cpu_s=cpu_s,
         buckets={int(k) / 10: v for k, v in data["buckets"].items()},
     )
