@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -169,7 +170,14 @@ def stored(es: httpx.Client, prefix: str) -> Any:
         body: dict[str, Any] = {"size": 1000, "sort": [{"timestamp": "asc"}, {"id": "asc"}]}
         if query is not None:
             body["query"] = query
-        response = es.post(f"/{prefix}-*/_search", json=body, params={"allow_no_indices": "true"})
+        params = {"allow_no_indices": "true"}
+        response = es.post(f"/{prefix}-*/_search", json=body, params=params)
+        for _ in range(50):
+            # 503: a monthly index made a moment ago has no started shard to search yet.
+            if response.status_code != 503:
+                break
+            time.sleep(0.1)
+            response = es.post(f"/{prefix}-*/_search", json=body, params=params)
         response.raise_for_status()
         hits = response.json()["hits"]["hits"]
         return [hit["_source"] | {"_index": hit["_index"]} for hit in hits]
