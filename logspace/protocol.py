@@ -15,6 +15,9 @@ uvicorn's graceful shutdown and handling of a client that goes away apply to the
 too (the protocol reads the same fields of the request's cycle). The keep-alive timeout is
 uvicorn's, kept with one timer per connection rather than one per response.
 
+Such a request that arrives whole in one read, in the plain shape agents send, skips even
+httptools' callbacks: `leanrequest.lean_request` reads it at once, or declines.
+
 `logspace serve` runs HQ with it; under plain `uvicorn`, the ASGI lean path gives the same
 answers, only at a higher cost.
 """
@@ -32,6 +35,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from logspace.app import LEAN_PATHS, HQApp, Unanswered
+from logspace.leanrequest import LeanRequest, lean_request
 from logspace.ops.accesslog import id_header
 
 __all__ = ["LEAN_MAX_BYTES", "HQProtocol"]
@@ -105,6 +109,57 @@ class HQProtocol(HttpToolsProtocol):
             self._keep_alive_timer = None
 
     # -- the lean way ---------------------------------------------------------------------
+
+    # Whether the parser is between requests: bytes that bring a whole request may then skip it.
+    _between_requests = True
+
+    def data_received(self, data: bytes) -> None:
+        limit = self._lean_limit
+        if (
+            limit
+            and self._between_requests
+            and (self.cycle is None or self.cycle.response_complete)
+            and not self.pipeline
+        ):
+            request = lean_request(data, limit)
+            if request is not None:
+                self._unset_keepalive_if_required()
+                self._take(request)
+                return
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        self._between_requests = False
+        super().on_message_begin()
+
+    def on_message_complete(self) -> None:
+        self._between_requests = True
+        super().on_message_complete()
+
+    def _take(self, request: LeanRequest) -> None:
+        """Start a request read by `lean_request`, as the parser's callbacks would have."""
+        scope: Any = {
+            "type": "http",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "root_path": self.root_path,
+            "headers": request.headers,
+            "state": self.app_state.copy(),
+            "method": "PUT",
+            "path": request.url.decode("ascii"),
+            "raw_path": request.url,
+            "query_string": b"",
+        }
+        # What the callbacks leave behind them, as they would.
+        self.url, self.headers, self.scope = request.url, request.headers, scope
+        self.expect_100_continue = False
+        cycle = self.cycle = _LeanCycle(self, scope, True)  # type: ignore[assignment]
+        cycle.body = request.body
+        cycle.more_body = False
+        cycle.set()
 
     def on_headers_complete(self) -> None:
         limit = self._lean_limit

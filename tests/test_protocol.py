@@ -18,6 +18,7 @@ import uvicorn
 from logspace.app import HQApp, create_app
 from logspace.cli import server_options
 from logspace.elastic.bulk import WriteOutcome
+from logspace.leanrequest import lean_request
 from logspace.protocol import HQProtocol
 from logspace.testing import MemoryStore
 
@@ -139,6 +140,41 @@ async def test_a_small_put_does_not_go_through_the_asgi_app(
     assert answer[0] == 202
     assert not closed
     assert len(store.events["development"]) == 2
+
+
+async def test_a_request_in_pieces_is_read_by_the_parser_a_whole_one_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A read that brings one whole small PUT skips the parser (`lean_request`); one that
+    brings part of a request goes to the parser, which then reads the rest of it."""
+    import logspace.protocol
+
+    taken: list[bool] = []
+
+    def counted(data: bytes, limit: int) -> Any:
+        request = lean_request(data, limit)
+        taken.append(request is not None)
+        return request
+
+    monkeypatch.setattr(logspace.protocol, "lean_request", counted)
+    store = MemoryStore()
+    whole = put("/events", EVENTS, TOKEN)
+    async with serving(HQProtocol, store) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        statuses = []
+        for pieces in ([whole[:30], whole[30:-5], whole[-5:]], [whole]):
+            for piece in pieces:
+                writer.write(piece)
+                await writer.drain()
+                await asyncio.sleep(0.05)  # each piece a read of its own
+            head = await reader.readuntil(b"\r\n\r\n")
+            statuses.append(int(head.split()[1]))
+        writer.close()
+
+    assert statuses == [202, 202]
+    # The first piece was no whole request; the parser had the next two; then one at once.
+    assert taken == [False, True]
+    assert len(store.events["development"]) == 4
 
 
 async def test_pipelined_requests_are_answered_in_order_on_one_connection() -> None:

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import os
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final, NamedTuple
@@ -42,7 +43,7 @@ from logspace.errors import (
 from logspace.events import Unindexed
 from logspace.ops.deferredflush import DeferredFlush
 
-__all__ = ["MULTIPROCESS_VARIABLE", "Ingest", "Metrics", "Read", "get_metrics"]
+__all__ = ["MULTIPROCESS_VARIABLE", "Ingest", "Metrics", "Observations", "Read", "get_metrics"]
 
 MULTIPROCESS_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -231,6 +232,8 @@ class Metrics:
         if tally.events_in_flight != tally.events_in_flight_shown:
             self.events_in_flight.set(tally.events_in_flight)
             tally.events_in_flight_shown = tally.events_in_flight
+        tally.write_seconds.fold_into(self.write_seconds)
+        tally.bulk_wait_seconds.fold_into(self.bulk_wait_seconds)
         stored, tally.stored = tally.stored, {}
         for space, (requests, events) in stored.items():
             counters = self.stored_counters(space)
@@ -246,7 +249,8 @@ class Metrics:
         self.bulk_bytes.observe(size)
 
     def bulk_waited(self, seconds: float) -> None:
-        self.bulk_wait_seconds.observe(seconds)
+        self._tally.bulk_wait_seconds.add(seconds)
+        self._counted()
 
     def read_failed(self, reason: str) -> None:
         """Elasticsearch failed a read: `unavailable` (unreachable, 429, 5xx) or `refused`."""
@@ -341,7 +345,7 @@ class Ingest:
 
     def finish(self) -> None:
         if self._started is not None:
-            self._metrics.write_seconds.observe(time.perf_counter() - self._started)
+            self._metrics._tally.write_seconds.add(time.perf_counter() - self._started)
             self._metrics._tally.events_in_flight -= self._events
 
 
@@ -351,17 +355,21 @@ class _Tally:
     prometheus_client takes a lock, and a fleet's request of a few events made ten of them."""
 
     __slots__ = (
+        "bulk_wait_seconds",
         "events_in_flight",
         "events_in_flight_shown",
         "requests_in_flight",
         "requests_in_flight_shown",
         "stored",
+        "write_seconds",
     )
 
     def __init__(self) -> None:
         self.requests_in_flight = self.requests_in_flight_shown = 0
         self.events_in_flight = self.events_in_flight_shown = 0
         self.stored: dict[str, list[int]] = {}  # space -> [requests, events] accepted
+        self.write_seconds = Observations(_WRITE_BUCKETS)
+        self.bulk_wait_seconds = Observations(_BULK_WAIT_BUCKETS)
 
     def stored_in(self, space: str, requests: int, events: int) -> None:
         counts = self.stored.get(space)
@@ -370,6 +378,41 @@ class _Tally:
         else:
             counts[0] += requests
             counts[1] += events
+
+
+class Observations:
+    """Observations for a histogram without labels, counted by bucket in plain numbers and
+    handed over in one go: `Histogram.observe` takes two locks and walks the buckets in
+    Python, and a fleet's small request made two observations (tests/ops/test_metrics.py
+    holds the two ways to the same exposition)."""
+
+    __slots__ = ("_bounds", "_counts", "_sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self._bounds = bounds
+        self._counts = [0] * (len(bounds) + 1)  # the last: above every bound (+Inf)
+        self._sum = 0.0
+
+    def add(self, amount: float) -> None:
+        # The first bucket whose bound is at least the amount, as `Histogram.observe` picks.
+        self._counts[bisect_left(self._bounds, amount)] += 1
+        self._sum += amount
+
+    def fold_into(self, histogram: Histogram) -> None:
+        """Add what was observed since the last fold to `histogram` (made with the same
+        bounds), as `observe` would have."""
+        counts = self._counts
+        if not any(counts):
+            return
+        # prometheus_client keeps a histogram as a value per bucket (the last +Inf) and one for
+        # the sum; `observe` increments them, as this does by more than one at a time.
+        buckets = histogram._buckets
+        for index, count in enumerate(counts):
+            if count:
+                buckets[index].inc(count)
+                counts[index] = 0
+        histogram._sum.inc(self._sum)
+        self._sum = 0.0
 
 
 async def get_metrics(request: Request) -> Response:

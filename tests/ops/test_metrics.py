@@ -200,3 +200,44 @@ async def test_metrics_need_the_metrics_token_when_one_is_set(make_hq: Any) -> N
     assert space_token.status_code == 401
     assert right.status_code == 200
     assert "logspace_requests_total" in right.text
+
+
+def test_observations_handed_over_at_once_read_as_if_each_was_observed() -> None:
+    """The ingest path counts its durations by bucket and hands them to the histogram in one
+    go; the exposition is what observing each one would have given, bounds included."""
+    from random import Random
+
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from logspace.ops.metrics import Observations
+
+    bounds = (0.001, 0.01, 0.1, 1.0)
+    rng = Random(7)  # noqa: S311 - amounts to observe, not secrets
+    amounts = [*bounds, 0.0, 5.0, *(rng.uniform(0, 2) for _ in range(500))]
+    expositions = []
+    for at_once in (False, True):
+        registry = CollectorRegistry()
+        histogram = Histogram("h_seconds", "h", buckets=bounds, registry=registry)
+        observations = Observations(bounds)
+        for number, amount in enumerate(amounts):
+            if at_once:
+                observations.add(amount)
+                if number % 97 == 0:  # handed over several times, as the loop turns
+                    observations.fold_into(histogram)
+            else:
+                histogram.observe(amount)
+        observations.fold_into(histogram)
+        observations.fold_into(histogram)  # nothing new: nothing added twice
+        lines = generate_latest(registry).decode().splitlines()
+        expositions.append(
+            {
+                name: float(value)
+                for name, _, value in (line.rpartition(" ") for line in lines)
+                if not name.startswith("#") and "_created" not in name
+            }
+        )
+    one_by_one, at_once = expositions
+    # The sum is added up in another order: equal but for the last digits.
+    assert one_by_one.pop("h_seconds_sum") == pytest.approx(at_once.pop("h_seconds_sum"))
+    assert one_by_one == at_once
+    assert at_once['h_seconds_bucket{le="0.01"}'] > 0
