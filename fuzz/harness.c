@@ -1,17 +1,23 @@
-/* The libFuzzer target of the ingest fast path (logspace/fastpath/_transcode.c).
+/* The libFuzzer target of the C fast paths on the network path (logspace/fastpath/).
  *
  * libFuzzer needs a C entry point, and the extension needs a Python interpreter around it, so
- * this embeds one. Each input is a request body, handed to `tests.ingest.differential.check`:
- * the C path must not crash, nor read outside the body (AddressSanitizer), nor hit undefined
- * behaviour (UndefinedBehaviorSanitizer), nor accept anything but what the thorough decoder
- * gives. Any exception there is a finding. Built and run by scripts/fuzz, which also builds the
- * extension with coverage and both sanitizers; see docs/development.md.
+ * this embeds one. Each input goes to a differential check, named by FUZZ_CHECK as
+ * `module:function`:
+ *   tests.ingest.differential:check (the default): the input is a request body for the ingest
+ *     fast path (_transcode.c), which must accept nothing but what the thorough decoder gives;
+ *   tests.requestdifferential:check: the input is what one read of a connection brings, for
+ *     `lean_request` (_leanrequest.h), which must read nothing but what httptools reads.
+ * The C code must not crash, nor read outside its input (AddressSanitizer), nor hit undefined
+ * behaviour (UndefinedBehaviorSanitizer). Any exception in the check is a finding. Built and
+ * run by scripts/fuzz, which also builds the extension with coverage and both sanitizers; see
+ * docs/development.md.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static PyObject *check;
 
@@ -42,12 +48,22 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     fail_on(status);
 
     /* Imported here, before fuzzing starts, so libFuzzer sees the extension's counters. */
-    PyObject *module = PyImport_ImportModule("tests.ingest.differential");
-    check = module ? PyObject_GetAttrString(module, "check") : NULL;
+    const char *target = getenv("FUZZ_CHECK");
+    if (target == NULL || *target == '\0')
+        target = "tests.ingest.differential:check";
+    const char *colon = strchr(target, ':');
+    if (colon == NULL) {
+        fprintf(stderr, "fuzz/harness.c: FUZZ_CHECK must be module:function, not %s\n", target);
+        exit(2);
+    }
+    PyObject *name = PyUnicode_FromStringAndSize(target, colon - target);
+    PyObject *module = name ? PyImport_Import(name) : NULL;
+    Py_XDECREF(name);
+    check = module ? PyObject_GetAttrString(module, colon + 1) : NULL;
     Py_XDECREF(module);
     if (check == NULL) {
         PyErr_Print();
-        fprintf(stderr, "fuzz/harness.c: no tests.ingest.differential.check (PYTHONPATH?)\n");
+        fprintf(stderr, "fuzz/harness.c: no %s (PYTHONPATH?)\n", target);
         exit(2);
     }
     return 0;

@@ -35,7 +35,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from logspace.app import LEAN_PATHS, HQApp, Unanswered
-from logspace.leanrequest import LeanRequest, lean_request
+from logspace.leanrequest import LeanRead, lean_request
 from logspace.ops.accesslog import id_header
 
 __all__ = ["LEAN_MAX_BYTES", "HQProtocol"]
@@ -136,8 +136,9 @@ class HQProtocol(HttpToolsProtocol):
         self._between_requests = True
         super().on_message_complete()
 
-    def _take(self, request: LeanRequest) -> None:
+    def _take(self, request: LeanRead) -> None:
         """Start a request read by `lean_request`, as the parser's callbacks would have."""
+        url, headers, body = request
         scope: Any = {
             "type": "http",
             "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
@@ -146,18 +147,18 @@ class HQProtocol(HttpToolsProtocol):
             "client": self.client,
             "scheme": self.scheme,
             "root_path": self.root_path,
-            "headers": request.headers,
+            "headers": headers,
             "state": self.app_state.copy(),
             "method": "PUT",
-            "path": request.url.decode("ascii"),
-            "raw_path": request.url,
+            "path": url.decode("ascii"),
+            "raw_path": url,
             "query_string": b"",
         }
         # What the callbacks leave behind them, as they would.
-        self.url, self.headers, self.scope = request.url, request.headers, scope
+        self.url, self.headers, self.scope = url, headers, scope
         self.expect_100_continue = False
         cycle = self.cycle = _LeanCycle(self, scope, True)  # type: ignore[assignment]
-        cycle.body = request.body
+        cycle.body = body
         cycle.more_body = False
         cycle.set()
 

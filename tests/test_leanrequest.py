@@ -1,17 +1,20 @@
 """`lean_request` reads a small `PUT /events` exactly as httptools and uvicorn's callbacks
-would, or declines. Held to httptools itself over many requests, most of them slightly wrong."""
+would, or declines. Held to httptools itself (`requestdifferential.check`) over many requests,
+most of them slightly wrong."""
 
 from __future__ import annotations
 
 import random
-from typing import Any
+from pathlib import Path
 
-import httptools
 import pytest
 
-from logspace.leanrequest import lean_request
+from logspace.leanrequest import AVAILABLE, lean_request
 
-LIMIT = 65536
+from .requestdifferential import LIMIT, check
+
+pytestmark = pytest.mark.skipif(not AVAILABLE, reason="the C extension is not built")
+
 BODY = b'[{"id":"e-1","type":"t","system":"s","timestamp":"2026-12-01T00:00:00Z"}]'
 
 
@@ -25,72 +28,6 @@ def request(
         headers = [(b"Host", b"hq:4567"), (b"Content-Length", str(len(body)).encode())]
     head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
     return start + b"\r\n" + head + b"\r\n" + body
-
-
-class Callbacks:
-    """What uvicorn's `HttpToolsProtocol` gathers from the parser's callbacks."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-        self.parser = httptools.HttpRequestParser(self)
-        self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
-
-    def on_message_begin(self) -> None:
-        self.current: dict[str, Any] = {"url": b"", "headers": [], "body": b"", "done": False}
-        self.messages.append(self.current)
-
-    def on_url(self, url: bytes) -> None:
-        self.current["url"] += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.current["headers"].append((name.lower(), value))
-
-    def on_headers_complete(self) -> None:
-        parser = self.parser
-        self.current.update(
-            method=parser.get_method(),
-            version=parser.get_http_version(),
-            keep_alive=parser.should_keep_alive(),
-            upgrade=parser.should_upgrade(),
-        )
-
-    def on_body(self, body: bytes) -> None:
-        self.current["body"] += body
-
-    def on_message_complete(self) -> None:
-        self.current["done"] = True
-
-
-def parsed(data: bytes) -> list[dict[str, Any]] | None:
-    """httptools' reading of `data`; None when it refuses it."""
-    callbacks = Callbacks()
-    try:
-        callbacks.parser.feed_data(data)
-    except (httptools.HttpParserError, httptools.HttpParserUpgrade):
-        return None
-    return callbacks.messages
-
-
-def assert_read_as_httptools_reads(data: bytes) -> bool:
-    """Whether `lean_request` took `data`; when it did, it read what httptools reads."""
-    lean = lean_request(data, LIMIT)
-    if lean is None:
-        return False
-    messages = parsed(data)
-    assert messages is not None, data
-    assert len(messages) == 1, data
-    (message,) = messages
-    assert message["done"], data
-    assert (message["method"], message["version"]) == (b"PUT", "1.1")
-    assert message["keep_alive"]
-    assert not message["upgrade"]
-    assert (lean.url, lean.headers, lean.body) == (
-        message["url"],
-        message["headers"],
-        message["body"],
-    ), data
-    assert len(lean.body) <= LIMIT
-    return True
 
 
 @pytest.mark.parametrize(
@@ -133,7 +70,7 @@ def assert_read_as_httptools_reads(data: bytes) -> bool:
     ],
 )
 def test_the_usual_requests_are_read_at_once_as_httptools_reads_them(data: bytes) -> None:
-    assert assert_read_as_httptools_reads(data)
+    assert check(data)
 
 
 @pytest.mark.parametrize(
@@ -207,6 +144,17 @@ def test_whatever_it_reads_httptools_reads_alike() -> None:
     rng = random.Random(20261201)  # noqa: S311 - a repeatable sequence, not a secret
     taken = 0
     for _ in range(20000):
-        taken += assert_read_as_httptools_reads(_mutated(rng))
+        taken += check(_mutated(rng))
     # Most mutations leave a request it should take; none of the checks above is idle.
     assert 3000 < taken < 20000
+
+
+SEEDS = sorted((Path(__file__).resolve().parents[1] / "fuzz" / "requests").iterdir())
+
+
+@pytest.mark.parametrize("path", SEEDS, ids=[path.name for path in SEEDS])
+def test_each_seed_of_the_fuzz_corpus_and_each_cut_of_it_is_read_alike(path: Path) -> None:
+    data = path.read_bytes()
+    assert check(data)  # the seeds are requests it takes
+    for end in range(len(data)):
+        assert not check(data[:end])  # no part of one is a whole request

@@ -270,11 +270,13 @@ done:
 }
 
 #include "_verdicts.h"
+#include "_leanrequest.h"
 
 static PyMethodDef methods[] = {
     {"transcode", transcode, METH_VARARGS, transcode_doc},
     {"verdicts", verdicts, METH_VARARGS, verdicts_doc},
     {"asgi_json", asgi_json, METH_VARARGS, asgi_json_doc},
+    {"lean_request", lean_request, METH_VARARGS, lean_request_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -39,3 +39,6 @@ def asgi_json(
     where: Callable[[bytes | None, Any, str], tuple[bytes, bytes]],
     tail: bytes,
 ) -> list[bytes] | None: ...
+def lean_request(
+    data: bytes, limit: int
+) -> tuple[bytes, list[tuple[bytes, bytes]], bytes] | None: ...

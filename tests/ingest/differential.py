@@ -8,7 +8,6 @@ tight limits too.
 
 from __future__ import annotations
 
-import ctypes
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +19,8 @@ from logspace.errors import LogspaceError
 from logspace.events import DEFAULT_LIMITS, Limits
 from logspace.ingest import transcoder
 from logspace.ingest.decode import Decoded, decode_batch
+
+from ..exactblock import exact_block
 
 __all__ = ["NOW", "TIGHT", "Difference", "both", "check", "outcome"]
 
@@ -76,27 +77,13 @@ def check(body: bytes) -> None:
             )
 
 
-_libc = ctypes.CDLL(None)
-_libc.malloc.restype = ctypes.c_void_p
-_libc.malloc.argtypes = [ctypes.c_size_t]
-_libc.free.argtypes = [ctypes.c_void_p]
-
-
 def _read_where_overruns_show(body: bytes, limits: Limits) -> None:
     """The C path over a copy of the body in a malloc'd block of just its size, which must
     give what it gives for the body itself. A bytes object ends in a hidden NUL, which would
     hide a read of one byte too many from AddressSanitizer; a block of its own does not."""
     newest = NOW + limits.max_future
-    address = _libc.malloc(len(body))
-    if address is None:
-        raise MemoryError
-    try:
-        ctypes.memmove(address, body, len(body))
-        with memoryview((ctypes.c_char * len(body)).from_address(address)).cast("B") as view:
-            # The extension takes any buffer; HQ itself only ever passes bytes.
-            in_place = transcoder.transcode(view, "space", "p", limits, newest)  # type: ignore[arg-type]
-    finally:
-        _libc.free(address)
+    with exact_block(body) as view:
+        in_place = transcoder.transcode(view, "space", "p", limits, newest)  # type: ignore[arg-type]
     if _lines(in_place) != _lines(transcoder.transcode(body, "space", "p", limits, newest)):
         raise Difference(f"the C path's answer depends on where the body lies: {body!r}")
 
