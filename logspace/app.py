@@ -34,7 +34,7 @@ from logspace.hq import HQ
 from logspace.ingest.endpoint import ACCEPTED, INGEST_ROUTES, put_events, store_events
 from logspace.lingering import Linger, LingeringClose, has_body
 from logspace.ops import collector, retention
-from logspace.ops.accesslog import RequestLog, id_header, log_access, request_id_of
+from logspace.ops.accesslog import RequestLog, id_header, log_access, request_id_from
 from logspace.ops.health import get_live, get_ready
 from logspace.ops.logs import REQUEST_ID, REQUEST_ID_HEADER, skip_process_details
 from logspace.ops.metrics import Metrics, get_metrics
@@ -279,7 +279,8 @@ class HQApp(Starlette):
         and log as the routed path does: `RequestLog`'s request id and access line,
         `store_events`, the error handlers. An unexpected error is raised once its access
         line is written, as `Unanswered` (with the 500 to send) if no answer had begun."""
-        request_id = request_id_of(scope)
+        headers = _headers(scope)
+        request_id = request_id_from(headers.get(REQUEST_ID_HEADER))
         REQUEST_ID.set(request_id)
         state = scope.setdefault("state", {})
         started = time.perf_counter()
@@ -287,7 +288,7 @@ class HQApp(Starlette):
         answering = False
         try:
             try:
-                await store_events(self.state.hq, _headers(scope), body, state)
+                await store_events(self.state.hq, headers, body, state)
                 response = ACCEPTED
             except LogspaceError as error:
                 response = _answer(Request(scope), error)

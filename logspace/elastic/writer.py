@@ -81,8 +81,7 @@ class Writer:
 
     async def write(self, lines: bulk.Bulk) -> bulk.WriteOutcome:
         """Store every event of `lines`, or raise `StoreUnavailable` / `EventsNotStored`."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = self.coalescer.running_loop().time()
         # No request waits on Elasticsearch longer than `es_timeout`.
         deadline = started + self._settings.es_timeout
         first: Any = None
@@ -108,7 +107,7 @@ class Writer:
     ) -> bulk.WriteOutcome:
         """Pass after pass over the events not stored yet; `first`, unless None, is the
         answer to a first pass that contributed all of them."""
-        loop = asyncio.get_running_loop()
+        loop = self.coalescer.running_loop()
         # New attempts start only within the retry window; all of them end by the deadline.
         retry_until = started + self._settings.es_retry_seconds
         pending = list(range(len(lines)))
@@ -205,7 +204,7 @@ class Writer:
         # no reference to the lines is kept here while the bulk is in flight).
         share = lines.share if len(run) == len(lines) else None
         while True:
-            if deadline <= asyncio.get_running_loop().time():
+            if deadline <= self.coalescer.running_loop().time():
                 raise TimeoutError()
             try:
                 return await self.coalescer.submit(
@@ -227,7 +226,7 @@ class Writer:
         for 30 s and more, then answers 503). If so, give up now, with Elasticsearch's
         explanation (`Unallocatable`)."""
         patience = self._settings.es_retry_seconds
-        seconds = deadline - asyncio.get_running_loop().time()
+        seconds = deadline - self.coalescer.running_loop().time()
         request = self._bulk(body, seconds=seconds)
         if seconds <= patience:
             return await request

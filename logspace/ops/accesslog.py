@@ -1,5 +1,5 @@
-"""Access lines: `RequestLog` gives every request an id (the caller's `X-Request-Id` when it
-is a plain token, else a new one), answers with it in `X-Request-Id`, and writes one access
+"""Access lines: `RequestLog` gives every request an id (the caller's first `X-Request-Id` when
+it is a plain token, else a new one), answers with it in `X-Request-Id`, and writes one access
 line per request: method, path, status, duration, space and error type. No token is ever
 logged: the access line names the space, not the token, and the messages of answered errors,
 which may quote an unknown token, are not logged at all, only their `type`.
@@ -27,7 +27,14 @@ from logspace.ops.logs import (
     field_value,
 )
 
-__all__ = ["RequestLog", "access_log", "id_header", "log_access", "request_id_of"]
+__all__ = [
+    "RequestLog",
+    "access_log",
+    "id_header",
+    "log_access",
+    "request_id_from",
+    "request_id_of",
+]
 
 _REQUEST_ID_NAME: Final = REQUEST_ID_HEADER.encode()
 # Proxies' ids (nginx's $request_id, UUIDs) fit this; anything else is replaced, so a
@@ -177,11 +184,17 @@ def id_header(request_id: str) -> tuple[bytes, bytes]:
 
 
 def request_id_of(scope: Scope) -> str:
-    """The caller's `X-Request-Id` when it is a plain token, else a new one."""
+    """The request's id: see `request_id_from`, of its first `X-Request-Id` header."""
     for name, value in scope["headers"]:
         if name == _REQUEST_ID_NAME:
-            candidate: str = value.decode("latin-1")
-            if _VALID_REQUEST_ID.fullmatch(candidate):
-                return candidate
+            return request_id_from(value.decode("latin-1"))
+    return request_id_from(None)
+
+
+def request_id_from(given: str | None) -> str:
+    """The caller's id (the first `X-Request-Id`, `given`) when it is a plain token, else a new
+    one."""
+    if given is not None and _VALID_REQUEST_ID.fullmatch(given):
+        return given
     # 128 random bits, as 32 hex digits like a UUID's: an id, not a secret, so no system call.
     return f"{random.getrandbits(128):032x}"
