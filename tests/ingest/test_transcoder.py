@@ -56,6 +56,22 @@ def test_a_common_batch_becomes_its_bulk_lines() -> None:
     assert batch.events[1].endswith(b'"space":"space"}\n')
 
 
+def test_the_fields_are_right_however_often_names_recur_or_crowd_each_other_out() -> None:
+    """The C path keeps the names it made (a small cache, one entry per slot): the same names
+    again, names of the same length in other families, and thousands of names that take each
+    other's slots all come back as exactly the batch's own."""
+    families = ("double_properties", "long_properties", "string_properties")
+    values = {"double_properties": 0.5, "long_properties": 7, "string_properties": "v"}
+    for round_ in range(3):
+        for first in range(0, 3000, 20):
+            names = [f"n{n:04d}" for n in range(first, first + 20)]
+            family = families[(first // 20 + round_) % 3]
+            events = [event(**{family: dict.fromkeys(names, values[family])})]
+            batch = transcoded(orjson.dumps(events))
+            assert batch is not None
+            assert batch.fields == {f"{family.replace('_', '-')}.{name}" for name in names}
+
+
 def test_whitespace_is_left_out_of_the_documents() -> None:
     events = [event(string_properties={"message": "two  spaces\tand a tab"})]
     pretty = json.dumps(events, indent=4).encode()
