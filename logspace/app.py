@@ -272,14 +272,17 @@ class HQApp(Starlette):
         scope: Scope,
         body: AsyncIterable[bytes] | bytes,
         respond: Callable[[Response, str], Awaitable[None]],
+        headers: dict[str, str] | None = None,
     ) -> None:
         """Store the events of a `PUT /events`, answer through `respond` (the response, and
         the request id to add as a header), write the access line. HQ's two lean ways in, the
         ASGI one above and the server's (`protocol.HQProtocol`), share this, so both answer
         and log as the routed path does: `RequestLog`'s request id and access line,
         `store_events`, the error handlers. An unexpected error is raised once its access
-        line is written, as `Unanswered` (with the 500 to send) if no answer had begun."""
-        headers = _headers(scope)
+        line is written, as `Unanswered` (with the 500 to send) if no answer had begun.
+        `headers`: the scope's by name (`_headers`), when the caller read them so already."""
+        if headers is None:
+            headers = _headers(scope)
         request_id = request_id_from(headers.get(REQUEST_ID_HEADER))
         REQUEST_ID.set(request_id)
         state = scope.setdefault("state", {})

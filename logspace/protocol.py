@@ -138,7 +138,7 @@ class HQProtocol(HttpToolsProtocol):
 
     def _take(self, request: LeanRead) -> None:
         """Start a request read by `lean_request`, as the parser's callbacks would have."""
-        url, headers, body = request
+        url, headers, by_name, body = request
         scope: Any = {
             "type": "http",
             "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
@@ -159,6 +159,7 @@ class HQProtocol(HttpToolsProtocol):
         self.expect_100_continue = False
         cycle = self.cycle = _LeanCycle(self, scope, True)  # type: ignore[assignment]
         cycle.body = body
+        cycle.headers = by_name
         cycle.more_body = False
         cycle.set()
 
@@ -204,7 +205,9 @@ class HQProtocol(HttpToolsProtocol):
         assert self._hq is not None
         # The app's coroutine is the task (no wrapper coroutine to pass each resumption
         # through); its end is handled in `_answered`.
-        task = self.loop.create_task(self._hq.answer_events(cycle.scope, cycle.body, cycle.respond))
+        task = self.loop.create_task(
+            self._hq.answer_events(cycle.scope, cycle.body, cycle.respond, cycle.headers)
+        )
         task.add_done_callback(functools.partial(self._answered, cycle))
         self.tasks.add(task)
 
@@ -257,6 +260,7 @@ class _LeanCycle:
         "_started",
         "body",
         "disconnected",
+        "headers",
         "keep_alive",
         "more_body",
         "response_complete",
@@ -269,6 +273,7 @@ class _LeanCycle:
         self.scope = scope
         self.keep_alive = keep_alive
         self.body = b""  # uvicorn adds to it: a body in one piece is not copied
+        self.headers: dict[str, str] | None = None  # by name, when read already
         self.more_body = True
         self.disconnected = False
         self.response_complete = False

@@ -85,7 +85,11 @@ def check(data: bytes) -> bool:
     if messages is None or len(messages) != 1:
         raise Difference(f"httptools reads {messages!r} where lean_request reads one: {data!r}")
     (message,) = messages
-    url, headers, body = lean
+    url, headers, by_name, body = lean
+    # As HQ looks them up: the first of each name, decoded (see `app._headers`).
+    first = {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(headers)}
+    if by_name != first:
+        raise Difference(f"headers by name {by_name!r}, not {first!r}: {data!r}")
     read = {
         "url": url,
         "headers": headers,

@@ -1,6 +1,7 @@
 /* A small `PUT /events` read from the bytes of one read, for logspace/leanrequest.py: exactly
  * what httptools and uvicorn's callbacks would gather (URL, headers with names in lower case,
- * body), or NULL for anything it is not sure to read alike. What it takes:
+ * body), with the headers also by name as str (the first of each, as HQ looks them up), or
+ * None for anything it is not sure to read alike. What it takes:
  *
  *   "PUT /events HTTP/1.1\r\n" (or /api/events), then one or more header lines
  *   NAME ":" [" "] VALUE "\r\n", then "\r\n", then exactly Content-Length bytes of body;
@@ -42,7 +43,8 @@ static int value_is_keep_alive(const unsigned char *value, Py_ssize_t length) {
     return 1;
 }
 
-/* (url, headers, body) or None; NULL with an exception only when out of memory. */
+/* (url, headers, headers by name, body) or None; NULL with an exception only when out of
+ * memory. */
 static PyObject *read_lean_request(const unsigned char *data, Py_ssize_t size, Py_ssize_t limit) {
     static const char method[] = "PUT ", version[] = " HTTP/1.1\r\n";
     static const char *const paths[] = {"/events", "/api/events"};
@@ -65,8 +67,11 @@ static PyObject *read_lean_request(const unsigned char *data, Py_ssize_t size, P
         Py_RETURN_NONE;
 
     PyObject *headers = PyList_New(0);
-    if (headers == NULL)
+    PyObject *by_name = headers ? PyDict_New() : NULL;
+    if (by_name == NULL) {
+        Py_XDECREF(headers);
         return NULL;
+    }
     Py_ssize_t content_length = -1;
     int too_long = 0;
     for (;;) {
@@ -129,13 +134,19 @@ static PyObject *read_lean_request(const unsigned char *data, Py_ssize_t size, P
         }
         PyObject *value = PyBytes_FromStringAndSize((const char *)value_start, value_length);
         PyObject *pair = value ? PyTuple_Pack(2, lower, value) : NULL;
+        /* By name as str, the first of each (as HQ looks headers up; all of it is ASCII). */
+        PyObject *name_text = pair ? PyUnicode_DecodeASCII(lowered, name_length, NULL) : NULL;
+        PyObject *value_text =
+            name_text ? PyUnicode_DecodeASCII((const char *)value_start, value_length, NULL)
+                      : NULL;
         Py_DECREF(lower);
         Py_XDECREF(value);
-        if (pair == NULL)
-            goto failed;
-        int added = PyList_Append(headers, pair);
-        Py_DECREF(pair);
-        if (added < 0)
+        int added = value_text != NULL && PyList_Append(headers, pair) == 0 &&
+                    PyDict_SetDefault(by_name, name_text, value_text) != NULL;
+        Py_XDECREF(pair);
+        Py_XDECREF(name_text);
+        Py_XDECREF(value_text);
+        if (!added)
             goto failed;
     }
     if (PyList_GET_SIZE(headers) == 0 || content_length < 0 || too_long ||
@@ -144,24 +155,28 @@ static PyObject *read_lean_request(const unsigned char *data, Py_ssize_t size, P
 
     PyObject *url = PyBytes_FromString(path);
     PyObject *body = url ? PyBytes_FromStringAndSize((const char *)p, content_length) : NULL;
-    PyObject *result = body ? PyTuple_Pack(3, url, headers, body) : NULL;
+    PyObject *result = body ? PyTuple_Pack(4, url, headers, by_name, body) : NULL;
     Py_XDECREF(url);
     Py_XDECREF(body);
     Py_DECREF(headers);
+    Py_DECREF(by_name);
     return result;
 decline:
     Py_DECREF(headers);
+    Py_DECREF(by_name);
     Py_RETURN_NONE;
 failed:
     Py_DECREF(headers);
+    Py_DECREF(by_name);
     return NULL;
 }
 
 PyDoc_STRVAR(lean_request_doc,
 "lean_request(data, limit)\n"
 "--\n\n"
-"(url, headers, body) of the one whole small PUT /events that `data` is, as httptools and\n"
-"uvicorn would read it (header names in lower case); None when it is not that, or not surely.");
+"(url, headers, headers by name, body) of the one whole small PUT /events that `data` is, as\n"
+"httptools and uvicorn would read it (header names in lower case; by name: a dict of str, the\n"
+"first of each name); None when it is not that, or not surely.");
 
 static PyObject *lean_request(PyObject *module, PyObject *args) {
     Py_buffer data;
