@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import os
 import time
-from bisect import bisect_left
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final, NamedTuple
@@ -42,8 +41,9 @@ from logspace.errors import (
 )
 from logspace.events import Unindexed
 from logspace.ops.deferredflush import DeferredFlush
+from logspace.ops.tally import Tally
 
-__all__ = ["MULTIPROCESS_VARIABLE", "Ingest", "Metrics", "Observations", "Read", "get_metrics"]
+__all__ = ["MULTIPROCESS_VARIABLE", "Ingest", "Metrics", "Read", "get_metrics"]
 
 MULTIPROCESS_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -180,8 +180,8 @@ class Metrics:
             multiprocess_mode="livemax",
         )
         self._stored: dict[str, _Stored] = {}
-        # The ingest path's counts, in plain numbers until `flush` (see `_Tally`).
-        self._tally = _Tally()
+        # The ingest path's counts, in plain numbers until `flush` (see `tally.Tally`).
+        self._tally = Tally(write_buckets=_WRITE_BUCKETS, wait_buckets=_BULK_WAIT_BUCKETS)
         # The tally changed: shown once this event-loop turn's work is done.
         self._counted = DeferredFlush(self.flush).request
         self.deleted_indices = Counter(
@@ -347,72 +347,6 @@ class Ingest:
         if self._started is not None:
             self._metrics._tally.write_seconds.add(time.perf_counter() - self._started)
             self._metrics._tally.events_in_flight -= self._events
-
-
-class _Tally:
-    """The counts a stored batch moves, in plain numbers: `Metrics.flush` hands them to the
-    Prometheus metrics once per event-loop iteration and before each scrape. Each `inc` of
-    prometheus_client takes a lock, and a fleet's request of a few events made ten of them."""
-
-    __slots__ = (
-        "bulk_wait_seconds",
-        "events_in_flight",
-        "events_in_flight_shown",
-        "requests_in_flight",
-        "requests_in_flight_shown",
-        "stored",
-        "write_seconds",
-    )
-
-    def __init__(self) -> None:
-        self.requests_in_flight = self.requests_in_flight_shown = 0
-        self.events_in_flight = self.events_in_flight_shown = 0
-        self.stored: dict[str, list[int]] = {}  # space -> [requests, events] accepted
-        self.write_seconds = Observations(_WRITE_BUCKETS)
-        self.bulk_wait_seconds = Observations(_BULK_WAIT_BUCKETS)
-
-    def stored_in(self, space: str, requests: int, events: int) -> None:
-        counts = self.stored.get(space)
-        if counts is None:
-            self.stored[space] = [requests, events]
-        else:
-            counts[0] += requests
-            counts[1] += events
-
-
-class Observations:
-    """Observations for a histogram without labels, counted by bucket in plain numbers and
-    handed over in one go: `Histogram.observe` takes two locks and walks the buckets in
-    Python, and a fleet's small request made two observations (tests/ops/test_metrics.py
-    holds the two ways to the same exposition)."""
-
-    __slots__ = ("_bounds", "_counts", "_sum")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self._bounds = bounds
-        self._counts = [0] * (len(bounds) + 1)  # the last: above every bound (+Inf)
-        self._sum = 0.0
-
-    def add(self, amount: float) -> None:
-        # The first bucket whose bound is at least the amount, as `Histogram.observe` picks.
-        self._counts[bisect_left(self._bounds, amount)] += 1
-        self._sum += amount
-
-    def fold_into(self, histogram: Histogram) -> None:
-        """Add what was observed since the last fold to `histogram` (made with the same
-        bounds), as `observe` would have."""
-        counts = self._counts
-        if not any(counts):
-            return
-        # prometheus_client keeps a histogram as a value per bucket (the last +Inf) and one for
-        # the sum; `observe` increments them, as this does by more than one at a time.
-        buckets = histogram._buckets
-        for index, count in enumerate(counts):
-            if count:
-                buckets[index].inc(count)
-                counts[index] = 0
-        histogram._sum.inc(self._sum)
-        self._sum = 0.0
 
 
 async def get_metrics(request: Request) -> Response:

@@ -209,7 +209,7 @@ def test_observations_handed_over_at_once_read_as_if_each_was_observed() -> None
 
     from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-    from logspace.ops.metrics import Observations
+    from logspace.ops.tally import Observations
 
     bounds = (0.001, 0.01, 0.1, 1.0)
     rng = Random(7)  # noqa: S311 - amounts to observe, not secrets
