@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .fleet import FleetBench
 
 NAME = "CPU per event of a do-nothing ASGI app (uvicorn) answering 202 to the same fleet"
+RATIO_NAME = "f3 / f3-floor, round by round: HQ's CPU per event over the do-nothing server's"
 
 
 async def floor(run: FleetBench) -> None:
@@ -44,6 +45,12 @@ async def floor(run: FleetBench) -> None:
         run.say(f"  f3-floor round {round_ + 1}: {us:5.1f} us/event")
     if values:
         run.figures.append(Figure("f3-floor", NAME, values, "", unit="us", gated=False))
+        f3 = next((f for f in run.figures if f.key == "f3" and f.measured), None)
+        if f3 is not None:
+            # The floor moves with the machine (5.3-6.6 us on 30 Nov's box, 10.8 on 1 Dec's):
+            # f3 over it is what compares from box to box. Rounds paired in order.
+            ratios = [h / f for h, f in zip(f3.values, values, strict=False)]
+            run.figures.append(Figure("f3/floor", RATIO_NAME, ratios, "", gated=False))
     else:
         why = "; ".join(failed) or "no round"
         run.figures.append(Figure.not_measured("f3-floor", NAME, why, unit="us", gated=False))
