@@ -279,10 +279,11 @@ def app_arm(
 
 def settle(pids: list[int | None], timeout: float = 60.0) -> float:
     """Wait until the processes are quiet (together under 8 % of a core over a quarter of a
-    second), at most `timeout` seconds; returns the seconds waited. The saturating warm-up
-    leaves the agent thousands of events to ship, and HQ and Elasticsearch to index them: on a
-    slow box that drain overlapped the light load, and g3 measured it instead of a request's
-    latency while the agent keeps up (1.95 ms in a run of 1 Dec, against 0.14 on a faster box)."""
+    second), at most `timeout` seconds; returns the seconds waited. So that g3's light load
+    never measures the drain of a backlog the saturating warm-up left the agent, HQ and
+    Elasticsearch: a guard, suspected when g3 came out at 1.95 ms on 1 Dec. In the run of 1 Dec
+    that had it, every arm was quiet at once (0.3-0.5 s): the warm-up's events were shipped by
+    the time wrk stopped, and g3 (2.46 ms) was the light load's own."""
     began = time.monotonic()
     used = sum(cpu_seconds(pid) for pid in pids)
     while time.monotonic() - began < timeout:
