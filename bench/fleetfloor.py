@@ -12,6 +12,7 @@ little lower than this one.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -48,8 +49,12 @@ async def floor(run: FleetBench) -> None:
         f3 = next((f for f in run.figures if f.key == "f3" and f.measured), None)
         if f3 is not None:
             # The floor moves with the machine (5.3-6.6 us on 30 Nov's box, 10.8 on 1 Dec's):
-            # f3 over it is what compares from box to box. Rounds paired in order.
-            ratios = [h / f for h, f in zip(f3.values, values, strict=False)]
+            # f3 over it is what compares from box to box. Rounds paired in order when both
+            # measured every round; else (a round dropped, pairs unknown) the medians'.
+            if len(f3.values) == len(values):
+                ratios = [h / f for h, f in zip(f3.values, values, strict=True)]
+            else:
+                ratios = [f3.median / statistics.median(values)]
             run.figures.append(Figure("f3/floor", RATIO_NAME, ratios, "", gated=False))
     else:
         why = "; ".join(failed) or "no round"
