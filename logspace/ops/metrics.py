@@ -180,10 +180,11 @@ class Metrics:
             multiprocess_mode="livemax",
         )
         self._stored: dict[str, _Stored] = {}
-        # The ingest path's counts, in plain numbers until `flush` (see `tally.Tally`).
-        self._tally = Tally(write_buckets=_WRITE_BUCKETS, wait_buckets=_BULK_WAIT_BUCKETS)
+        # The ingest path's counts, in plain numbers until `flush` (see `tally.Tally`); `Ingest`
+        # moves them, then calls `counted`.
+        self.tally = Tally(write_buckets=_WRITE_BUCKETS, wait_buckets=_BULK_WAIT_BUCKETS)
         # The tally changed: shown once this event-loop turn's work is done.
-        self._counted = DeferredFlush(self.flush).request
+        self.counted = DeferredFlush(self.flush).request
         self.deleted_indices = Counter(
             "logspace_retention_deleted_indices",
             "Event indices deleted by the retention that runs inside HQ.",
@@ -225,7 +226,7 @@ class Metrics:
 
     def flush(self) -> None:
         """Hand what the ingest path counted since the last flush to the Prometheus metrics."""
-        tally = self._tally
+        tally = self.tally
         if tally.requests_in_flight != tally.requests_in_flight_shown:
             self.requests_in_flight.set(tally.requests_in_flight)
             tally.requests_in_flight_shown = tally.requests_in_flight
@@ -249,8 +250,8 @@ class Metrics:
         self.bulk_bytes.observe(size)
 
     def bulk_waited(self, seconds: float) -> None:
-        self._tally.bulk_wait_seconds.add(seconds)
-        self._counted()
+        self.tally.bulk_wait_seconds.add(seconds)
+        self.counted()
 
     def read_failed(self, reason: str) -> None:
         """Elasticsearch failed a read: `unavailable` (unreachable, 429, 5xx) or `refused`."""
@@ -292,8 +293,8 @@ class Ingest:
     # A class of its own rather than `@contextmanager`: a generator per request is a cost
     # a fleet's many small requests feel.
     def __enter__(self) -> Ingest:
-        self._metrics._tally.requests_in_flight += 1
-        self._metrics._counted()
+        self._metrics.tally.requests_in_flight += 1
+        self._metrics.counted()
         return self
 
     def __exit__(
@@ -304,21 +305,21 @@ class Ingest:
                 self.failed(error)
         finally:
             self.finish()
-            self._metrics._tally.requests_in_flight -= 1
-            self._metrics._counted()
+            self._metrics.tally.requests_in_flight -= 1
+            self._metrics.counted()
         if error is None:
-            self._metrics._tally.stored_in(self.space, 1, 0)
+            self._metrics.tally.stored_in(self.space, 1, 0)
 
     def writing(self, events: int) -> None:
         """The batch is decoded and goes to the store now."""
         self._events = events
         self._started = time.perf_counter()
-        self._metrics._tally.events_in_flight += events
-        self._metrics._counted()
+        self._metrics.tally.events_in_flight += events
+        self._metrics.counted()
 
     def stored(self, outcome: WriteOutcome, unindexed: Unindexed) -> None:
         if outcome.created:
-            self._metrics._tally.stored_in(self.space, 0, outcome.created)
+            self._metrics.tally.stored_in(self.space, 0, outcome.created)
         if outcome.duplicate:
             self._metrics.stored_counters(self.space).duplicate.inc(outcome.duplicate)
         if unindexed.non_finite:
@@ -345,8 +346,8 @@ class Ingest:
 
     def finish(self) -> None:
         if self._started is not None:
-            self._metrics._tally.write_seconds.add(time.perf_counter() - self._started)
-            self._metrics._tally.events_in_flight -= self._events
+            self._metrics.tally.write_seconds.add(time.perf_counter() - self._started)
+            self._metrics.tally.events_in_flight -= self._events
 
 
 async def get_metrics(request: Request) -> Response:
