@@ -249,6 +249,13 @@ class Latency:
     failures: list[str]  # the first few refusals, as answered
     histogram: HdrHistogram = field(repr=False)
     elapsed: float = 0.0  # seconds from the first intended start to the last answer
+    last_start: float = 0.0  # seconds from the first intended start to the last
+
+    @property
+    def drain(self) -> float:
+        """Seconds from the last intended start to the last answer. Below capacity, about one
+        request's latency; above it, the backlog the arm built, which grows with its length."""
+        return self.elapsed - self.last_start
 
     @property
     def busy(self) -> float:
@@ -328,4 +335,5 @@ async def offer(
         failures=failures,
         histogram=histogram,
         elapsed=elapsed,
+        last_start=(total - 1) * interval,
     )

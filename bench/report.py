@@ -36,6 +36,7 @@ class Figure:
     ambitious: str = ""
     unit: str = ""
     rejected: int = 0  # pairs left out because the reference arm was disturbed
+    rejected_why: str = "disturbed"  # how the report names those pairs
     gated: bool = True  # False: a design target shown for information, not issue 7's must
     missing: str = ""  # why no value could be measured (then `values` is empty)
 
@@ -198,7 +199,7 @@ def table(figures: list[Figure]) -> str:
             continue
         low, high = f.ci95()
         unit = f" {f.unit}" if f.unit else ""
-        kept = f"{len(f.values)}" + (f" (+{f.rejected} disturbed)" if f.rejected else "")
+        kept = f"{len(f.values)}" + (f" (+{f.rejected} {f.rejected_why})" if f.rejected else "")
         lines.append(
             f"| {f.key} | {f.name} | **{_fmt(f.median)}{unit}** | {_fmt(f.worst)} | "
             f"{_fmt(low)}-{_fmt(high)} | {kept} | {f.must} | {f.ambitious or '-'} | "
