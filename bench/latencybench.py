@@ -83,7 +83,20 @@ async def latency(run: Run, pool: Pool) -> None:
     ]
     refusals: list[str] = []
     for share in (0.5, 0.8):
-        ceiling = await latency_ceiling(run, pool, size, share)
+        try:
+            ceiling = await latency_ceiling(run, pool, size, share)
+        except LoadError as error:
+            if share == 0.5:
+                raise  # nothing measured yet: `Run.measured` reports (c) and (e)
+            why = f"its ceiling could not be measured: {error}"
+            run.figures.append(
+                Figure.not_measured("c80%", "p99 HQ / p99 direct at 80% of C_R", why, "<= 1.5")
+            )
+            run.figures.append(
+                Figure.not_measured("e", "HQ CPU per event at 80 % of C_R", why, "<= 5")
+            )
+            appendix.append(f"| {share:.0%} | not measured: {why} |")
+            break
         rate = share * ceiling
         # An arm never sends an event twice (a re-sent id would be stored once), so a long
         # arm needs events of its own: enough for 80 % of a ceiling 10 % above this one, so
