@@ -35,7 +35,7 @@ class Figure:
     must: str  # ">= 0.90", "<= 4", ...
     ambitious: str = ""
     unit: str = ""
-    rejected: int = 0  # pairs left out because the reference arm was disturbed
+    rejected: int = 0  # pairs left out: their reference arm was disturbed, or (c) above capacity
     rejected_why: str = "disturbed"  # how the report names those pairs
     gated: bool = True  # False: a design target shown for information, not issue 7's must
     missing: str = ""  # why no value could be measured (then `values` is empty)
