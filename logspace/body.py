@@ -5,16 +5,33 @@ The limit applies to the decompressed size and is enforced while reading, so nei
 body nor a gzip bomb is ever held in memory. Bytes are reserved from the `Admission` budget as
 they arrive; when HQ already holds its budget in flight, the request is refused at once with
 503 OVERLOADED instead of queueing.
+
+A body streamed in pieces must keep coming: it may take `read_seconds`, plus a second for each
+`MIN_BODY_RATE` bytes that arrive (as Apache's mod_reqtimeout has it), else 408 REQUEST_TIMEOUT.
+A slow link gets time in proportion to what it sends; a client that stalls, or sends a byte now
+and then, does not hold its connection and its reserved bytes for ever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import AsyncIterable, Mapping
+from typing import Final
 
-from logspace.errors import InvalidGzip, Overloaded, RequestTooLarge, UnsupportedContentEncoding
+from logspace.errors import (
+    InvalidGzip,
+    Overloaded,
+    RequestTimeout,
+    RequestTooLarge,
+    UnsupportedContentEncoding,
+)
 
-__all__ = ["Admission", "Reservation", "read_body", "read_whole"]
+__all__ = ["MIN_BODY_RATE", "Admission", "Reservation", "read_body", "read_whole"]
+
+# Bytes a second (as sent, before decompression) a body must keep up once its first
+# `read_seconds` are over.
+MIN_BODY_RATE: Final = 1024
 
 
 class Admission:
@@ -70,13 +87,26 @@ async def read_body(
     headers: Mapping[str, str],
     limit: int,
     reservation: Reservation,
+    read_seconds: float,
 ) -> bytes:
-    """The whole (decompressed) body, refused with 413 as soon as it grows past `limit`;
-    `chunks` as they arrive, or the body when the server has read all of it already."""
+    """The whole (decompressed) body, refused with 413 as soon as it grows past `limit`, and
+    with 408 when it comes too slowly (see the module); `chunks` as they arrive, or the body
+    when the server has read all of it already."""
     if isinstance(chunks, bytes):
         return read_whole(chunks, headers, limit, reservation)
     body = _opened(headers, limit, reservation)
-    async for chunk in chunks:
+    started = asyncio.get_running_loop().time()
+    received = 0
+    pieces = aiter(chunks)
+    while True:
+        try:
+            async with asyncio.timeout_at(started + read_seconds + received / MIN_BODY_RATE):
+                chunk = await anext(pieces)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise RequestTimeout(read_seconds, MIN_BODY_RATE) from None
+        received += len(chunk)
         body.add(chunk)
     return body.whole()
 

@@ -222,7 +222,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
     return {
         "loop": "uvloop",
         # httptools, answering a fleet's small PUT /events without the ASGI cycle.
-        "http": HQProtocol,
+        "http": HQProtocol.configured(settings),
         "proxy_headers": False,
         "server_header": False,
         "timeout_graceful_shutdown": 30,

@@ -12,6 +12,7 @@
     ├── InvalidParameter              400    INVALID_PARAMETER
     ├── InvalidControllerId           400    INVALID_CONTROLLER_ID
     ├── InvalidCapabilities           400    INVALID_CAPABILITIES
+    ├── RequestTimeout                408    REQUEST_TIMEOUT     (and the connection closed)
     ├── RequestTooLarge               413    REQUEST_TOO_LARGE
     ├── TooManyEvents                 413    TOO_MANY_EVENTS
     ├── UnsupportedContentEncoding    415    UNSUPPORTED_CONTENT_ENCODING
@@ -24,7 +25,9 @@
     ├── MethodNotAllowed              405    METHOD_NOT_ALLOWED
     └── InternalError                 500    INTERNAL_ERROR
 
-A problem with one event is data (an `EventError`), collected into `InvalidEvents`.
+A problem with one event is data (an `EventError`), collected into `InvalidEvents`. A client
+that goes away before its body is whole gets no answer: its access line says 499
+CLIENT_CLOSED_REQUEST (nginx's number), and so does the requests metric.
 Every error renders as `{"type", "message", "parameters"}`; the seed contract's
 MISSING_SPACE_TOKEN body is the one exception and carries no `parameters`.
 """
@@ -32,9 +35,11 @@ MISSING_SPACE_TOKEN body is the one exception and carries no `parameters`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 __all__ = [
+    "CLIENT_CLOSED_STATUS",
+    "CLIENT_CLOSED_TYPE",
     "AccessDenied",
     "EventError",
     "EventsNotStored",
@@ -55,11 +60,16 @@ __all__ = [
     "NotReady",
     "OrderNotFound",
     "Overloaded",
+    "RequestTimeout",
     "RequestTooLarge",
     "StoreUnavailable",
     "TooManyEvents",
     "UnsupportedContentEncoding",
 ]
+
+# Not an answer (see above): what the access line and the metrics say of a client gone.
+CLIENT_CLOSED_STATUS: Final = 499
+CLIENT_CLOSED_TYPE: Final = "CLIENT_CLOSED_REQUEST"
 
 
 class LogspaceError(Exception):
@@ -201,6 +211,21 @@ class InvalidCapabilities(LogspaceError):
 
     status = 400
     type = "INVALID_CAPABILITIES"
+
+
+class RequestTimeout(LogspaceError):
+    """The request did not arrive whole in time (`LOGSPACE_REQUEST_READ_SECONDS`): a client
+    that stalls must not hold a connection, and the memory of its half-read body, forever."""
+
+    status = 408
+    type = "REQUEST_TIMEOUT"
+
+    def __init__(self, seconds: float, min_rate: int) -> None:
+        super().__init__(
+            f"The request did not arrive whole in time: {seconds:g} s for the headers and the "
+            f"body's start, and the body at {min_rate} bytes a second or faster.",
+            {"request-read-seconds": seconds, "min-body-bytes-per-second": min_rate},
+        )
 
 
 class RequestTooLarge(LogspaceError):

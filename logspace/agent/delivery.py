@@ -7,7 +7,7 @@
     400 INVALID_EVENTS                    drop the listed events, send the rest again now
     400 other, 413, unusable 400/422      split the batch (a single event is dropped)
     415                                   stop compressing, send again now
-    429, 5xx                              retry after a backoff honouring Retry-After
+    408, 429, 5xx                         retry after a backoff honouring Retry-After
     500                                   the same, but repeated 500s split the batch (poison)
     401, 403, 404, 405, other             hold: a configuration problem, keep everything queued
 
@@ -113,6 +113,6 @@ def classify(status: int, headers: Mapping[str, str], content: bytes, size: int)
         return Outcome("split", reason)
     if status == 415:
         return Outcome("uncompress", reason)
-    if status == 429 or status >= 500:
+    if status in (408, 429) or status >= 500:
         return Outcome("retry", reason, retry_after=retry_after(headers), suspect=status == 500)
     return Outcome("hold", reason, retry_after=retry_after(headers))

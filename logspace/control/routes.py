@@ -93,7 +93,11 @@ async def put_capabilities(request: Request) -> Response:
     reservation = Reservation(hq.admission)
     try:
         body = await read_body(
-            request.stream(), request.headers, hq.settings.max_body_bytes, reservation
+            request.stream(),
+            request.headers,
+            hq.settings.max_body_bytes,
+            reservation,
+            hq.settings.request_read_seconds,
         )
     finally:
         reservation.release()  # parsed at once; nothing holds the bytes after

@@ -42,7 +42,9 @@ async def store_events(
             if isinstance(body, bytes):  # read already: no coroutine to read it
                 read = read_whole(body, headers, limit, reservation)
             else:
-                read = await read_body(body, headers, limit, reservation)
+                read = await read_body(
+                    body, headers, limit, reservation, hq.settings.request_read_seconds
+                )
             batch = decode_batch(
                 read,
                 space,

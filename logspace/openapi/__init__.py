@@ -113,7 +113,7 @@ _EXPORT_RESPONSE = {
         "text/csv": {"schema": {"type": "string"}},
     },
 }
-_READ_ERRORS = errors(400, 403, 413, 503)
+_READ_ERRORS = errors(400, 403, 408, 413, 503)
 
 
 def document() -> dict[str, Any]:
@@ -140,7 +140,7 @@ def document() -> dict[str, Any]:
                     },
                     "responses": {
                         "202": {"description": "Every event is stored."},
-                        **errors(400, 403, 413, 415, 422, 503),
+                        **errors(400, 403, 408, 413, 415, 422, 503),
                     },
                 },
                 "get": {

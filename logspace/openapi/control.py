@@ -203,7 +203,7 @@ PATHS: Final[dict[str, Any]] = {
                 "200": json_content(
                     ref("StoredCapabilities"), "Stored; a listing shows it at once."
                 ),
-                **errors(400, 403, 413, 415, 503),
+                **errors(400, 403, 408, 413, 415, 503),
             },
         }
     },

@@ -27,12 +27,13 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from logspace.elastic.bulk import WriteOutcome
 from logspace.elastic.flushpolicy import REASONS
 from logspace.errors import (
+    CLIENT_CLOSED_TYPE,
     EventsNotStored,
     InvalidEvents,
     LogspaceError,
@@ -205,8 +206,7 @@ class Metrics:
         try:
             yield read
         except Exception as error:
-            kind = error.type if isinstance(error, LogspaceError) else "INTERNAL_ERROR"
-            outcome = kind.lower()
+            outcome = _outcome_of(error)
             raise
         finally:
             self.reads.labels(endpoint, read.space, outcome).inc()
@@ -330,8 +330,7 @@ class Ingest:
             self._metrics.es_errors.labels("write", "retried").inc(outcome.retries)
 
     def failed(self, error: Exception) -> None:
-        kind = error.type if isinstance(error, LogspaceError) else "INTERNAL_ERROR"
-        self._metrics.requests.labels(self.space, kind.lower()).inc()
+        self._metrics.requests.labels(self.space, _outcome_of(error)).inc()
         rejected = _REJECTED.get(type(error))
         if rejected is None or not isinstance(error, LogspaceError):
             return
@@ -348,6 +347,15 @@ class Ingest:
         if self._started is not None:
             self._metrics.tally.write_seconds.add(time.perf_counter() - self._started)
             self._metrics.tally.events_in_flight -= self._events
+
+
+def _outcome_of(error: Exception) -> str:
+    """The `outcome` label of a request that raised `error`."""
+    if isinstance(error, LogspaceError):
+        return error.type.lower()
+    if isinstance(error, ClientDisconnect):  # gone before its body was whole
+        return CLIENT_CLOSED_TYPE.lower()
+    return "internal_error"
 
 
 async def get_metrics(request: Request) -> Response:

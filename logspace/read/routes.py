@@ -73,7 +73,11 @@ async def _read(request: Request) -> tuple[HQ, str, ReadStore, Params]:
         reservation = Reservation(hq.admission)
         try:
             body = await read_body(
-                request.stream(), request.headers, hq.settings.max_body_bytes, reservation
+                request.stream(),
+                request.headers,
+                hq.settings.max_body_bytes,
+                reservation,
+                hq.settings.request_read_seconds,
             )
         finally:
             reservation.release()  # a query body is parsed at once; it holds no bytes after

@@ -47,6 +47,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 4567
     keep_alive_seconds: int = 75
+    request_read_seconds: float = 30.0
     tune_gc: bool = True
     max_body_bytes: int = 10 * 1024 * 1024
     max_events: int = 10_000

@@ -202,6 +202,14 @@ SETTINGS: tuple[Setting, ...] = (
         "How long `logspace serve` keeps an idle client connection open for its next request.",
     ),
     Setting(
+        "LOGSPACE_REQUEST_READ_SECONDS",
+        "request_read_seconds",
+        _positive_float,
+        "30",
+        "How long a client may take to send a request's headers (and the start of its body);"
+        " the body must then keep coming at 1 KiB/s or faster. Slower: 408 REQUEST_TIMEOUT.",
+    ),
+    Setting(
         "LOGSPACE_TUNE_GC",
         "tune_gc",
         _boolean,

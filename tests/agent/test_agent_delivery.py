@@ -35,6 +35,7 @@ def errors(*indexes: int) -> list[dict[str, object]]:
         (403, body("ACCESS_DENIED"), "hold"),
         (404, body("NOT_FOUND"), "hold"),
         (405, body("METHOD_NOT_ALLOWED"), "hold"),
+        (408, body("REQUEST_TIMEOUT"), "retry"),
         (413, body("REQUEST_TOO_LARGE"), "split"),
         (415, body("UNSUPPORTED_CONTENT_ENCODING"), "uncompress"),
         (422, body("EVENTS_NOT_STORED", errors=errors(0)), "delivered"),
