@@ -14,6 +14,7 @@
     ├── InvalidCapabilities           400    INVALID_CAPABILITIES
     ├── RequestTimeout                408    REQUEST_TIMEOUT     (and the connection closed)
     ├── RequestTooLarge               413    REQUEST_TOO_LARGE
+    ├── HeadersTooLarge               431    HEADERS_TOO_LARGE   (and the connection closed)
     ├── TooManyEvents                 413    TOO_MANY_EVENTS
     ├── UnsupportedContentEncoding    415    UNSUPPORTED_CONTENT_ENCODING
     ├── EventsNotStored               422    EVENTS_NOT_STORED
@@ -43,6 +44,7 @@ __all__ = [
     "AccessDenied",
     "EventError",
     "EventsNotStored",
+    "HeadersTooLarge",
     "InternalError",
     "InvalidBatch",
     "InvalidCapabilities",
@@ -236,6 +238,19 @@ class RequestTooLarge(LogspaceError):
 class TooManyEvents(LogspaceError):
     status = 413
     type = "TOO_MANY_EVENTS"
+
+
+class HeadersTooLarge(LogspaceError):
+    """The request line and headers are larger than HQ reads (`guardedprotocol.py`)."""
+
+    status = 431
+    type = "HEADERS_TOO_LARGE"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"The request line and headers take more than {limit} bytes.",
+            {"max-head-bytes": limit},
+        )
 
 
 class UnsupportedContentEncoding(LogspaceError):

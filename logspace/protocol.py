@@ -12,8 +12,8 @@ answers them through `HQApp.answer_events`, as HQ's ASGI lean path does, and wri
 answer as uvicorn writes one. Everything else goes uvicorn's way unchanged: other requests,
 chunked or larger bodies, `Expect: 100-continue`, a request pipelined behind another; and
 uvicorn's graceful shutdown and handling of a client that goes away apply to these requests
-too (the protocol reads the same fields of the request's cycle). The keep-alive timeout is
-uvicorn's, kept with one timer per connection rather than one per response.
+too (the protocol reads the same fields of the request's cycle). What one connection may
+take, in time and in memory, is bounded by `GuardedProtocol` (guardedprotocol.py).
 
 Such a request that arrives whole in one read, in the plain shape agents send, skips even
 httptools' callbacks: `leanrequest.lean_request` reads it at once, or declines.
@@ -26,21 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
-from collections.abc import Callable
 from typing import Any, Final
 
 from starlette.responses import Response
 from uvicorn.config import Config
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from logspace.app import LEAN_PATHS, HQApp, Unanswered, error_response
-from logspace.body import MIN_BODY_RATE
-from logspace.errors import RequestTimeout
+from logspace.app import LEAN_PATHS, HQApp, Unanswered
+from logspace.guardedprotocol import GuardedProtocol, response_bytes
 from logspace.leanrequest import LeanRead, lean_request
-from logspace.ops.accesslog import id_header, log_access
 from logspace.settings import Settings
 
 __all__ = ["LEAN_MAX_BYTES", "HQProtocol"]
@@ -50,8 +45,9 @@ LEAN_MAX_BYTES: Final = HIGH_WATER_LIMIT
 _URLS: Final = frozenset(path.encode() for path in LEAN_PATHS)
 
 
-class HQProtocol(HttpToolsProtocol):
-    """uvicorn's `HttpToolsProtocol`, answering small `PUT /events` itself (see the module)."""
+class HQProtocol(GuardedProtocol):
+    """uvicorn's `HttpToolsProtocol` with `GuardedProtocol`'s bounds, answering small
+    `PUT /events` itself (see the module)."""
 
     def __init__(
         self,
@@ -62,8 +58,9 @@ class HQProtocol(HttpToolsProtocol):
         *,
         request_read_seconds: float = Settings.request_read_seconds,
     ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self.request_read_seconds = request_read_seconds
+        super().__init__(
+            config, server_state, app_state, _loop, request_read_seconds=request_read_seconds
+        )
         app = self.app
         # Only the app itself: a wrapper uvicorn added (proxy headers, trace logging) must see
         # every request.
@@ -72,96 +69,9 @@ class HQProtocol(HttpToolsProtocol):
         # The largest body taken the lean way; 0: none is.
         self._lean_limit = min(LEAN_MAX_BYTES, app.max_body_bytes) if lean else 0
 
-    @classmethod
-    def configured(cls, settings: Settings) -> Callable[..., HQProtocol]:
-        """The protocol as uvicorn is to make it for each connection, with `settings`."""
-        return functools.partial(cls, request_read_seconds=settings.request_read_seconds)
-
-    # -- one timer per connection: keep-alive, and requests that take too long to arrive --
-    # uvicorn sets a timer when a response completes and cancels it when data arrives: about
-    # 3 µs per request. Here the timer stays; when it fires, it looks at the connection:
-    # - idle (no data since the last response, or since it opened: uvicorn would keep a
-    #   connection that never sends a byte for ever) for `timeout_keep_alive`: closed;
-    # - reading a request, from its first byte until the app has it, for longer than
-    #   `request_read_seconds` (and a second more for each MIN_BODY_RATE bytes of a lean
-    #   body come so far): answered 408 REQUEST_TIMEOUT and closed. A body the app reads
-    #   itself is held to the same rule there (`body.read_body`);
-    # - else it is set again for when that will be, or left to the response that ends the
-    #   request the app has.
-
-    _idle_since: float | None = None
-    _reading_since: float | None = None
-    _timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._idle_since = self.loop.time()
-        self._set_timer(self._idle_since + self.timeout_keep_alive)
-
-    def _set_timer(self, when: float) -> None:
-        timer = self._timer
-        if timer is not None:
-            if timer.when() <= when:
-                return  # it fires first, and sets itself again as needed
-            timer.cancel()
-        self._timer = self.loop.call_at(when, self._check)
-
-    def _unset_keepalive_if_required(self) -> None:
-        self._idle_since = None  # data came, or the connection went
-
-    def on_response_complete(self) -> None:
-        self.server_state.total_requests += 1
-        if self.transport.is_closing():
-            return
-        self.flow.resume_reading()
-        if self.pipeline:
-            cycle, app = self.pipeline.pop()
-            self._start_asgi_task(cycle, app)
-            return
-        self._idle_since = self.loop.time()
-        self._set_timer(self._idle_since + self.timeout_keep_alive)
-
-    def _check(self) -> None:
-        self._timer = None
-        if self.transport.is_closing():
-            return
-        now = self.loop.time()
-        if self._reading_since is not None:
-            cycle = self.cycle
-            body = len(cycle.body) if isinstance(cycle, _LeanCycle) and cycle.more_body else 0
-            until = self._reading_since + self.request_read_seconds + body / MIN_BODY_RATE
-            if now >= until:
-                self._time_out(now - self._reading_since)
-                return
-        elif self._idle_since is not None:
-            until = self._idle_since + self.timeout_keep_alive
-            if now >= until:
-                self.transport.close()
-                return
-        else:
-            return  # the app has a request: the response that ends it sets the timer again
-        self._timer = self.loop.call_at(until, self._check)
-
-    def _time_out(self, took: float) -> None:
-        """Answer 408 to the request being read, which took `took` seconds so far; close."""
+    def _body_so_far(self) -> int | None:
         cycle = self.cycle
-        if isinstance(cycle, _LeanCycle) and cycle.more_body:
-            cycle.disconnected = True  # this is its answer: it never goes to the app
-        error = RequestTimeout(self.request_read_seconds, MIN_BODY_RATE)
-        self.transport.write(_response_bytes(self, error_response(error), None, False))
-        self.transport.close()
-        # As much of the request line as came (the method is known once the path begins).
-        scope = {
-            "method": self.parser.get_method().decode("latin-1") if self.url else "-",
-            "path": self.url.decode("latin-1") or "-",
-        }
-        log_access(scope, error.status, time.perf_counter() - took, {"error": error.type})
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        return len(cycle.body) if isinstance(cycle, _LeanCycle) and cycle.more_body else None
 
     # -- the lean way ---------------------------------------------------------------------
 
@@ -185,13 +95,10 @@ class HQProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         self._between_requests = False
-        self._reading_since = now = self.loop.time()
-        self._set_timer(now + self.request_read_seconds)
         super().on_message_begin()
 
     def on_message_complete(self) -> None:
         self._between_requests = True
-        self._reading_since = None
         super().on_message_complete()
 
     def _take(self, request: LeanRead) -> None:
@@ -234,8 +141,8 @@ class HQProtocol(HttpToolsProtocol):
             scope["query_string"] = b""
             keep_alive = http_version != "1.0" and self.parser.should_keep_alive()
             self.cycle = _LeanCycle(self, scope, keep_alive)  # type: ignore[assignment]
-            return  # its body is read here, still against the clock
-        self._reading_since = None  # the app reads the body, if any, on its own clock
+            self._head_done(app_reads_body=False)  # its body is read here
+            return
         super().on_headers_complete()
 
     def _takes(self, limit: int) -> bool:
@@ -289,30 +196,11 @@ class HQProtocol(HttpToolsProtocol):
         """Send `response` as uvicorn's `send` would, and complete the request."""
         if cycle.disconnected:  # as uvicorn: the client went away, nothing to send
             return
-        self.transport.write(_response_bytes(self, response, request_id, cycle.keep_alive))
+        self.transport.write(response_bytes(self, response, request_id, cycle.keep_alive))
         cycle.response_complete = True
         if not cycle.keep_alive:
             self.transport.close()
         self.on_response_complete()
-
-
-def _response_bytes(
-    protocol: HQProtocol, response: Response, request_id: str | None, keep_alive: bool
-) -> bytes:
-    """`response` as uvicorn's `send` writes it."""
-    content = [STATUS_LINE[response.status_code]]
-    for name, value in protocol.server_state.default_headers:
-        content += (name.lower(), b": ", value, b"\r\n")
-    for name, value in response.raw_headers:
-        content += (name, b": ", value, b"\r\n")
-    if request_id is not None:
-        name, value = id_header(request_id)
-        content += (name, b": ", value, b"\r\n")
-    if not keep_alive:
-        content.append(b"connection: close\r\n")
-    body = response.body
-    content += (b"\r\n", body if isinstance(body, bytes) else bytes(body))
-    return b"".join(content)
 
 
 class _LeanCycle:

@@ -1,5 +1,6 @@
 """HQ served by uvicorn over real sockets, in the test's own event loop, as `logspace serve`
-runs it (tests/test_protocol.py, tests/test_slow_clients.py), and raw HTTP/1.1 to talk to it."""
+runs it (tests/test_protocol.py, tests/test_connection_bounds.py), and raw HTTP/1.1 to talk
+to it."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""Clients that stall or go away, over real sockets to `logspace serve`'s protocol: HQ keeps
-no connection, and no half-read body, for ever (408 REQUEST_TIMEOUT), lets a slow but steady
-client finish, and does not take a client that went away for an error of its own."""
+"""What one connection may take, over real sockets to `logspace serve`'s protocol
+(`GuardedProtocol`): no connection, and no half-read body, is kept for ever (408
+REQUEST_TIMEOUT), a slow but steady client finishes, a head beyond 64 KiB is refused (431
+HEADERS_TOO_LARGE) before it is held in memory, and a client that went away is no error of
+HQ's."""
 
 from __future__ import annotations
 
@@ -73,6 +75,14 @@ async def dripping(writer: asyncio.StreamWriter, piece: bytes, every: float) -> 
             writer.write(piece)
             await writer.drain()
             await asyncio.sleep(every)
+
+
+async def sent_at_once(raw: bytes, store: MemoryStore) -> tuple[int, Any, bool]:
+    async with connected(store) as (reader, writer):
+        writer.write(raw)
+        status, _, body = await asyncio.wait_for(answer(reader), 5)
+        closed = await closed_within(reader, 3)
+    return status, body, closed
 
 
 async def stalled(
@@ -197,3 +207,56 @@ async def test_a_client_gone_before_its_body_was_whole_is_no_error(
         'logspace_requests_total{outcome="client_closed_request",space="development"} 1.0'
         in metrics
     )
+
+
+HEAD_TOO_LARGE = {
+    "type": "HEADERS_TOO_LARGE",
+    "message": "The request line and headers take more than 65536 bytes.",
+    "parameters": {"max-head-bytes": 65536},
+}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"PUT /events HTTP/1.1\r\nx-big: " + b"a" * 200_000,
+        b"PUT /events HTTP/1.1\r\n" + b"x-many: header\r\n" * 5000,
+        b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n",
+    ],
+    ids=["one endless header", "many headers", "a long path"],
+)
+async def test_a_head_over_64_kib_gets_431_and_the_connection_closed(
+    caplog: pytest.LogCaptureFixture, raw: bytes
+) -> None:
+    caplog.set_level(logging.INFO, logger="logspace.access")
+    store = MemoryStore()
+    status, body, closed = await sent_at_once(raw, store)
+
+    assert (status, body) == (431, HEAD_TOO_LARGE)
+    assert closed
+    assert store.events == {}
+    [(_, *logged)] = access_lines(caplog)
+    assert logged == [431, "HEADERS_TOO_LARGE"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({f"x-pad-{n}": "p" * 10_000 for n in range(6)}, EVENTS),  # a head of about 60 KiB
+        ({}, LARGE),  # 100 KB of body in the same write as its head
+    ],
+    ids=["a head just under the bound", "a small head with a large body at once"],
+)
+async def test_heads_within_the_bound_are_read_whatever_follows_them(
+    headers: dict[str, str], body: bytes
+) -> None:
+    store = MemoryStore()
+    lines = [*head(len(body)).decode().split("\r\n")[:-2]]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+    status, _, closed = await sent_at_once(raw, store)
+
+    assert len(raw) - len(body) < 64 * 1024
+    assert status == 202
+    assert not closed
+    assert len(store.events["development"]) == len(orjson.loads(body))
