@@ -31,12 +31,10 @@ from typing import Any, Final
 from starlette.responses import Response
 from uvicorn.config import Config
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
-from uvicorn.server import ServerState
 
 from logspace.app import LEAN_PATHS, HQApp, Unanswered
 from logspace.guardedprotocol import GuardedProtocol, response_bytes
 from logspace.leanrequest import LeanRead, lean_request
-from logspace.settings import Settings
 
 __all__ = ["LEAN_MAX_BYTES", "HQProtocol"]
 
@@ -49,18 +47,8 @@ class HQProtocol(GuardedProtocol):
     """uvicorn's `HttpToolsProtocol` with `GuardedProtocol`'s bounds, answering small
     `PUT /events` itself (see the module)."""
 
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-        *,
-        request_read_seconds: float = Settings.request_read_seconds,
-    ) -> None:
-        super().__init__(
-            config, server_state, app_state, _loop, request_read_seconds=request_read_seconds
-        )
+    def __init__(self, config: Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)  # GuardedProtocol's
         app = self.app
         # Only the app itself: a wrapper uvicorn added (proxy headers, trace logging) must see
         # every request.
