@@ -27,11 +27,17 @@ from logspace.errors import (
     UnsupportedContentEncoding,
 )
 
-__all__ = ["MIN_BODY_RATE", "Admission", "Reservation", "read_body", "read_whole"]
+__all__ = ["MIN_BODY_RATE", "Admission", "Reservation", "read_body", "read_deadline", "read_whole"]
 
 # Bytes a second (as sent, before decompression) a body must keep up once its first
 # `read_seconds` are over.
 MIN_BODY_RATE: Final = 1024
+
+
+def read_deadline(started: float, read_seconds: float, received: int) -> float:
+    """When a request begun at `started`, of whose body `received` bytes came, must be whole
+    (the rule of the module; the protocol keeps it for heads and the bodies it reads)."""
+    return started + read_seconds + received / MIN_BODY_RATE
 
 
 class Admission:
@@ -100,7 +106,7 @@ async def read_body(
     pieces = aiter(chunks)
     while True:
         try:
-            async with asyncio.timeout_at(started + read_seconds + received / MIN_BODY_RATE):
+            async with asyncio.timeout_at(read_deadline(started, read_seconds, received)):
                 chunk = await anext(pieces)
         except StopAsyncIteration:
             break

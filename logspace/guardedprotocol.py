@@ -33,7 +33,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from logspace.app import error_response
-from logspace.body import MIN_BODY_RATE
+from logspace.body import MIN_BODY_RATE, read_deadline
 from logspace.errors import HeadersTooLarge, LogspaceError, RequestTimeout
 from logspace.ops.accesslog import id_header, log_access
 from logspace.settings import Settings
@@ -173,7 +173,7 @@ class GuardedProtocol(HttpToolsProtocol):
         now = self.loop.time()
         if self._reading_since is not None:
             body = self._body_so_far() or 0
-            until = self._reading_since + self.request_read_seconds + body / MIN_BODY_RATE
+            until = read_deadline(self._reading_since, self.request_read_seconds, body)
             if now >= until:
                 self._refuse(RequestTimeout(self.request_read_seconds, MIN_BODY_RATE))
                 return
