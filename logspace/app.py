@@ -35,7 +35,7 @@ from logspace.errors import (
 from logspace.hq import HQ
 from logspace.ingest.endpoint import ACCEPTED, INGEST_ROUTES, put_events, store_events
 from logspace.lingering import Linger, LingeringClose, has_body
-from logspace.ops import collector, retention
+from logspace.ops import collector, openfiles, retention
 from logspace.ops.accesslog import RequestLog, id_header, log_access, request_id_from
 from logspace.ops.health import get_live, get_ready
 from logspace.ops.logs import REQUEST_ID, REQUEST_ID_HEADER, skip_process_details
@@ -144,6 +144,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own_store = store is None
         metrics = Metrics()
+        metrics.connections.open_files_limit.set(openfiles.current_limit())
         event_store = store or Store(settings, observer=metrics)
         if reader is None and isinstance(event_store, Store):
             searched: ReadStore | None = event_store.reader(metrics.read_failed)
@@ -397,4 +398,5 @@ def create_app_from_environ() -> Starlette:
     """Uvicorn factory: `uvicorn --factory logspace.app:create_app_from_environ`."""
     settings = Settings.from_env(os.environ)
     skip_process_details()  # each worker configures its logging anew (uvicorn)
+    openfiles.raise_limit()  # each worker for itself, whoever started it
     return create_app(settings, tune_collector=settings.tune_gc)

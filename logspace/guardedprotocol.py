@@ -83,6 +83,9 @@ class GuardedProtocol(HttpToolsProtocol):
         request; None when no such body is being read."""
         return None
 
+    def _refused_with(self, error: LogspaceError) -> None:
+        """A request was refused with `error` (answered, access line written): for metrics."""
+
     # -- connection -----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -205,6 +208,7 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self.loop.call_later(REFUSED_SECONDS, self.transport.close)
+        self._refused_with(error)
         began = self._reading_since
         took = 0.0 if began is None else self.loop.time() - began
         # As much of the request line as came (the method is known once the path begins).

@@ -18,6 +18,9 @@ take, in time and in memory, is bounded by `GuardedProtocol` (guardedprotocol.py
 Such a request that arrives whole in one read, in the plain shape agents send, skips even
 httptools' callbacks: `leanrequest.lean_request` reads it at once, or declines.
 
+It also tells the metrics of each connection that opens and closes, and of each request its
+bounds refuse (`ops.connections`).
+
 `logspace serve` runs HQ with it; under plain `uvicorn`, the ASGI lean path gives the same
 answers, only at a higher cost.
 """
@@ -33,8 +36,10 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 
 from logspace.app import LEAN_PATHS, HQApp, Unanswered
+from logspace.errors import LogspaceError
 from logspace.guardedprotocol import GuardedProtocol, response_bytes
 from logspace.leanrequest import LeanRead, lean_request
+from logspace.ops.connections import Connections
 
 __all__ = ["LEAN_MAX_BYTES", "HQProtocol"]
 
@@ -56,6 +61,21 @@ class HQProtocol(GuardedProtocol):
         self._hq: HQApp | None = app if lean else None
         # The largest body taken the lean way; 0: none is.
         self._lean_limit = min(LEAN_MAX_BYTES, app.max_body_bytes) if lean else 0
+        self._connections = _connections_of(app)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if self._connections is not None:
+            self._connections.opened()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._connections is not None:
+            self._connections.closed()
+
+    def _refused_with(self, error: LogspaceError) -> None:
+        if self._connections is not None:
+            self._connections.refused_with(error)
 
     def _body_so_far(self) -> int | None:
         cycle = self.cycle
@@ -189,6 +209,17 @@ class HQProtocol(GuardedProtocol):
         if not cycle.keep_alive:
             self.transport.close()
         self.on_response_complete()
+
+
+def _connections_of(app: Any) -> Connections | None:
+    """The connection metrics of the HQ app `app` is, or wraps (uvicorn's middleware keep the
+    app they wrap as `app`); None for another app, or one not started."""
+    for _ in range(4):
+        if isinstance(app, HQApp):
+            hq = getattr(app.state, "hq", None)
+            return None if hq is None else hq.metrics.connections
+        app = getattr(app, "app", None)
+    return None
 
 
 class _LeanCycle:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -34,14 +35,22 @@ def start_hq(
     timeout: float = 60,
     python: str = sys.executable,
     cwd: str | None = None,
+    open_files: tuple[int, int] | None = None,
 ) -> tuple[str, subprocess.Popen[str]]:
-    """`logspace serve` on a free port, run by `python`; returns once GET `ready_path`
-    answers (200 where `ready_path` is not "/")."""
+    """`logspace serve` on a free port, run by `python` (with the soft and hard `open_files`
+    limits, if given); returns once GET `ready_path` answers (200 where `ready_path` is not
+    "/")."""
     port = free_port()
+
+    def limited() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, open_files)
+
     process = subprocess.Popen(
         [python, "-m", "logspace", "serve", "--port", str(port), *args],
         env=dict(env),
         cwd=cwd,
+        preexec_fn=limited if open_files else None,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

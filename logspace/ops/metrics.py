@@ -41,6 +41,7 @@ from logspace.errors import (
     StoreUnavailable,
 )
 from logspace.events import Unindexed
+from logspace.ops.connections import Connections
 from logspace.ops.deferredflush import DeferredFlush
 from logspace.ops.tally import Tally
 
@@ -191,6 +192,7 @@ class Metrics:
             "Event indices deleted by the retention that runs inside HQ.",
             registry=self.registry,
         )
+        self.connections = Connections(self.registry)
 
     def ingest(self) -> Ingest:
         """Measure one PUT /events (`with metrics.ingest() as ingest:`): its outcome, by error
