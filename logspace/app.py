@@ -36,7 +36,7 @@ from logspace.hq import HQ
 from logspace.ingest.endpoint import ACCEPTED, INGEST_ROUTES, put_events, store_events
 from logspace.lingering import Linger, LingeringClose, has_body
 from logspace.ops import collector, openfiles, retention
-from logspace.ops.accesslog import RequestLog, id_header, log_access, request_id_from
+from logspace.ops.accesslog import RequestLog, id_header, keep_lines, log_access, request_id_from
 from logspace.ops.health import get_live, get_ready
 from logspace.ops.logs import REQUEST_ID, REQUEST_ID_HEADER, skip_process_details
 from logspace.ops.metrics import Metrics, get_metrics
@@ -139,6 +139,7 @@ def create_app(
     tunes the process's garbage collector once started (see `ops.collector`): for a process
     that only serves HQ."""
     tokens = TokenRegistry(settings)  # fails now, not at the first request, without tokens
+    keep_lines(settings.access_log)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -102,6 +102,49 @@ def test_text_logs_name_the_request_id(serve: Any) -> None:
     assert f"request_id={request_id}" in output
 
 
+def _access_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("INFO logspace.access:")]
+
+
+def test_access_lines_of_errors_only(serve: Any) -> None:
+    """`LOGSPACE_ACCESS_LOG=errors`: lines for answers of 400 and above, from every worker and
+    both ways a request is answered (HQ's lean `PUT /events`, the routed app)."""
+    server = serve("--workers", "2", LOGSPACE_ACCESS_LOG="errors")
+    token = {"logspace.space-token": "first-secret-token"}
+    stored = [put(server.url, SEED_REQUEST, token).status_code for _ in range(10)]
+    refused = put(server.url, b"[]", {"logspace.space-token": "guessed-secret-token"})
+    invalid = put(server.url, b"[{}]", token)
+    live = [httpx.get(f"{server.url}/health/live").status_code for _ in range(10)]
+    missing = httpx.get(f"{server.url}/nothing")
+
+    output = server.stop()
+
+    assert (stored, live) == ([202] * 10, [200] * 10)
+    assert (refused.status_code, invalid.status_code, missing.status_code) == (403, 400, 404)
+    lines = _access_lines(output)
+    assert sorted(line.split(" method=")[0] for line in lines) == [
+        "INFO logspace.access: GET /nothing 404",
+        "INFO logspace.access: PUT /events 400",
+        "INFO logspace.access: PUT /events 403",
+    ]
+    assert any(line.endswith(f"request_id={refused.headers['x-request-id']}") for line in lines)
+
+
+def test_no_access_lines_but_every_request_counted(serve: Any) -> None:
+    server = serve(LOGSPACE_ACCESS_LOG="off")
+    stored = put(server.url, SEED_REQUEST, {"logspace.space-token": "first-secret-token"})
+    refused = put(server.url, b"[]", {"logspace.space-token": "guessed-secret-token"})
+    metrics = httpx.get(f"{server.url}/metrics").text
+
+    output = server.stop()
+
+    assert (stored.status_code, refused.status_code) == (202, 403)
+    assert _access_lines(output) == []
+    assert "Application startup complete." in output  # the other lines are still written
+    assert 'logspace_requests_total{outcome="accepted",space="development"} 1.0' in metrics
+    assert 'logspace_requests_total{outcome="invalid_space_token",space=""} 1.0' in metrics
+
+
 # A line feed, a carriage return, an ANSI escape, NEL and LINE SEPARATOR (lines to splitlines()).
 FORGING_PATH = "/nothing%0AERROR%20logspace.auth:%20forged%0D%1B[2J%C2%85%E2%80%A8"
 

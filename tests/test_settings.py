@@ -46,6 +46,11 @@ def test_partition_and_replicas_are_read_in_any_case() -> None:
     assert (Settings.from_env(TOKENS).index_partition, ranged.shards_warn_percent) == ("month", 80)
 
 
+def test_access_lines_are_all_unless_told_otherwise_in_any_case() -> None:
+    assert Settings.from_env(TOKENS).access_log == "all"
+    assert Settings.from_env({**TOKENS, "LOGSPACE_ACCESS_LOG": " Errors "}).access_log == "errors"
+
+
 def test_a_space_may_have_several_tokens_with_their_own_access() -> None:
     settings = Settings.from_env(
         {"LOGSPACE_SPACE_TOKENS": " prod:abc , prod:def:write,staging:x:read,ops:y:read-write"}
@@ -99,6 +104,10 @@ def test_a_space_may_have_several_tokens_with_their_own_access() -> None:
         ),
         ({**TOKENS, "LOGSPACE_INDEX_PREFIX": "Events"}, "LOGSPACE_INDEX_PREFIX='Events' is not a"),
         ({**TOKENS, "LOGSPACE_INSTALL_TEMPLATES": "maybe"}, "'maybe' is not a boolean"),
+        (
+            {**TOKENS, "LOGSPACE_ACCESS_LOG": "4xx"},
+            "LOGSPACE_ACCESS_LOG='4xx' is not one of all, errors, off",
+        ),
         (
             {**TOKENS, "LOGSPACE_MAX_INFLIGHT_BYTES": "10", "LOGSPACE_MAX_BODY_BYTES": "11"},
             "LOGSPACE_MAX_INFLIGHT_BYTES=10 must be at least LOGSPACE_MAX_BODY_BYTES=11",

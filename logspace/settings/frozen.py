@@ -65,6 +65,7 @@ class Settings:
     retention_keep_days: int | None = None
     retention_interval: float = 3600.0
     log_format: str = "text"
+    access_log: str = "all"
     metrics_token: str | None = field(default=None, repr=False)
     control_index: str = "logspace-control"
     orders_dir: str | None = None

@@ -13,7 +13,9 @@ from logspace.textvalues import parse_keep
 from logspace.textvalues import positive_int as _positive_int
 
 __all__ = [
+    "ACCESS_LOG_MODES",
     "SettingsError",
+    "access_log",
     "commit_seconds",
     "field_budget",
     "index_prefix",
@@ -120,6 +122,18 @@ def metrics_token(name: str, value: str) -> str | None:
     if token and not (token.isascii() and token.isprintable() and " " not in token):
         raise SettingsError(f"{name} must be printable ASCII without spaces")
     return token or None
+
+
+# Which access lines HQ writes: every one, those of requests answered 400 or above (and of
+# requests the client abandoned), or none.
+ACCESS_LOG_MODES = ("all", "errors", "off")
+
+
+def access_log(name: str, value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in ACCESS_LOG_MODES:
+        raise SettingsError(f"{name}={value!r} is not one of {', '.join(ACCESS_LOG_MODES)}")
+    return lowered
 
 
 def log_format(name: str, value: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from logspace.orders import ORIGINAL_COMMIT_SECONDS
 from logspace.settings.parsers import SettingsError
+from logspace.settings.parsers import access_log as _access_log
 from logspace.settings.parsers import commit_seconds as _commit_seconds
 from logspace.settings.parsers import field_budget as _field_budget
 from logspace.settings.parsers import index_prefix as _index_prefix
@@ -335,6 +336,15 @@ SETTINGS: tuple[Setting, ...] = (
         _log_format,
         "text",
         "`text`, or `json` for one JSON object per log line.",
+    ),
+    Setting(
+        "LOGSPACE_ACCESS_LOG",
+        "access_log",
+        _access_log,
+        "all",
+        "Which requests get an access line: `all`; `errors`, only those answered with a "
+        "status of 400 or more, and those the client gave up on (499); `off`, none. The "
+        "metrics count every request either way.",
     ),
     Setting(
         "LOGSPACE_METRICS_TOKEN",
