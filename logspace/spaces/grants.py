@@ -8,7 +8,6 @@ header names with dots.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -112,27 +111,25 @@ def _digest(token: str) -> bytes:
 
 
 class SpaceTokens:
-    """Maps tokens to grants, comparing in constant time.
+    """Maps tokens to grants, looked up by the SHA-256 digest of the presented token.
 
-    Every configured token is compared with the presented one, and the comparison is on
-    fixed-length digests, so timing reveals neither which token matched nor its length.
+    A lookup by digest takes the same time whichever token matched and however long the
+    configured tokens are, and what its timing could tell about is the digest of a token the
+    caller chose, which says nothing of the configured ones. It is one dict lookup however
+    many tokens there are: HQ with a thousand spaces answers as fast as with one.
     """
 
     def __init__(self, grants: Mapping[str, Grant]) -> None:
-        self._entries = tuple((_digest(token), grant) for token, grant in grants.items())
+        self._by_digest = {_digest(token): grant for token, grant in grants.items()}
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._by_digest)
 
     def grant_for(self, token: str | None) -> Grant:
         """The grant of a token; raises `MissingSpaceToken` or `InvalidSpaceToken`."""
         if not token:
             raise MissingSpaceToken()
-        presented = _digest(token)
-        found: Grant | None = None
-        for digest, grant in self._entries:
-            if hmac.compare_digest(digest, presented):
-                found = grant
+        found = self._by_digest.get(_digest(token))
         if found is None:
             raise InvalidSpaceToken(token)
         return found
