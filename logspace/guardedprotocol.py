@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from starlette.responses import Response
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
@@ -223,11 +224,15 @@ def response_bytes(
     protocol: HttpToolsProtocol, response: Any, request_id: str | None, keep_alive: bool
 ) -> bytes:
     """A starlette `response` as uvicorn's `send` writes it."""
-    content = [STATUS_LINE[response.status_code]]
-    for name, value in protocol.server_state.default_headers:
-        content += (name.lower(), b": ", value, b"\r\n")
-    for name, value in response.raw_headers:
-        content += (name, b": ", value, b"\r\n")
+    defaults = protocol.server_state.default_headers
+    last = _last_head
+    if last[0] is defaults and last[1] is response:
+        head = last[2]
+    else:
+        head = _head(defaults, response)
+        if response.__class__ is Response:
+            _remember_head(defaults, response, head)
+    content = [head]
     if request_id is not None:
         name, value = id_header(request_id)
         content += (name, b": ", value, b"\r\n")
@@ -236,3 +241,23 @@ def response_bytes(
     body = response.body
     content += (b"\r\n", body if isinstance(body, bytes) else bytes(body))
     return b"".join(content)
+
+
+def _head(defaults: list[tuple[bytes, bytes]], response: Any) -> bytes:
+    content = [STATUS_LINE[response.status_code]]
+    for name, value in defaults:
+        content += (name.lower(), b": ", value, b"\r\n")
+    for name, value in response.raw_headers:
+        content += (name, b": ", value, b"\r\n")
+    return b"".join(content)
+
+
+# The head last written for a plain `Response`: a fleet's answers are nearly all the same 202,
+# and uvicorn replaces its default headers (the date) with a new list each second. The objects
+# are held, not their ids, so a new list or response can never be taken for the old.
+_last_head: tuple[Any, Any, bytes] = (None, None, b"")
+
+
+def _remember_head(defaults: list[tuple[bytes, bytes]], response: Any, head: bytes) -> None:
+    global _last_head
+    _last_head = (defaults, response, head)

@@ -8,13 +8,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import pytest
+from starlette.responses import Response
 
 from logspace.app import HQApp
 from logspace.elastic.bulk import WriteOutcome
+from logspace.guardedprotocol import response_bytes
+from logspace.ingest.endpoint import ACCEPTED
 from logspace.leanrequest import lean_request
 from logspace.protocol import HQProtocol
 from logspace.testing import MemoryStore
@@ -218,3 +222,32 @@ async def test_a_connection_idle_for_the_keep_alive_timeout_is_closed_a_busy_one
     assert statuses == [202] * 7
     assert idle_after == b""  # closed by the server after 0.5 s without a request
     assert busy_after == b""
+
+
+def test_answers_follow_the_servers_date_and_their_own_headers() -> None:
+    """`response_bytes` keeps the head of the last plain response it wrote; uvicorn replaces
+    its default headers (the date) each second, and every answer carries the current ones."""
+
+    def server(date: bytes) -> Any:
+        headers = [(b"date", date), (b"server", b"uvicorn")]
+        return SimpleNamespace(server_state=SimpleNamespace(default_headers=headers))
+
+    first = server(b"Wed, 02 Dec 2026 02:30:00 GMT")
+    expected = (
+        b"HTTP/1.1 202 Accepted\r\ndate: Wed, 02 Dec 2026 02:30:00 GMT\r\nserver: uvicorn\r\n"
+        b"content-length: 0\r\nx-request-id: one\r\n\r\n"
+    )
+    assert response_bytes(first, ACCEPTED, "one", True) == expected
+    assert response_bytes(first, ACCEPTED, "two", False) == expected.replace(
+        b"x-request-id: one\r\n", b"x-request-id: two\r\nconnection: close\r\n"
+    )
+    # The next second: a new list of default headers.
+    later = server(b"Wed, 02 Dec 2026 02:30:01 GMT")
+    later.server_state.default_headers = list(later.server_state.default_headers)
+    assert b"date: Wed, 02 Dec 2026 02:30:01 GMT\r\n" in response_bytes(later, ACCEPTED, "3", True)
+    # Another response, then the usual one again: each with its own headers.
+    other = Response(b"{}", status_code=202, headers={"x-other": "1"})
+    assert b"x-other: 1\r\n" in response_bytes(later, other, "4", True)
+    again = response_bytes(later, ACCEPTED, "5", True)
+    assert b"x-other" not in again
+    assert again.endswith(b"content-length: 0\r\nx-request-id: 5\r\n\r\n")
