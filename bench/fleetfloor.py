@@ -1,12 +1,14 @@
-"""Figure f3-floor, for information: what the fleet's requests cost an HTTP server that does
-nothing with them.
+"""Figures f3-floor and f3-floor-lean, for information: what the fleet's requests cost an HTTP
+server that does nothing with them.
 
-A raw ASGI app under uvicorn (httptools and uvloop, as HQ runs) reads each body and answers
-202 (`bench.apps:null_events`). It is loaded as HQ's arm of f3 is: the same wrk script, batches,
-connections, warm-up and window, once per round, after the rounds. Its CPU per event is the
-part of f3 that the server and the kernel take on this box for any app. The rest is HQ's own
-work. HQ answers `PUT /events` with its own protocol, without the ASGI cycle, so its floor is a
-little lower than this one.
+f3-floor: a raw ASGI app under uvicorn (httptools and uvloop, as HQ runs) reads each body and
+answers 202 (`bench.apps:null_events`). f3-floor-lean: the same server on HQ's own way in
+(`bench/nullprotocol.py`): the request read by HQ's C reader, no ASGI cycle, the 202s written
+in bursts as HQ writes a shared bulk's answers. Each is loaded as HQ's arm of f3 is: the same
+wrk script, batches, connections, warm-up and window, once per round, after the rounds,
+alternated. f3-floor-lean is the part of f3 that the server and the kernel take on this box
+on HQ's path; the rest is HQ's own work (checking, storing, logging, counting). f3-floor is
+what any ASGI app pays before it does anything.
 """
 
 from __future__ import annotations
@@ -29,42 +31,60 @@ if TYPE_CHECKING:
 
 NAME = "CPU per event of a do-nothing ASGI app (uvicorn) answering 202 to the same fleet"
 RATIO_NAME = "f3 / f3-floor, round by round: HQ's CPU per event over the do-nothing server's"
+LEAN_NAME = (
+    "CPU per event of a do-nothing server on HQ's own way in (its protocol, answers in bursts)"
+)
+LEAN_RATIO_NAME = "f3 / f3-floor-lean, round by round: HQ's CPU per event over that server's"
 
 
 async def floor(run: FleetBench) -> None:
     plan = run.plan
-    values: list[float] = []
-    failed: list[str] = []
+    values: dict[str, list[float]] = {"null": [], "null-lean": []}
+    failed: dict[str, list[str]] = {"null": [], "null-lean": []}
     for round_ in range(plan.pairs):
-        try:
-            us = await _measure(run, plan.seconds, plan.warmup)
-        except (LoadError, RuntimeError, OSError) as error:
-            failed.append(f"round {round_ + 1}: {error}")
-            run.say(f"  f3-floor round {round_ + 1}: not measured: {error}")
+        # Alternated, so a drift of the machine falls on both floors alike.
+        kinds = ("null", "null-lean") if round_ % 2 == 0 else ("null-lean", "null")
+        for kind in kinds:
+            key = _KEYS[kind]
+            try:
+                us = await _measure(run, kind, plan.seconds, plan.warmup)
+            except (LoadError, RuntimeError, OSError) as error:
+                failed[kind].append(f"round {round_ + 1}: {error}")
+                run.say(f"  {key} round {round_ + 1}: not measured: {error}")
+                continue
+            values[kind].append(us)
+            run.say(f"  {key} round {round_ + 1}: {us:5.1f} us/event")
+    f3 = next((f for f in run.figures if f.key == "f3" and f.measured), None)
+    for kind, key in _KEYS.items():
+        name, ratio_key, ratio_name = _NAMES[kind]
+        if not values[kind]:
+            why = "; ".join(failed[kind]) or "no round"
+            run.figures.append(Figure.not_measured(key, name, why, unit="us", gated=False))
             continue
-        values.append(us)
-        run.say(f"  f3-floor round {round_ + 1}: {us:5.1f} us/event")
-    if values:
-        run.figures.append(Figure("f3-floor", NAME, values, "", unit="us", gated=False))
-        f3 = next((f for f in run.figures if f.key == "f3" and f.measured), None)
+        run.figures.append(Figure(key, name, values[kind], "", unit="us", gated=False))
         if f3 is not None:
             # The floor moves with the machine (5.3-6.6 us on 30 Nov's box, 10.8 on 1 Dec's):
             # f3 over it is what compares from box to box. Rounds paired in order when both
             # measured every round; else (a round dropped, pairs unknown) the medians'.
-            if len(f3.values) == len(values):
-                ratios = [h / f for h, f in zip(f3.values, values, strict=True)]
+            if len(f3.values) == len(values[kind]):
+                ratios = [h / f for h, f in zip(f3.values, values[kind], strict=True)]
             else:
-                ratios = [f3.median / statistics.median(values)]
-            run.figures.append(Figure("f3/floor", RATIO_NAME, ratios, "", gated=False))
-    else:
-        why = "; ".join(failed) or "no round"
-        run.figures.append(Figure.not_measured("f3-floor", NAME, why, unit="us", gated=False))
+                ratios = [f3.median / statistics.median(values[kind])]
+            run.figures.append(Figure(ratio_key, ratio_name, ratios, "", gated=False))
 
 
-async def _measure(run: FleetBench, seconds: int, warmup: int) -> float:
-    """One arm: the server's CPU-us per event acknowledged in the steady window."""
+_KEYS = {"null": "f3-floor", "null-lean": "f3-floor-lean"}
+_NAMES = {
+    "null": (NAME, "f3/floor", RATIO_NAME),
+    "null-lean": (LEAN_NAME, "f3/floor-lean", LEAN_RATIO_NAME),
+}
+
+
+async def _measure(run: FleetBench, kind: str, seconds: int, warmup: int) -> float:
+    """One arm of the `kind` of do-nothing server (`overhead.Server`): its CPU-us per event
+    acknowledged in the steady window."""
     with tempfile.TemporaryDirectory() as work:
-        server = await asyncio.to_thread(Server, "null", {}, Path(work) / "server.log")
+        server = await asyncio.to_thread(Server, kind, {}, Path(work) / "server.log")
         try:
             config = run.config("hq")
             load = asyncio.create_task(

@@ -112,16 +112,19 @@ def run_wrk(
 
 class Server:
     """uvicorn or gunicorn serving bench/apps.py on a free port, as a process of its own:
-    `asgi`, `wsgi`, `stub` (the stub HQ) or `null` (`null_events`, for figure f3-floor)."""
+    `asgi`, `wsgi`, `stub` (the stub HQ), `null` (`null_events`, for figure f3-floor) or
+    `null-lean` (the same on HQ's own way in, `nullprotocol.py`, for f3-floor-lean)."""
 
     def __init__(self, kind: str, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        if kind == "null":
+        if kind in ("null", "null-lean"):
             command = [
                 sys.executable, "-m", "uvicorn", "bench.apps:null_events",
                 "--port", str(self.port), "--no-access-log", "--log-level", "warning",
             ]  # fmt: skip
+            if kind == "null-lean":
+                command += ["--http", "bench.nullprotocol:NullProtocol"]
         elif kind in ("asgi", "stub"):
             factory = "bench.apps:asgi_app" if kind == "asgi" else "bench.apps:hq_stub"
             command = [
