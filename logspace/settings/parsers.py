@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import cast
 
 from logspace.events import BadValue, parse_instant
 from logspace.orders import MAX_COMMIT_SECONDS
@@ -67,12 +68,19 @@ def index_prefix(name: str, value: str) -> str:
     return value
 
 
-def partition(name: str, value: str) -> Partition:
+def _one_of(name: str, value: str, choices: tuple[str, ...], refusal: str) -> str:
+    """`value`, trimmed and in lower case, if it is one of `choices`; else `SettingsError`
+    saying `name=value` and then `refusal`."""
     lowered = value.strip().lower()
-    for partition in PARTITIONS:
-        if lowered == partition:
-            return partition
-    raise SettingsError(f"{name}={value!r} is not a partition (month, quarter or year)")
+    if lowered not in choices:
+        raise SettingsError(f"{name}={value!r} {refusal}")
+    return lowered
+
+
+def partition(name: str, value: str) -> Partition:
+    return cast(
+        Partition, _one_of(name, value, PARTITIONS, "is not a partition (month, quarter or year)")
+    )
 
 
 _REPLICA_RANGE = re.compile(r"([0-9]{1,2})-([0-9]{1,2}|all)")
@@ -130,14 +138,8 @@ ACCESS_LOG_MODES = ("all", "errors", "off")
 
 
 def access_log(name: str, value: str) -> str:
-    lowered = value.strip().lower()
-    if lowered not in ACCESS_LOG_MODES:
-        raise SettingsError(f"{name}={value!r} is not one of {', '.join(ACCESS_LOG_MODES)}")
-    return lowered
+    return _one_of(name, value, ACCESS_LOG_MODES, f"is not one of {', '.join(ACCESS_LOG_MODES)}")
 
 
 def log_format(name: str, value: str) -> str:
-    lowered = value.strip().lower()
-    if lowered not in ("text", "json"):
-        raise SettingsError(f"{name}={value!r} is not a log format (text or json)")
-    return lowered
+    return _one_of(name, value, ("text", "json"), "is not a log format (text or json)")
