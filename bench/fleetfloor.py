@@ -45,7 +45,7 @@ async def floor(run: FleetBench) -> None:
         # Alternated, so a drift of the machine falls on both floors alike.
         kinds = ("null", "null-lean") if round_ % 2 == 0 else ("null-lean", "null")
         for kind in kinds:
-            key = _KEYS[kind]
+            key = _FLOORS[kind][0]
             try:
                 us = await _measure(run, kind, plan.seconds, plan.warmup)
             except (LoadError, RuntimeError, OSError) as error:
@@ -55,8 +55,7 @@ async def floor(run: FleetBench) -> None:
             values[kind].append(us)
             run.say(f"  {key} round {round_ + 1}: {us:5.1f} us/event")
     f3 = next((f for f in run.figures if f.key == "f3" and f.measured), None)
-    for kind, key in _KEYS.items():
-        name, ratio_key, ratio_name = _NAMES[kind]
+    for kind, (key, name, ratio_key, ratio_name) in _FLOORS.items():
         if not values[kind]:
             why = "; ".join(failed[kind]) or "no round"
             run.figures.append(Figure.not_measured(key, name, why, unit="us", gated=False))
@@ -73,10 +72,10 @@ async def floor(run: FleetBench) -> None:
             run.figures.append(Figure(ratio_key, ratio_name, ratios, "", gated=False))
 
 
-_KEYS = {"null": "f3-floor", "null-lean": "f3-floor-lean"}
-_NAMES = {
-    "null": (NAME, "f3/floor", RATIO_NAME),
-    "null-lean": (LEAN_NAME, "f3/floor-lean", LEAN_RATIO_NAME),
+# Each kind of do-nothing server (`overhead.Server`): its figure, and f3 over it.
+_FLOORS = {
+    "null": ("f3-floor", NAME, "f3/floor", RATIO_NAME),
+    "null-lean": ("f3-floor-lean", LEAN_NAME, "f3/floor-lean", LEAN_RATIO_NAME),
 }
 
 
