@@ -108,14 +108,7 @@ def log_access(scope: Scope, status: int, started: float, state: dict[str, Any])
         return
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
     method, path = scope["method"], scope["path"]
-    fields = {
-        "method": method,
-        "path": path,
-        "status": status,
-        "duration_ms": duration_ms,
-        "space": state.get("space", ""),
-        "error": state.get("error", ""),
-    }
+    space, error = state.get("space", ""), state.get("error", "")
     handler = _sole_handler()
     if handler is not None:
         # What `logging` would write through this handler, without a record and the
@@ -123,12 +116,14 @@ def log_access(scope: Scope, status: int, started: float, state: dict[str, Any])
         # small request (tests/ops/test_logs.py compares the two ways).
         formatter = handler.formatter
         if type(formatter) is TextFormatter:
-            line = _text_access_line(fields)
-        else:
-            message = f"{method} {path} {status}"
-            line = formatter.line(time.time(), "INFO", access_log.name, message, fields)  # type: ignore[union-attr]
-        if handler.write_line(line):
+            handler.write_line(_text_access_line(method, path, status, duration_ms, space, error))
             return
+        fields = _fields(method, path, status, duration_ms, space, error)
+        message = f"{method} {path} {status}"
+        handler.write_line(
+            formatter.line(time.time(), "INFO", access_log.name, message, fields)  # type: ignore[union-attr]
+        )
+        return
     # As `access_log.info` would, without looking up the caller's file and line (which no
     # formatter of ours writes): that lookup was half the line's cost.
     access_log.handle(
@@ -140,20 +135,35 @@ def log_access(scope: Scope, status: int, started: float, state: dict[str, Any])
             "%s %s %s",
             (method, path, status),
             None,
-            extra={"fields": fields},
+            extra={"fields": _fields(method, path, status, duration_ms, space, error)},
         )
     )
 
 
-def _text_access_line(fields: dict[str, Any]) -> str:
+def _fields(
+    method: str, path: str, status: int, duration_ms: float, space: str, error: str
+) -> dict[str, Any]:
+    """An access line's fields, in their order."""
+    return {
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": duration_ms,
+        "space": space,
+        "error": error,
+    }
+
+
+def _text_access_line(
+    method: str, path: str, status: int, duration_ms: float, space: str, error: str
+) -> str:
     """`TextFormatter.line` of an access line's record, from parts written before: all but
     the duration and the request id recur from line to line."""
-    key = (fields["method"], fields["path"], fields["status"], fields["space"], fields["error"])
+    key = (method, path, status, space, error)
     parts = _access_parts.get(key)
     if parts is None:
         if len(_access_parts) >= WRITTEN_MAX:
             _access_parts.clear()
-        method, path, status, space, error = key
         head = f"INFO {access_log.name}: {escape(f'{method} {path} {status}')}"
         first = field_pairs({"method": method, "path": path, "status": status})
         last = field_pairs({"space": space, "error": error})
@@ -162,9 +172,15 @@ def _text_access_line(fields: dict[str, Any]) -> str:
             f" {last}" if last else "",
         )
     head, tail = parts
-    line = f"{head}{field_value(fields['duration_ms'])}{tail}"
     request_id = REQUEST_ID.get()
-    return f"{line} request_id={field_value(request_id)}" if request_id else line
+    if not request_id:
+        return f"{head}{duration_ms}{tail}"
+    # HQ's own ids (32 hex digits, new for each request) are written as they are: escaping
+    # them could never change them, and caching them only pushed the recurring values out.
+    written = (
+        request_id if request_id.isalnum() and request_id.isascii() else field_value(request_id)
+    )
+    return f"{head}{duration_ms}{tail} request_id={written}"
 
 
 _access_parts: dict[tuple[Any, ...], tuple[str, str]] = {}

@@ -182,20 +182,50 @@ class LoopFlushedHandler(logging.StreamHandler[TextIO]):
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(_block_buffered(stream or sys.stderr))
         self._flush_soon = DeferredFlush(self.flush).request
+        # Lines waiting for the flush. Only the loop's thread adds to it, without the lock
+        # (a list's append is atomic); whoever flushes takes what is there under the lock.
+        self._pending: list[str] = []
 
-    def write_line(self, line: str) -> bool:
-        """Write a line formatted already, as `emit` writes a record's, but flushed once
-        this loop iteration is over; False if that failed (the caller then logs the record
-        the usual way, which reports the error)."""
-        try:
+    def write_line(self, line: str) -> None:
+        """Write a line formatted already, as `emit` writes a record's, but once this loop
+        iteration is over, with the others of the iteration in one piece (by `flush`, which
+        reports a failure to write them as `emit` reports its own)."""
+        self._pending.append(line)
+        self._flush_soon()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._pending:
             with self.lock:  # type: ignore[union-attr]  # `Handler.__init__` made it
-                self.stream.write(line + self.terminator)
-            self._flush_soon()
+                self._write_pending()
+        super().emit(record)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write_pending()
+        super().flush()
+
+    def _write_pending(self) -> None:
+        """Write the lines waiting (under the lock). Lines added meanwhile stay for the next
+        time: a slice and its deletion are each one step for other threads."""
+        pending = self._pending
+        count = len(pending)
+        if not count or self.stream is None:
+            return
+        lines = pending[:count]
+        del pending[:count]
+        try:
+            self.stream.write(self.terminator.join(lines) + self.terminator)
         except RecursionError:
             raise
         except Exception:
-            return False
-        return True
+            self.handleError(_lines_record(lines))
+
+
+def _lines_record(lines: list[str]) -> logging.LogRecord:
+    """A record of access lines that could not be written, for `Handler.handleError`."""
+    return logging.LogRecord(
+        "logspace.access", logging.INFO, __file__, 0, "%d access line(s)", (len(lines),), None
+    )
 
 
 def _block_buffered(stream: TextIO) -> TextIO:

@@ -164,6 +164,30 @@ def test_access_lines_of_one_loop_iteration_are_written_when_it_ends(
         assert path.read_text().endswith("fifth\n")
 
 
+def test_access_lines_that_cannot_be_written_are_reported_as_a_record_would_be(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Broken(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError("disk full")
+
+    handler = LoopFlushedHandler(Broken())
+    reported: list[logging.LogRecord] = []
+    monkeypatch.setattr(handler, "handleError", reported.append)
+
+    async def log_two() -> None:
+        handler.write_line("first")
+        handler.write_line("second")
+        await asyncio.sleep(0)
+
+    asyncio.run(log_two())  # the flush at the end of the turn fails: no error escapes
+
+    [failed] = reported
+    assert failed.getMessage() == "2 access line(s)"
+    handler.write_line("third")  # and the lines that failed are not written again
+    assert [r.getMessage() for r in reported] == ["2 access line(s)", "1 access line(s)"]
+
+
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_an_access_line_written_directly_is_the_line_logging_writes(
     log_format: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
