@@ -283,13 +283,13 @@ class HQApp(Starlette):
         self,
         scope: Scope,
         body: AsyncIterable[bytes] | bytes,
-        respond: Callable[[Response, str], Awaitable[None]],
+        respond: Callable[[Response, str], Awaitable[None] | None],
         headers: dict[str, str] | None = None,
     ) -> None:
         """Store the events of a `PUT /events`, answer through `respond` (the response, and
-        the request id to add as a header), write the access line. HQ's two lean ways in, the
-        ASGI one above and the server's (`protocol.HQProtocol`), share this, so both answer
-        and log as the routed path does: `RequestLog`'s request id and access line,
+        the request id to add as a header; awaited if it returns an awaitable), write the
+        access line. HQ's two lean ways in, the ASGI one above and the server's
+        (`protocol.HQProtocol`), share this, so both answer and log as the routed path does: `RequestLog`'s request id and access line,
         `store_events`, the error handlers. An unexpected error is raised once its access
         line is written, as `Unanswered` (with the 500 to send) if no answer had begun.
         `headers`: the scope's by name (`_headers`), when the caller read them so already."""
@@ -313,7 +313,9 @@ class HQApp(Starlette):
                 return
             status = response.status_code
             answering = True
-            await respond(response, request_id)
+            sending = respond(response, request_id)
+            if sending is not None:  # the server's protocol writes at once (no coroutine)
+                await sending
         except Exception as exc:
             # As `RequestLog`, then `ServerErrorMiddleware`: the access line, a 500 unless an
             # answer has begun, and the error goes on to the server, which logs it.

@@ -260,5 +260,5 @@ class _LeanCycle:
             self._started = True
             self._protocol._answer(self)
 
-    async def respond(self, response: Response, request_id: str) -> None:
+    def respond(self, response: Response, request_id: str) -> None:
         self._protocol.write(self, response, request_id)

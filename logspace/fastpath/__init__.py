@@ -88,9 +88,12 @@ def _rules(limits: Limits, newest: datetime) -> tuple[int, int, int, int, int, b
     # Whole seconds of `newest`, so one formatting serves a second of calls (agents check one
     # event at a time): the C path then declines the rare event stamped within a second of
     # the newest accepted instant, and the thorough decoder takes it.
-    second = int(newest.timestamp())
     global _last
+    if _last is not None and _last[0] is limits and _last[3] is newest:
+        return _last[2]  # the same instant as last time (`decode_batch` keeps one a second)
+    second = int(newest.timestamp())
     if _last is not None and _last[0] is limits and _last[1] == second:
+        _last = (limits, second, _last[2], newest)
         return _last[2]
     rules = (
         limits.max_events,
@@ -101,8 +104,8 @@ def _rules(limits: Limits, newest: datetime) -> tuple[int, int, int, int, int, b
         instant_bound(limits.oldest_timestamp, up=True).encode(),
         instant_bound(datetime.fromtimestamp(second, UTC)).encode(),
     )
-    _last = (limits, second, rules)
+    _last = (limits, second, rules, newest)
     return rules
 
 
-_last: tuple[Limits, int, tuple[int, int, int, int, int, bytes, bytes]] | None = None
+_last: tuple[Limits, int, tuple[int, int, int, int, int, bytes, bytes], datetime] | None = None

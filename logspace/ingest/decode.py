@@ -8,6 +8,7 @@ ever produces what the thorough one would (tests/ingest/test_transcoder.py holds
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,21 @@ from logspace.ingest.budget import Batch, Use, fields_of, uses_in
 from logspace.partitions import Partition
 
 __all__ = ["Decoded", "decode_batch"]
+
+_last_newest: tuple[Limits, int, datetime] | None = None
+
+
+def _newest_second(limits: Limits, clock: float) -> datetime:
+    """The newest timestamp `limits` accept at `clock` (`time.time()`), to the whole second:
+    the same object for every request of a second."""
+    global _last_newest
+    second = int(clock + limits.max_future.total_seconds())
+    last = _last_newest
+    if last is not None and last[0] is limits and last[1] == second:
+        return last[2]
+    newest = datetime.fromtimestamp(second, UTC)
+    _last_newest = (limits, second, newest)
+    return newest
 
 
 class Decoded:
@@ -51,11 +67,15 @@ def decode_batch(
     lines written in C when the fast path takes the batch, else as the thorough decoder's
     dicts. Either way they go to `Store.write` (with the same `space`, and a store of the same
     partition)."""
-    now = now or datetime.now(UTC)
-    newest = now + limits.max_future
+    clock = time.time()
+    # The C path compares with whole seconds (see `fastpath._rules`): one instant a second.
+    newest = _newest_second(limits, clock) if now is None else now + limits.max_future
     transcoded = transcoder.transcode(body, space, prefix, limits, newest, partition)
     if transcoded is not None:
         return transcoded
+    if now is None:
+        now = datetime.fromtimestamp(clock, UTC)
+    newest = now + limits.max_future
     # Events the C path would take alone need no second look in Python: a batch with a few
     # bad events costs about what a good one does.
     vouched = fastpath.plain_events(body, limits, newest)
