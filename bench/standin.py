@@ -16,7 +16,8 @@ runs another code tree), BENCH_STANDIN_ROUNDS (4), BENCH_STANDIN_SECONDS (8).
 only collect what is written: BENCH_STANDIN_K connections (170, a shared bulk's worth) each get
 one fleet request, the loop runs until all are answered, BENCH_STANDIN_N times (200). It prints
 the CPU per request, without kernel or load generator: the steadiest figure for comparing code
-changes (a few per cent from run to run here).
+changes, a few per cent from run to run within minutes. The box's own speed drifts more than
+that over an hour (28 to 33 µs for the same code here), so compare alternated runs only.
 """
 
 from __future__ import annotations
