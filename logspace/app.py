@@ -290,9 +290,9 @@ class HQApp(Starlette):
         the request id to add as a header; awaited if it returns an awaitable), write the
         access line. HQ's two lean ways in, the ASGI one above and the server's
         (`protocol.HQProtocol`), share this, so both answer and log as the routed path does:
-        `RequestLog`'s request id and access line, `store_events`, the error handlers. An unexpected error is raised once its access
-        line is written, as `Unanswered` (with the 500 to send) if no answer had begun.
-        `headers`: the scope's by name (`_headers`), when the caller read them so already."""
+        `RequestLog`'s request id and access line, `store_events`, the error handlers. An
+        unexpected error is raised once its access line is written, as `Unanswered` (with the
+        500 to send) if no answer had begun. `headers`: the scope's by name (`_headers`), when the caller read them so already."""
         if headers is None:
             headers = _headers(scope)
         request_id = request_id_from(headers.get(REQUEST_ID_HEADER))
