@@ -292,7 +292,8 @@ class HQApp(Starlette):
         (`protocol.HQProtocol`), share this, so both answer and log as the routed path does:
         `RequestLog`'s request id and access line, `store_events`, the error handlers. An
         unexpected error is raised once its access line is written, as `Unanswered` (with the
-        500 to send) if no answer had begun. `headers`: the scope's by name (`_headers`), when the caller read them so already."""
+        500 to send) if no answer had begun. `headers`: the scope's by name (`_headers`), when
+        the caller read them so already."""
         if headers is None:
             headers = _headers(scope)
         request_id = request_id_from(headers.get(REQUEST_ID_HEADER))
