@@ -58,7 +58,7 @@ bench: $(BENCH_INSTALLED)
 bench-quick: $(BENCH_INSTALLED)
 	BENCH_QUICK=1 $(BIN)/python -m bench
 
-## bench-fleet: figure (f) alone, a fleet of agents sending small batches (about 7 minutes)
+## bench-fleet: figure (f) alone, a fleet of agents sending small batches (about 9 minutes)
 bench-fleet: $(BENCH_INSTALLED)
 	$(BIN)/python -m bench f
 

@@ -186,12 +186,15 @@ class FleetBench(FleetRun):
             f"(f) fleet: {plan.connections} agents, 6-event batches, {len(self.fleet.spaces)} "
             f"spaces; {plan.pairs} rounds of {', '.join(ARMS)}, {plan.seconds} s windows"
         )
-        # Every arm once, not counted: a node just started indexes the first seconds of each
-        # kind of load at a fraction of its later rate (a cold first direct6 arm came out at a
-        # third of the others on 1 Dec, flattering f2 and skewing f1's first round).
+        # Every arm once, not counted, as long as a counted one: a node just started indexes
+        # the first seconds of each kind of load at a fraction of its later rate (a cold first
+        # direct6 arm came out at a third of the others on 1 Dec, flattering f2 and skewing
+        # f1's first round). Arms of 5 s were too short when (f) runs alone, right after the
+        # node started: on 2 Dec its first round still found Elasticsearch at twice its later
+        # CPU per event, and HQ, kept less busy, at 13.4 µs per event against 11.5-12.1.
         for arm in ("direct1000", "direct6", "hq"):
             try:
-                await self.arm(arm, 3, 2)
+                await self.arm(arm, plan.seconds, plan.warmup)
             except LoadError as error:
                 self.say(f"  warm-up {arm}: {error}")
         arms: dict[str, list[Arm]] = {a: [] for a in ARMS}
