@@ -11,22 +11,31 @@ The timestamp is the record's creation time. Records of the agent library itself
 
 A logging call pays for this handler, so it only takes the record's values (the message
 formatted, as every handler does it in the call) and hands them to the sink as a draft
-(`draft.py`): a sender's thread builds the event (what `EventBuilder` builds from them), encodes
-and checks it with many others. No disk, no network and no encoding in the logging call
+(`draft.py`): a sender's thread writes the event's JSON (what `EventBuilder` builds from them,
+encoded; in C where the extension is built, `log_json`) and checks it with many others. No disk, no network and no encoding in the logging call
 (unless that thread falls far behind: see `Buffer.put_draft`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
+
 from .builder import Event, instant_from_timestamp, new_event
-from .draft import DRAFT_MARGIN, drafting
+from .draft import DRAFT_MARGIN, Stamp, drafting
+from .eventjson import heads, stamp_json, tail_json
 from .sink import Sink
 
-__all__ = ["LogHandler"]
+_log_json: Callable[..., list[bytes] | None] | None
+try:
+    from logspace.fastpath._transcode import log_json as _log_json
+except ImportError:  # pragma: no cover - no C compiler: the events are built and encoded
+    _log_json = None
+
+__all__ = ["LogEvents", "LogHandler", "log_events"]
 
 _OWN_LOGGER = "logspace.agent"
 _OWN_PREFIX = _OWN_LOGGER + "."
@@ -38,8 +47,7 @@ _TRACEBACKS = logging.Formatter()
 LogValues = tuple[str, str, float, str, str, str, int, str, str, int, str, str | None]
 
 
-def log_events(drafts: Sequence[LogValues], ids: Sequence[str]) -> list[Event]:
-    """The `log` events of these values, as EventBuilder builds them, with these ids."""
+def _events(drafts: Sequence[LogValues], ids: Sequence[str]) -> list[Event]:
     heads: dict[tuple[str, str], Event] = {}
     events: list[Event] = []
     for (
@@ -76,6 +84,35 @@ def log_events(drafts: Sequence[LogValues], ids: Sequence[str]) -> list[Event]:
         event["integer-properties"] = {"level_number": level_number, "line": line}
         events.append(event)
     return events
+
+
+class LogEvents:
+    """The `build` of the handler's drafts (see `draft.py`): their `log` events, as
+    EventBuilder builds them, with these ids; or (`encoded`) straight the JSON that those
+    events stamped by a sender encode to."""
+
+    def __call__(self, drafts: Sequence[LogValues], ids: Sequence[str]) -> list[Event]:
+        return _events(drafts, ids)
+
+    def encoded(
+        self,
+        drafts: Sequence[LogValues],
+        ids: Sequence[str],
+        system: str | None,
+        marker: str | None,
+    ) -> list[bytes]:
+        """Written by the C extension where it takes the group (the common case: no dict per
+        record, and a fraction of the time holding the GIL the application needs); else the
+        events built and encoded."""
+        if _log_json is not None and type(drafts) is list and type(ids) is list:
+            written = _log_json(drafts, ids, heads(system), stamp_json, tail_json(marker))
+            if written is not None:
+                return written
+        stamp = Stamp(system, marker)
+        return [orjson.dumps(stamp(event)) for event in _events(drafts, ids)]
+
+
+log_events = LogEvents()
 
 
 class LogHandler(logging.Handler):

@@ -22,7 +22,8 @@ from typing import Any
 
 import orjson
 
-from .builder import Event, instant_from_ms, new_event
+from .builder import Event, instant_from_ms
+from .eventjson import head_fields, heads, stamp_json, tail_json
 
 _asgi_json: Callable[..., list[bytes] | None] | None
 try:
@@ -161,7 +162,7 @@ def _events(rows: Sequence[_Row], ids: Sequence[str]) -> list[Event]:
     ), event_id in zip(rows, ids, strict=True):
         head = heads.get((event_type, agent_id))
         if head is None:
-            head = heads[event_type, agent_id] = _head(event_type, agent_id)
+            head = heads[event_type, agent_id] = head_fields(event_type, agent_id)
         milliseconds = arrived_ns // 1_000_000
         if milliseconds != stamped_ms:
             stamped_ms, stamp = milliseconds, instant_from_ms(milliseconds)
@@ -215,10 +216,10 @@ def _encoded(
         return found
 
     known = texts.get
-    heads: dict[tuple[str, str], bytes] = {}
+    head_of = heads(system)
     places: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
     stamped_ms, stamp = -1, b""
-    tail = _tail_json(marker)
+    tail = tail_json(marker)
     events: list[bytes] = []
     for (
         event_type,
@@ -236,12 +237,10 @@ def _encoded(
         status,
         location,
     ), event_id in zip(rows, ids, strict=True):
-        head = heads.get((event_type, agent_id))
-        if head is None:
-            head = heads[event_type, agent_id] = _head_json(event_type, agent_id, system)
+        head = head_of(event_type, agent_id)
         milliseconds = arrived_ns // 1_000_000
         if milliseconds != stamped_ms:
-            stamped_ms, stamp = milliseconds, instant_from_ms(milliseconds).encode()
+            stamped_ms, stamp = milliseconds, stamp_json(milliseconds)
         place = (host, *server, protocol) if server else (host, protocol)
         where = places.get(place)
         if where is None:
@@ -304,43 +303,10 @@ def _asgi_encoded(
     common case: it writes the same bytes in a fraction of the time, holding the GIL that the
     application needs for less); else by `_encoded`."""
     if _asgi_json is not None and type(drafts) is list and type(ids) is list:
-        heads: dict[tuple[str, str], bytes] = {}
-
-        def head(event_type: str, agent_id: str) -> bytes:
-            found = heads.get((event_type, agent_id))
-            if found is None:
-                found = heads[event_type, agent_id] = _head_json(event_type, agent_id, system)
-            return found
-
-        written = _asgi_json(drafts, ids, head, _stamp_json, _asgi_where, _tail_json(marker))
+        written = _asgi_json(drafts, ids, heads(system), stamp_json, _asgi_where, tail_json(marker))
         if written is not None:
             return written
     return _encoded(_asgi_rows(drafts), ids, system, marker)
-
-
-def _stamp_json(milliseconds: int) -> bytes:
-    return instant_from_ms(milliseconds).encode()
-
-
-def _tail_json(marker: str | None) -> bytes:
-    """What closes an event: its `marker` (stamped by the sender) where there is one."""
-    return b"}" if marker is None else b',"marker":' + orjson.dumps(marker) + b"}"
-
-
-def _head_json(event_type: str, agent_id: str, system: str | None) -> bytes:
-    """From the end of the id to the opening quote of the timestamp."""
-    kind, own_system, agent = _head(event_type, agent_id)
-    return b"".join(
-        [
-            b'","type":',
-            orjson.dumps(kind),
-            b',"system":',
-            orjson.dumps(own_system if system is None else system),
-            b',"agent-id":',
-            orjson.dumps(agent),
-            b',"timestamp":"',
-        ]
-    )
 
 
 class RequestEvents:
@@ -376,14 +342,6 @@ class RequestEvents:
 # The events of ASGI requests, and of WSGI requests, with the given ids.
 asgi_events = RequestEvents(_asgi_rows, _asgi_encoded)
 wsgi_events = RequestEvents(_wsgi_rows)
-
-
-def _head(event_type: str, agent_id: str) -> tuple[str, str, str]:
-    """The type, system and agent id `new_event` gives, whose field order the events keep."""
-    event = new_event(event_type, agent_id, id="-", timestamp="-")
-    if list(event) != ["id", "type", "system", "agent-id", "timestamp"]:  # pragma: no cover
-        raise AssertionError(f"new_event's fields changed: {list(event)}")
-    return event["type"], event["system"], event["agent-id"]
 
 
 def _host_and_port(

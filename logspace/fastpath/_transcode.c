@@ -12,6 +12,7 @@
 #include "_reader.h"
 #include "_properties.h"
 #include "_requestjson.h"
+#include "_logjson.h"
 
 static int field_of(const char *key, Py_ssize_t length) {
     for (int f = 0; f < F_COUNT; f++)
@@ -303,6 +304,7 @@ static PyMethodDef methods[] = {
     {"transcode", transcode, METH_VARARGS, transcode_doc},
     {"verdicts", verdicts, METH_VARARGS, verdicts_doc},
     {"asgi_json", asgi_json, METH_VARARGS, asgi_json_doc},
+    {"log_json", log_json, METH_VARARGS, log_json_doc},
     {"lean_request", lean_request, METH_VARARGS, lean_request_doc},
     {NULL, NULL, 0, NULL},
 };

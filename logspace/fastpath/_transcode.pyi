@@ -39,6 +39,13 @@ def asgi_json(
     where: Callable[[bytes | None, Any, str], tuple[bytes, bytes]],
     tail: bytes,
 ) -> list[bytes] | None: ...
+def log_json(
+    drafts: list[Any],
+    ids: list[str],
+    head: Callable[[str, str], bytes],
+    stamp: Callable[[int], bytes],
+    tail: bytes,
+) -> list[bytes] | None: ...
 def lean_request(
     data: bytes, limit: int
 ) -> tuple[bytes, list[tuple[bytes, bytes]], dict[str, str], bytes] | None: ...

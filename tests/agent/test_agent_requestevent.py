@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from logspace.agent import requestevent
 from logspace.agent.builder import encode_event, random_ids
 from logspace.agent.draft import Stamp, encode_drafts
+from logspace.agent.eventjson import heads, stamp_json, tail_json
 from logspace.agent.requestevent import asgi_events, wsgi_events
 from logspace.agent.shipper import Dropped
 
@@ -156,10 +157,10 @@ def test_the_c_path_works_out_head_time_and_place_only_when_they_change() -> Non
 def c_callables(stamp: Stamp) -> tuple[Any, Any, Any, bytes]:
     """What `asgi_events.encoded` hands the C extension for drafts stamped by `stamp`."""
     return (
-        lambda event_type, agent_id: requestevent._head_json(event_type, agent_id, stamp.system),
-        requestevent._stamp_json,
+        heads(stamp.system),
+        stamp_json,
         requestevent._asgi_where,
-        requestevent._tail_json(stamp.marker),
+        tail_json(stamp.marker),
     )
 
 
