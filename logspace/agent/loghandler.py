@@ -12,8 +12,9 @@ The timestamp is the record's creation time. Records of the agent library itself
 A logging call pays for this handler, so it only takes the record's values (the message
 formatted, as every handler does it in the call) and hands them to the sink as a draft
 (`draft.py`): a sender's thread writes the event's JSON (what `EventBuilder` builds from them,
-encoded; in C where the extension is built, `log_json`) and checks it with many others. No disk, no network and no encoding in the logging call
-(unless that thread falls far behind: see `Buffer.put_draft`).
+encoded; in C where the extension is built, `log_json`) and checks it with many others. No
+disk, no network and no encoding in the logging call (unless that thread falls far behind: see
+`Buffer.put_draft`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ all workers, whichever worker a scrape reaches.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import time
@@ -44,6 +43,7 @@ from logspace.events import Unindexed
 from logspace.ops.connections import Connections
 from logspace.ops.deferredflush import DeferredFlush
 from logspace.ops.tally import Tally
+from logspace.spaces.grants import token_digest
 
 __all__ = ["MULTIPROCESS_VARIABLE", "Ingest", "Metrics", "Read", "get_metrics"]
 
@@ -373,8 +373,4 @@ def _bearer_is(authorization: str, token: str) -> bool:
     """Whether `authorization` is `Bearer <token>`, compared in constant time."""
     scheme, _, credentials = authorization.partition(" ")
     presented = credentials.strip() if scheme.lower() == "bearer" else ""
-    return hmac.compare_digest(_digest(presented), _digest(token))
-
-
-def _digest(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()
+    return hmac.compare_digest(token_digest(presented), token_digest(token))

@@ -22,6 +22,7 @@ __all__ = [
     "SpaceTokens",
     "is_space_name",
     "parse_space_tokens",
+    "token_digest",
     "token_from_headers",
 ]
 
@@ -106,7 +107,9 @@ def token_from_headers(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def _digest(token: str) -> bytes:
+def token_digest(token: str) -> bytes:
+    """A token's SHA-256 digest, the form it is compared in: a lookup or comparison by digest
+    takes the same time whatever the token (any text, even one with lone surrogates)."""
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
 
 
@@ -120,7 +123,7 @@ class SpaceTokens:
     """
 
     def __init__(self, grants: Mapping[str, Grant]) -> None:
-        self._by_digest = {_digest(token): grant for token, grant in grants.items()}
+        self._by_digest = {token_digest(token): grant for token, grant in grants.items()}
 
     def __len__(self) -> int:
         return len(self._by_digest)
@@ -129,7 +132,7 @@ class SpaceTokens:
         """The grant of a token; raises `MissingSpaceToken` or `InvalidSpaceToken`."""
         if not token:
             raise MissingSpaceToken()
-        found = self._by_digest.get(_digest(token))
+        found = self._by_digest.get(token_digest(token))
         if found is None:
             raise InvalidSpaceToken(token)
         return found
