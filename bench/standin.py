@@ -14,8 +14,9 @@ runs another code tree), BENCH_STANDIN_ROUNDS (4), BENCH_STANDIN_SECONDS (8).
 
 `python -m bench.standin inprocess` drives HQ's protocol in this process, over transports that
 only collect what is written: BENCH_STANDIN_K connections (170, a shared bulk's worth) each get
-one fleet request, the loop runs until all are answered, BENCH_STANDIN_N times (200). It prints
-the CPU per request, without kernel or load generator: the steadiest figure for comparing code
+one fleet request (BENCH_STANDIN_EVENTS events, 6 by default: 996 gives big batches of one
+space), the loop runs until all are answered, BENCH_STANDIN_N times (200). It prints the CPU
+per request and per event, without kernel or load generator: the steadiest figure for comparing code
 changes, a few per cent from run to run within minutes. The box's own speed drifts more than
 that over an hour (28 to 33 µs for the same code here), so compare alternated runs only.
 """
@@ -48,7 +49,7 @@ from logspace.ops.collector import tune
 from logspace.settings import Settings
 
 from . import wrk
-from .fleetevents import Fleet
+from .fleetevents import Batch, Fleet
 from .procs import ROOT, free_port, tree_cpu_seconds, wait_http
 
 _FLEET = Fleet("standin")
@@ -212,7 +213,8 @@ async def _inprocess(log: IO[str]) -> None:
         protocols.append(protocol)
         transports.append(transport)
     requests = []
-    for batch in _FLEET.batches(connections * 4, 0, seed=1):
+    batches = _requests(connections * 4, int(os.environ.get("BENCH_STANDIN_EVENTS", "6")))
+    for batch in batches:
         body = batch.hq_body()
         head = (
             f"PUT /events HTTP/1.1\r\nHost: hq\r\n"
@@ -237,10 +239,37 @@ async def _inprocess(log: IO[str]) -> None:
     used = time.process_time() - started
     answers = {transport.written[0][:12] for transport in transports}
     await lifespan.shutdown()
+    events = sum(len(batch.events) for batch in batches) / len(batches)
     print(
-        f"{used * 1e6 / (repeats * connections):.2f} µs of CPU per request "
-        f"({connections} connections x {repeats}; answers {sorted(answers)})"
+        f"{used * 1e6 / (repeats * connections):.2f} µs of CPU per request, "
+        f"{used * 1e6 / (repeats * connections * events):.2f} per event "
+        f"({connections} connections x {repeats}, {events:.0f} events each; "
+        f"answers {sorted(answers)})"
     )
+
+
+def _requests(count: int, events: int) -> list[Batch]:
+    """`count` requests of about `events` events each: the fleet's six-event batches of one
+    space taken together."""
+    per_request = max(1, events // 6)
+    if per_request == 1:
+        return list(_FLEET.batches(count, 0, seed=1))  # the spaces in turn, as a fleet sends
+    by_space: dict[str, list[Batch]] = {}
+    for batch in _FLEET.batches(count * per_request, 0, seed=1):
+        by_space.setdefault(batch.space, []).append(batch)
+    requests = []
+    for batches in by_space.values():
+        for start in range(0, len(batches) - per_request + 1, per_request):
+            part = batches[start : start + per_request]
+            requests.append(
+                Batch(
+                    part[0].space,
+                    [event for batch in part for event in batch.events],
+                    [event_id for batch in part for event_id in batch.ids],
+                    part[0].month,
+                )
+            )
+    return requests
 
 
 if __name__ == "__main__":
