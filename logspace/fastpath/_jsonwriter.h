@@ -167,4 +167,46 @@ static inline int same(PyObject *a, PyObject *b) {
     return equal > 0;
 }
 
+/* The head of an event (`head_of(type, agent)`: its type, system and agent id), made again only
+ * when the draft's type or agent differs from the last draft's. 0, or -1 with an exception. */
+static int json_refresh_head(PyObject *head_of, PyObject *event_type, PyObject *agent,
+                             PyObject **last_type, PyObject **last_agent, PyObject **head) {
+    if (*head != NULL && same(event_type, *last_type) && same(agent, *last_agent))
+        return 0;
+    Py_XSETREF(*head, called_bytes(PyObject_CallFunctionObjArgs(head_of, event_type, agent, NULL)));
+    if (*head == NULL)
+        return -1;
+    Py_XSETREF(*last_type, Py_NewRef(event_type));
+    Py_XSETREF(*last_agent, Py_NewRef(agent));
+    return 0;
+}
+
+/* The timestamp of a millisecond (`stamp_of(milliseconds)`), made again only when the draft's
+ * millisecond differs from the last one's. 0, or -1 with an exception. */
+static int json_refresh_stamp(PyObject *stamp_of, long long milliseconds, long long *stamped_ms,
+                              PyObject **stamp) {
+    if (*stamp != NULL && milliseconds == *stamped_ms)
+        return 0;
+    PyObject *ms = PyLong_FromLongLong(milliseconds);
+    if (ms == NULL)
+        return -1;
+    Py_XSETREF(*stamp, called_bytes(PyObject_CallOneArg(stamp_of, ms)));
+    Py_DECREF(ms);
+    if (*stamp == NULL)
+        return -1;
+    *stamped_ms = milliseconds;
+    return 0;
+}
+
+/* One step of writing a draft, in a writer with the labels `failed` (an exception is set) and
+ * `decline` (the Python path takes the group) and an int `status_`. */
+#define JSON_STEP(call)                                                                        \
+    do {                                                                                       \
+        status_ = (call);                                                                      \
+        if (status_ < 0)                                                                       \
+            goto failed;                                                                       \
+        if (status_ == DECLINE)                                                                \
+            goto decline;                                                                      \
+    } while (0)
+
 #endif

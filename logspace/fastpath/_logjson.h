@@ -100,24 +100,10 @@ static PyObject *log_json(PyObject *module, PyObject *args) {
         if (created_ms(PyFloat_AS_DOUBLE(created), &milliseconds) == DECLINE)
             goto decline;
 
-        if (head == NULL || !same(event_type, last_type) || !same(agent, last_agent)) {
-            Py_XSETREF(head, called_bytes(PyObject_CallFunctionObjArgs(head_of, event_type,
-                                                                        agent, NULL)));
-            if (head == NULL)
-                goto failed;
-            Py_XSETREF(last_type, Py_NewRef(event_type));
-            Py_XSETREF(last_agent, Py_NewRef(agent));
-        }
-        if (stamp == NULL || milliseconds != stamped_ms) {
-            PyObject *ms = PyLong_FromLongLong(milliseconds);
-            if (ms == NULL)
-                goto failed;
-            Py_XSETREF(stamp, called_bytes(PyObject_CallOneArg(stamp_of, ms)));
-            Py_DECREF(ms);
-            if (stamp == NULL)
-                goto failed;
-            stamped_ms = milliseconds;
-        }
+        if (json_refresh_head(head_of, event_type, agent, &last_type, &last_agent, &head) < 0)
+            goto failed;
+        if (json_refresh_stamp(stamp_of, milliseconds, &stamped_ms, &stamp) < 0)
+            goto failed;
 
         Py_ssize_t id_length;
         const char *id_text = PyUnicode_AsUTF8AndSize(id, &id_length);
@@ -127,34 +113,25 @@ static PyObject *log_json(PyObject *module, PyObject *args) {
         }
         o.length = 0;
         int status_ = 0;
-#define STEP(call)                                                                             \
-    do {                                                                                       \
-        status_ = (call);                                                                      \
-        if (status_ < 0)                                                                       \
-            goto failed;                                                                       \
-        if (status_ == DECLINE)                                                                \
-            goto decline;                                                                      \
-    } while (0)
-        STEP(JSON_ADD_LITERAL(&o, "{\"id\":\""));
-        STEP(json_add(&o, id_text, (size_t)id_length));
-        STEP(json_add(&o, PyBytes_AS_STRING(head), (size_t)PyBytes_GET_SIZE(head)));
-        STEP(json_add(&o, PyBytes_AS_STRING(stamp), (size_t)PyBytes_GET_SIZE(stamp)));
-        STEP(JSON_ADD_LITERAL(&o, "\",\"string-properties\":{\"category\":"));
-        STEP(json_member_str(&o, "", 0, PyTuple_GET_ITEM(draft, 3)));
-        STEP(json_member_str(&o, MEMBER("message"), PyTuple_GET_ITEM(draft, 4)));
-        STEP(json_member_str(&o, MEMBER("level"), PyTuple_GET_ITEM(draft, 5)));
-        STEP(json_member_str(&o, MEMBER("module"), PyTuple_GET_ITEM(draft, 7)));
-        STEP(json_member_str(&o, MEMBER("function"), PyTuple_GET_ITEM(draft, 8)));
-        STEP(json_member_str(&o, MEMBER("thread_name"), PyTuple_GET_ITEM(draft, 10)));
+        JSON_STEP(JSON_ADD_LITERAL(&o, "{\"id\":\""));
+        JSON_STEP(json_add(&o, id_text, (size_t)id_length));
+        JSON_STEP(json_add(&o, PyBytes_AS_STRING(head), (size_t)PyBytes_GET_SIZE(head)));
+        JSON_STEP(json_add(&o, PyBytes_AS_STRING(stamp), (size_t)PyBytes_GET_SIZE(stamp)));
+        JSON_STEP(JSON_ADD_LITERAL(&o, "\",\"string-properties\":{\"category\":"));
+        JSON_STEP(json_member_str(&o, "", 0, PyTuple_GET_ITEM(draft, 3)));
+        JSON_STEP(json_member_str(&o, MEMBER("message"), PyTuple_GET_ITEM(draft, 4)));
+        JSON_STEP(json_member_str(&o, MEMBER("level"), PyTuple_GET_ITEM(draft, 5)));
+        JSON_STEP(json_member_str(&o, MEMBER("module"), PyTuple_GET_ITEM(draft, 7)));
+        JSON_STEP(json_member_str(&o, MEMBER("function"), PyTuple_GET_ITEM(draft, 8)));
+        JSON_STEP(json_member_str(&o, MEMBER("thread_name"), PyTuple_GET_ITEM(draft, 10)));
         if (exception != Py_None)
-            STEP(json_member_str(&o, MEMBER("exception"), exception));
-        STEP(JSON_ADD_LITERAL(&o, "},\"integer-properties\":{"));
-        STEP(json_member_int(&o, "\"level_number\":", sizeof("\"level_number\":") - 1,
-                             PyTuple_GET_ITEM(draft, 6)));
-        STEP(json_member_int(&o, MEMBER("line"), PyTuple_GET_ITEM(draft, 9)));
-        STEP(JSON_ADD_LITERAL(&o, "}"));
-        STEP(json_add(&o, tail.buf, (size_t)tail.len));
-#undef STEP
+            JSON_STEP(json_member_str(&o, MEMBER("exception"), exception));
+        JSON_STEP(JSON_ADD_LITERAL(&o, "},\"integer-properties\":{"));
+        JSON_STEP(json_member_int(&o, "\"level_number\":", sizeof("\"level_number\":") - 1,
+                                  PyTuple_GET_ITEM(draft, 6)));
+        JSON_STEP(json_member_int(&o, MEMBER("line"), PyTuple_GET_ITEM(draft, 9)));
+        JSON_STEP(JSON_ADD_LITERAL(&o, "}"));
+        JSON_STEP(json_add(&o, tail.buf, (size_t)tail.len));
         PyObject *body = PyBytes_FromStringAndSize(o.data, (Py_ssize_t)o.length);
         if (body == NULL)
             goto failed;

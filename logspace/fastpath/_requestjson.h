@@ -93,25 +93,11 @@ static PyObject *asgi_json(PyObject *module, PyObject *args) {
         if (ip != Py_None && !PyUnicode_Check(ip))
             goto decline;
 
-        if (head == NULL || !same(event_type, last_type) || !same(agent, last_agent)) {
-            Py_XSETREF(head, called_bytes(PyObject_CallFunctionObjArgs(head_of, event_type,
-                                                                        agent, NULL)));
-            if (head == NULL)
-                goto failed;
-            Py_XSETREF(last_type, Py_NewRef(event_type));
-            Py_XSETREF(last_agent, Py_NewRef(agent));
-        }
+        if (json_refresh_head(head_of, event_type, agent, &last_type, &last_agent, &head) < 0)
+            goto failed;
         long long milliseconds = floor_div(arrived_ns, 1000000);
-        if (stamp == NULL || milliseconds != stamped_ms) {
-            PyObject *ms = PyLong_FromLongLong(milliseconds);
-            if (ms == NULL)
-                goto failed;
-            Py_XSETREF(stamp, called_bytes(PyObject_CallOneArg(stamp_of, ms)));
-            Py_DECREF(ms);
-            if (stamp == NULL)
-                goto failed;
-            stamped_ms = milliseconds;
-        }
+        if (json_refresh_stamp(stamp_of, milliseconds, &stamped_ms, &stamp) < 0)
+            goto failed;
         if (where == NULL || !same(host, last_host) || !same(server, last_server) ||
             !same(scheme, last_scheme)) {
             Py_XSETREF(where, PyObject_CallFunctionObjArgs(where_of, host, server, scheme, NULL));
@@ -138,42 +124,34 @@ static PyObject *asgi_json(PyObject *module, PyObject *args) {
         int status_ = 0;
         long long microseconds = floor_div(elapsed_ns, 1000);
         PyObject *domain = PyTuple_GET_ITEM(where, 0), *port = PyTuple_GET_ITEM(where, 1);
-#define STEP(call)                                                                             \
-    do {                                                                                       \
-        status_ = (call);                                                                      \
-        if (status_ < 0)                                                                       \
-            goto failed;                                                                       \
-        if (status_ == DECLINE)                                                                \
-            goto decline;                                                                      \
-    } while (0)
-        STEP(JSON_ADD_LITERAL(&o, "{\"id\":\""));
-        STEP(json_add(&o, id_text, (size_t)id_length));
-        STEP(json_add(&o, PyBytes_AS_STRING(head), (size_t)PyBytes_GET_SIZE(head)));
-        STEP(json_add(&o, PyBytes_AS_STRING(stamp), (size_t)PyBytes_GET_SIZE(stamp)));
-        STEP(json_member_str(&o, "\",\"string-properties\":{\"protocol\":",
-                             sizeof("\",\"string-properties\":{\"protocol\":") - 1, scheme));
-        STEP(json_member_str(&o, ",\"path\":", sizeof(",\"path\":") - 1, path));
-        STEP(json_member_str(&o, ",\"http_method\":", sizeof(",\"http_method\":") - 1, method));
-        STEP(json_add(&o, PyBytes_AS_STRING(domain), (size_t)PyBytes_GET_SIZE(domain)));
+        JSON_STEP(JSON_ADD_LITERAL(&o, "{\"id\":\""));
+        JSON_STEP(json_add(&o, id_text, (size_t)id_length));
+        JSON_STEP(json_add(&o, PyBytes_AS_STRING(head), (size_t)PyBytes_GET_SIZE(head)));
+        JSON_STEP(json_add(&o, PyBytes_AS_STRING(stamp), (size_t)PyBytes_GET_SIZE(stamp)));
+        JSON_STEP(json_member_str(&o, "\",\"string-properties\":{\"protocol\":",
+                                  sizeof("\",\"string-properties\":{\"protocol\":") - 1, scheme));
+        JSON_STEP(json_member_str(&o, ",\"path\":", sizeof(",\"path\":") - 1, path));
+        JSON_STEP(json_member_str(&o, ",\"http_method\":", sizeof(",\"http_method\":") - 1,
+                                  method));
+        JSON_STEP(json_add(&o, PyBytes_AS_STRING(domain), (size_t)PyBytes_GET_SIZE(domain)));
         if (!PyBytes_CheckExact(query))
             goto decline;
-        STEP(json_member_latin1(&o, ",\"query_string\":", sizeof(",\"query_string\":") - 1,
-                                query));
-        STEP(json_member_latin1(&o, ",\"request_id\":", sizeof(",\"request_id\":") - 1,
-                                request_id));
+        JSON_STEP(json_member_latin1(&o, ",\"query_string\":", sizeof(",\"query_string\":") - 1,
+                                     query));
+        JSON_STEP(json_member_latin1(&o, ",\"request_id\":", sizeof(",\"request_id\":") - 1,
+                                     request_id));
         if (ip != Py_None && PyUnicode_GET_LENGTH(ip) > 0)
-            STEP(json_member_str(&o, ",\"ip_address\":", sizeof(",\"ip_address\":") - 1, ip));
-        STEP(json_member_latin1(&o, ",\"location\":", sizeof(",\"location\":") - 1, location));
-        STEP(JSON_ADD_LITERAL(&o, "},\"integer-properties\":{\"response_code\":"));
-        STEP(json_number(&o, code));
-        STEP(json_add(&o, PyBytes_AS_STRING(port), (size_t)PyBytes_GET_SIZE(port)));
-        STEP(JSON_ADD_LITERAL(&o, "},\"long-properties\":{\"duration\":"));
-        STEP(json_number(&o, floor_div(microseconds, 1000)));
-        STEP(JSON_ADD_LITERAL(&o, ",\"duration_us\":"));
-        STEP(json_number(&o, microseconds));
-        STEP(JSON_ADD_LITERAL(&o, "}"));
-        STEP(json_add(&o, tail.buf, (size_t)tail.len));
-#undef STEP
+            JSON_STEP(json_member_str(&o, ",\"ip_address\":", sizeof(",\"ip_address\":") - 1, ip));
+        JSON_STEP(json_member_latin1(&o, ",\"location\":", sizeof(",\"location\":") - 1, location));
+        JSON_STEP(JSON_ADD_LITERAL(&o, "},\"integer-properties\":{\"response_code\":"));
+        JSON_STEP(json_number(&o, code));
+        JSON_STEP(json_add(&o, PyBytes_AS_STRING(port), (size_t)PyBytes_GET_SIZE(port)));
+        JSON_STEP(JSON_ADD_LITERAL(&o, "},\"long-properties\":{\"duration\":"));
+        JSON_STEP(json_number(&o, floor_div(microseconds, 1000)));
+        JSON_STEP(JSON_ADD_LITERAL(&o, ",\"duration_us\":"));
+        JSON_STEP(json_number(&o, microseconds));
+        JSON_STEP(JSON_ADD_LITERAL(&o, "}"));
+        JSON_STEP(json_add(&o, tail.buf, (size_t)tail.len));
         PyObject *body = PyBytes_FromStringAndSize(o.data, (Py_ssize_t)o.length);
         if (body == NULL)
             goto failed;
