@@ -167,34 +167,72 @@ static inline int same(PyObject *a, PyObject *b) {
     return equal > 0;
 }
 
+/* What a writer keeps over one group of drafts: copies of the caller's lists (the callables
+ * run Python code, which must not free a draft or an id out from under the borrowed references
+ * taken from them by changing the caller's lists), the output of the draft being written, and
+ * the head and timestamp made for the last draft with the values they were made of. */
+typedef struct {
+    PyObject *drafts, *ids;
+    Py_ssize_t count;
+    JsonOut out;
+    PyObject *last_type, *last_agent, *head;
+    PyObject *stamp;
+    long long stamped_ms;
+} JsonGroup;
+
+/* Takes the group's lists (as many ids as drafts): the list of results to fill in, each item
+ * NULL yet; NULL with an exception. `json_group_close` in either case. */
+static PyObject *json_group_open(JsonGroup *g, PyObject *drafts, PyObject *ids) {
+    g->drafts = PyList_GetSlice(drafts, 0, PY_SSIZE_T_MAX);
+    g->ids = PyList_GetSlice(ids, 0, PY_SSIZE_T_MAX);
+    if (g->drafts == NULL || g->ids == NULL)
+        return NULL;
+    g->count = PyList_GET_SIZE(g->drafts);
+    if (PyList_GET_SIZE(g->ids) != g->count) {
+        PyErr_SetString(PyExc_ValueError, "as many ids as drafts");
+        return NULL;
+    }
+    return PyList_New(g->count);
+}
+
+static void json_group_close(JsonGroup *g) {
+    PyMem_RawFree(g->out.data);
+    Py_XDECREF(g->drafts);
+    Py_XDECREF(g->ids);
+    Py_XDECREF(g->last_type);
+    Py_XDECREF(g->last_agent);
+    Py_XDECREF(g->head);
+    Py_XDECREF(g->stamp);
+}
+
 /* The head of an event (`head_of(type, agent)`: its type, system and agent id), made again only
  * when the draft's type or agent differs from the last draft's. 0, or -1 with an exception. */
-static int json_refresh_head(PyObject *head_of, PyObject *event_type, PyObject *agent,
-                             PyObject **last_type, PyObject **last_agent, PyObject **head) {
-    if (*head != NULL && same(event_type, *last_type) && same(agent, *last_agent))
+static int json_group_head(JsonGroup *g, PyObject *head_of, PyObject *event_type,
+                           PyObject *agent) {
+    if (g->head != NULL && same(event_type, g->last_type) && same(agent, g->last_agent))
         return 0;
-    Py_XSETREF(*head, called_bytes(PyObject_CallFunctionObjArgs(head_of, event_type, agent, NULL)));
-    if (*head == NULL)
+    Py_XSETREF(g->head,
+               called_bytes(PyObject_CallFunctionObjArgs(head_of, event_type, agent, NULL)));
+    if (g->head == NULL)
         return -1;
-    Py_XSETREF(*last_type, Py_NewRef(event_type));
-    Py_XSETREF(*last_agent, Py_NewRef(agent));
+    Py_XSETREF(g->last_type, Py_NewRef(event_type));
+    Py_XSETREF(g->last_agent, Py_NewRef(agent));
     return 0;
 }
 
 /* The timestamp of a millisecond (`stamp_of(milliseconds)`), made again only when the draft's
  * millisecond differs from the last one's. 0, or -1 with an exception. */
-static int json_refresh_stamp(PyObject *stamp_of, long long milliseconds, long long *stamped_ms,
-                              PyObject **stamp) {
-    if (*stamp != NULL && milliseconds == *stamped_ms)
+static int json_group_stamp(JsonGroup *g, PyObject *stamp_of, long long milliseconds) {
+    if (g->stamp != NULL && milliseconds == g->stamped_ms)
         return 0;
     PyObject *ms = PyLong_FromLongLong(milliseconds);
     if (ms == NULL)
         return -1;
-    Py_XSETREF(*stamp, called_bytes(PyObject_CallOneArg(stamp_of, ms)));
+    Py_XSETREF(g->stamp, called_bytes(PyObject_CallOneArg(stamp_of, ms)));
     Py_DECREF(ms);
-    if (*stamp == NULL)
+    if (g->stamp == NULL)
         return -1;
-    *stamped_ms = milliseconds;
+    g->stamped_ms = milliseconds;
     return 0;
 }
 

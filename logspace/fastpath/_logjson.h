@@ -66,43 +66,30 @@ static PyObject *log_json(PyObject *module, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!O!OOy*", &PyList_Type, &given_drafts, &PyList_Type,
                           &given_ids, &head_of, &stamp_of, &tail))
         return NULL;
-    JsonOut o = {0};
-    PyObject *result = NULL;
-    /* Copies of the lists: the callables run Python code, which must not free a draft or an
-     * id out from under the borrowed references below by changing the caller's lists. */
-    PyObject *drafts = PyList_GetSlice(given_drafts, 0, PY_SSIZE_T_MAX);
-    PyObject *ids = PyList_GetSlice(given_ids, 0, PY_SSIZE_T_MAX);
-    PyObject *last_type = NULL, *last_agent = NULL, *head = NULL, *stamp = NULL;
-    long long stamped_ms = 0;
+    JsonGroup g = {0};
+    JsonOut *o = &g.out;
     int declined = 0;
-    if (drafts == NULL || ids == NULL)
-        goto done;
-    Py_ssize_t count = PyList_GET_SIZE(drafts);
-    if (PyList_GET_SIZE(ids) != count) {
-        PyErr_SetString(PyExc_ValueError, "as many ids as drafts");
-        goto done;
-    }
-    result = PyList_New(count);
+    PyObject *result = json_group_open(&g, given_drafts, given_ids);
     if (result == NULL)
         goto done;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *draft = PyList_GET_ITEM(drafts, i);
+    for (Py_ssize_t i = 0; i < g.count; i++) {
+        PyObject *draft = PyList_GET_ITEM(g.drafts, i);
         if (!PyTuple_CheckExact(draft) || PyTuple_GET_SIZE(draft) != 12)
             goto decline;
         /* type, agent id, created, category, message, level, level number, module, function,
          * line, thread name, exception (loghandler.LogValues) */
         PyObject *event_type = PyTuple_GET_ITEM(draft, 0), *agent = PyTuple_GET_ITEM(draft, 1),
                  *created = PyTuple_GET_ITEM(draft, 2), *exception = PyTuple_GET_ITEM(draft, 11);
-        PyObject *id = PyList_GET_ITEM(ids, i);
+        PyObject *id = PyList_GET_ITEM(g.ids, i);
         if (!PyUnicode_Check(id) || !PyFloat_CheckExact(created))
             goto decline;
         long long milliseconds;
         if (created_ms(PyFloat_AS_DOUBLE(created), &milliseconds) == DECLINE)
             goto decline;
 
-        if (json_refresh_head(head_of, event_type, agent, &last_type, &last_agent, &head) < 0)
+        if (json_group_head(&g, head_of, event_type, agent) < 0)
             goto failed;
-        if (json_refresh_stamp(stamp_of, milliseconds, &stamped_ms, &stamp) < 0)
+        if (json_group_stamp(&g, stamp_of, milliseconds) < 0)
             goto failed;
 
         Py_ssize_t id_length;
@@ -111,28 +98,28 @@ static PyObject *log_json(PyObject *module, PyObject *args) {
             PyErr_Clear();
             goto decline;
         }
-        o.length = 0;
+        o->length = 0;
         int status_ = 0;
-        JSON_STEP(JSON_ADD_LITERAL(&o, "{\"id\":\""));
-        JSON_STEP(json_add(&o, id_text, (size_t)id_length));
-        JSON_STEP(json_add(&o, PyBytes_AS_STRING(head), (size_t)PyBytes_GET_SIZE(head)));
-        JSON_STEP(json_add(&o, PyBytes_AS_STRING(stamp), (size_t)PyBytes_GET_SIZE(stamp)));
-        JSON_STEP(JSON_ADD_LITERAL(&o, "\",\"string-properties\":{\"category\":"));
-        JSON_STEP(json_member_str(&o, "", 0, PyTuple_GET_ITEM(draft, 3)));
-        JSON_STEP(json_member_str(&o, MEMBER("message"), PyTuple_GET_ITEM(draft, 4)));
-        JSON_STEP(json_member_str(&o, MEMBER("level"), PyTuple_GET_ITEM(draft, 5)));
-        JSON_STEP(json_member_str(&o, MEMBER("module"), PyTuple_GET_ITEM(draft, 7)));
-        JSON_STEP(json_member_str(&o, MEMBER("function"), PyTuple_GET_ITEM(draft, 8)));
-        JSON_STEP(json_member_str(&o, MEMBER("thread_name"), PyTuple_GET_ITEM(draft, 10)));
+        JSON_STEP(JSON_ADD_LITERAL(o, "{\"id\":\""));
+        JSON_STEP(json_add(o, id_text, (size_t)id_length));
+        JSON_STEP(json_add(o, PyBytes_AS_STRING(g.head), (size_t)PyBytes_GET_SIZE(g.head)));
+        JSON_STEP(json_add(o, PyBytes_AS_STRING(g.stamp), (size_t)PyBytes_GET_SIZE(g.stamp)));
+        JSON_STEP(JSON_ADD_LITERAL(o, "\",\"string-properties\":{\"category\":"));
+        JSON_STEP(json_member_str(o, "", 0, PyTuple_GET_ITEM(draft, 3)));
+        JSON_STEP(json_member_str(o, MEMBER("message"), PyTuple_GET_ITEM(draft, 4)));
+        JSON_STEP(json_member_str(o, MEMBER("level"), PyTuple_GET_ITEM(draft, 5)));
+        JSON_STEP(json_member_str(o, MEMBER("module"), PyTuple_GET_ITEM(draft, 7)));
+        JSON_STEP(json_member_str(o, MEMBER("function"), PyTuple_GET_ITEM(draft, 8)));
+        JSON_STEP(json_member_str(o, MEMBER("thread_name"), PyTuple_GET_ITEM(draft, 10)));
         if (exception != Py_None)
-            JSON_STEP(json_member_str(&o, MEMBER("exception"), exception));
-        JSON_STEP(JSON_ADD_LITERAL(&o, "},\"integer-properties\":{"));
-        JSON_STEP(json_member_int(&o, "\"level_number\":", sizeof("\"level_number\":") - 1,
+            JSON_STEP(json_member_str(o, MEMBER("exception"), exception));
+        JSON_STEP(JSON_ADD_LITERAL(o, "},\"integer-properties\":{"));
+        JSON_STEP(json_member_int(o, "\"level_number\":", sizeof("\"level_number\":") - 1,
                                   PyTuple_GET_ITEM(draft, 6)));
-        JSON_STEP(json_member_int(&o, MEMBER("line"), PyTuple_GET_ITEM(draft, 9)));
-        JSON_STEP(JSON_ADD_LITERAL(&o, "}"));
-        JSON_STEP(json_add(&o, tail.buf, (size_t)tail.len));
-        PyObject *body = PyBytes_FromStringAndSize(o.data, (Py_ssize_t)o.length);
+        JSON_STEP(json_member_int(o, MEMBER("line"), PyTuple_GET_ITEM(draft, 9)));
+        JSON_STEP(JSON_ADD_LITERAL(o, "}"));
+        JSON_STEP(json_add(o, tail.buf, (size_t)tail.len));
+        PyObject *body = PyBytes_FromStringAndSize(o->data, (Py_ssize_t)o->length);
         if (body == NULL)
             goto failed;
         PyList_SET_ITEM(result, i, body);
@@ -143,13 +130,7 @@ decline:
 failed:
     Py_CLEAR(result);
 done:
-    PyMem_RawFree(o.data);
-    Py_XDECREF(drafts);
-    Py_XDECREF(ids);
-    Py_XDECREF(last_type);
-    Py_XDECREF(last_agent);
-    Py_XDECREF(head);
-    Py_XDECREF(stamp);
+    json_group_close(&g);
     PyBuffer_Release(&tail);
     if (declined)
         Py_RETURN_NONE;

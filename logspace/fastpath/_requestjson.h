@@ -34,30 +34,16 @@ static PyObject *asgi_json(PyObject *module, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!O!OOOy*", &PyList_Type, &given_drafts, &PyList_Type,
                           &given_ids, &head_of, &stamp_of, &where_of, &tail))
         return NULL;
-    JsonOut o = {0};
-    PyObject *result = NULL;
-    /* Copies of the lists: the callables run Python code, which must not free a draft or an
-     * id out from under the borrowed references below by changing the caller's lists. */
-    PyObject *drafts = PyList_GetSlice(given_drafts, 0, PY_SSIZE_T_MAX);
-    PyObject *ids = PyList_GetSlice(given_ids, 0, PY_SSIZE_T_MAX);
-    /* The last values seen and what was made of them (owned references). */
-    PyObject *last_type = NULL, *last_agent = NULL, *head = NULL;
+    JsonGroup g = {0};
+    JsonOut *o = &g.out;
+    /* The last place seen and what was made of it (owned references). */
     PyObject *last_host = NULL, *last_server = NULL, *last_scheme = NULL, *where = NULL;
-    PyObject *stamp = NULL;
-    long long stamped_ms = 0;
     int declined = 0;
-    if (drafts == NULL || ids == NULL)
-        goto done;
-    Py_ssize_t count = PyList_GET_SIZE(drafts);
-    if (PyList_GET_SIZE(ids) != count) {
-        PyErr_SetString(PyExc_ValueError, "as many ids as drafts");
-        goto done;
-    }
-    result = PyList_New(count);
+    PyObject *result = json_group_open(&g, given_drafts, given_ids);
     if (result == NULL)
         goto done;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *draft = PyList_GET_ITEM(drafts, i);
+    for (Py_ssize_t i = 0; i < g.count; i++) {
+        PyObject *draft = PyList_GET_ITEM(g.drafts, i);
         if (!PyTuple_CheckExact(draft) || PyTuple_GET_SIZE(draft) != 14)
             goto decline;
         PyObject *event_type = PyTuple_GET_ITEM(draft, 0), *agent = PyTuple_GET_ITEM(draft, 1),
@@ -67,7 +53,7 @@ static PyObject *asgi_json(PyObject *module, PyObject *args) {
                  *method = PyTuple_GET_ITEM(draft, 8), *client = PyTuple_GET_ITEM(draft, 9),
                  *host = PyTuple_GET_ITEM(draft, 10), *request_id = PyTuple_GET_ITEM(draft, 11),
                  *status = PyTuple_GET_ITEM(draft, 12), *location = PyTuple_GET_ITEM(draft, 13);
-        PyObject *id = PyList_GET_ITEM(ids, i);
+        PyObject *id = PyList_GET_ITEM(g.ids, i);
         if (!PyUnicode_Check(id) || !PyLong_CheckExact(arrived) || !PyLong_CheckExact(elapsed) ||
             !PyLong_CheckExact(status) || !PyUnicode_Check(scheme) ||
             (host != Py_None && !PyBytes_CheckExact(host)))
@@ -93,10 +79,10 @@ static PyObject *asgi_json(PyObject *module, PyObject *args) {
         if (ip != Py_None && !PyUnicode_Check(ip))
             goto decline;
 
-        if (json_refresh_head(head_of, event_type, agent, &last_type, &last_agent, &head) < 0)
+        if (json_group_head(&g, head_of, event_type, agent) < 0)
             goto failed;
         long long milliseconds = floor_div(arrived_ns, 1000000);
-        if (json_refresh_stamp(stamp_of, milliseconds, &stamped_ms, &stamp) < 0)
+        if (json_group_stamp(&g, stamp_of, milliseconds) < 0)
             goto failed;
         if (where == NULL || !same(host, last_host) || !same(server, last_server) ||
             !same(scheme, last_scheme)) {
@@ -120,39 +106,39 @@ static PyObject *asgi_json(PyObject *module, PyObject *args) {
             PyErr_Clear();
             goto decline;
         }
-        o.length = 0;
+        o->length = 0;
         int status_ = 0;
         long long microseconds = floor_div(elapsed_ns, 1000);
         PyObject *domain = PyTuple_GET_ITEM(where, 0), *port = PyTuple_GET_ITEM(where, 1);
-        JSON_STEP(JSON_ADD_LITERAL(&o, "{\"id\":\""));
-        JSON_STEP(json_add(&o, id_text, (size_t)id_length));
-        JSON_STEP(json_add(&o, PyBytes_AS_STRING(head), (size_t)PyBytes_GET_SIZE(head)));
-        JSON_STEP(json_add(&o, PyBytes_AS_STRING(stamp), (size_t)PyBytes_GET_SIZE(stamp)));
-        JSON_STEP(json_member_str(&o, "\",\"string-properties\":{\"protocol\":",
+        JSON_STEP(JSON_ADD_LITERAL(o, "{\"id\":\""));
+        JSON_STEP(json_add(o, id_text, (size_t)id_length));
+        JSON_STEP(json_add(o, PyBytes_AS_STRING(g.head), (size_t)PyBytes_GET_SIZE(g.head)));
+        JSON_STEP(json_add(o, PyBytes_AS_STRING(g.stamp), (size_t)PyBytes_GET_SIZE(g.stamp)));
+        JSON_STEP(json_member_str(o, "\",\"string-properties\":{\"protocol\":",
                                   sizeof("\",\"string-properties\":{\"protocol\":") - 1, scheme));
-        JSON_STEP(json_member_str(&o, ",\"path\":", sizeof(",\"path\":") - 1, path));
-        JSON_STEP(json_member_str(&o, ",\"http_method\":", sizeof(",\"http_method\":") - 1,
+        JSON_STEP(json_member_str(o, ",\"path\":", sizeof(",\"path\":") - 1, path));
+        JSON_STEP(json_member_str(o, ",\"http_method\":", sizeof(",\"http_method\":") - 1,
                                   method));
-        JSON_STEP(json_add(&o, PyBytes_AS_STRING(domain), (size_t)PyBytes_GET_SIZE(domain)));
+        JSON_STEP(json_add(o, PyBytes_AS_STRING(domain), (size_t)PyBytes_GET_SIZE(domain)));
         if (!PyBytes_CheckExact(query))
             goto decline;
-        JSON_STEP(json_member_latin1(&o, ",\"query_string\":", sizeof(",\"query_string\":") - 1,
+        JSON_STEP(json_member_latin1(o, ",\"query_string\":", sizeof(",\"query_string\":") - 1,
                                      query));
-        JSON_STEP(json_member_latin1(&o, ",\"request_id\":", sizeof(",\"request_id\":") - 1,
+        JSON_STEP(json_member_latin1(o, ",\"request_id\":", sizeof(",\"request_id\":") - 1,
                                      request_id));
         if (ip != Py_None && PyUnicode_GET_LENGTH(ip) > 0)
-            JSON_STEP(json_member_str(&o, ",\"ip_address\":", sizeof(",\"ip_address\":") - 1, ip));
-        JSON_STEP(json_member_latin1(&o, ",\"location\":", sizeof(",\"location\":") - 1, location));
-        JSON_STEP(JSON_ADD_LITERAL(&o, "},\"integer-properties\":{\"response_code\":"));
-        JSON_STEP(json_number(&o, code));
-        JSON_STEP(json_add(&o, PyBytes_AS_STRING(port), (size_t)PyBytes_GET_SIZE(port)));
-        JSON_STEP(JSON_ADD_LITERAL(&o, "},\"long-properties\":{\"duration\":"));
-        JSON_STEP(json_number(&o, floor_div(microseconds, 1000)));
-        JSON_STEP(JSON_ADD_LITERAL(&o, ",\"duration_us\":"));
-        JSON_STEP(json_number(&o, microseconds));
-        JSON_STEP(JSON_ADD_LITERAL(&o, "}"));
-        JSON_STEP(json_add(&o, tail.buf, (size_t)tail.len));
-        PyObject *body = PyBytes_FromStringAndSize(o.data, (Py_ssize_t)o.length);
+            JSON_STEP(json_member_str(o, ",\"ip_address\":", sizeof(",\"ip_address\":") - 1, ip));
+        JSON_STEP(json_member_latin1(o, ",\"location\":", sizeof(",\"location\":") - 1, location));
+        JSON_STEP(JSON_ADD_LITERAL(o, "},\"integer-properties\":{\"response_code\":"));
+        JSON_STEP(json_number(o, code));
+        JSON_STEP(json_add(o, PyBytes_AS_STRING(port), (size_t)PyBytes_GET_SIZE(port)));
+        JSON_STEP(JSON_ADD_LITERAL(o, "},\"long-properties\":{\"duration\":"));
+        JSON_STEP(json_number(o, floor_div(microseconds, 1000)));
+        JSON_STEP(JSON_ADD_LITERAL(o, ",\"duration_us\":"));
+        JSON_STEP(json_number(o, microseconds));
+        JSON_STEP(JSON_ADD_LITERAL(o, "}"));
+        JSON_STEP(json_add(o, tail.buf, (size_t)tail.len));
+        PyObject *body = PyBytes_FromStringAndSize(o->data, (Py_ssize_t)o->length);
         if (body == NULL)
             goto failed;
         PyList_SET_ITEM(result, i, body);
@@ -163,17 +149,11 @@ decline:
 failed:
     Py_CLEAR(result);
 done:
-    PyMem_RawFree(o.data);
-    Py_XDECREF(drafts);
-    Py_XDECREF(ids);
-    Py_XDECREF(last_type);
-    Py_XDECREF(last_agent);
-    Py_XDECREF(head);
     Py_XDECREF(last_host);
     Py_XDECREF(last_server);
     Py_XDECREF(last_scheme);
     Py_XDECREF(where);
-    Py_XDECREF(stamp);
+    json_group_close(&g);
     PyBuffer_Release(&tail);
     if (declined)
         Py_RETURN_NONE;
