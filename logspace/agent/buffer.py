@@ -92,7 +92,7 @@ class Buffer:
         group_events: int,
         group_bytes: int,
         when_full: FullPolicy,
-        committed: Callable[[], None],
+        committed: Callable[[bool], None],
         report: Callable[[list[Dropped]], None],
         encode_drafts: EncodeDrafts | None = None,
     ) -> None:
@@ -274,7 +274,9 @@ class Buffer:
                     message = f"the queue holds at most {self.queue.max_bytes} B"
                     self._report([Dropped(body, "queue-full", message) for body in spilled])
                 if bodies:
-                    self._committed()
+                    # Only this group queued: the queue was empty since the sender last
+                    # looked (it only takes events away meanwhile), so it waits for nothing.
+                    self._committed(len(self.queue) <= len(bodies))
         finally:
             if dropped:
                 self._report_buffer_drops(unreported, dropped)

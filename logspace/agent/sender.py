@@ -73,7 +73,7 @@ class _Queueing:
             group_events=config.batch_max_events,
             group_bytes=config.batch_max_bytes,
             when_full=self.queue.when_full,
-            committed=self._notify,
+            committed=self._committed,
             report=self._report,
             encode_drafts=self._encode_drafts,
         )
@@ -165,6 +165,13 @@ class _Queueing:
     def _flushing(self, amount: int) -> None:
         with self._flushing_lock:
             self._shipper.flushing += amount
+
+    def _committed(self, alone: bool) -> None:
+        # Woken only when the plan can change: a group commit every few tens of milliseconds
+        # would otherwise wake the loop each time (for AsyncSender, the application's event
+        # loop) to find it has nothing to send yet.
+        if self._shipper.due_on_commit(alone):
+            self._notify()
 
     def _notify(self) -> None:
         raise NotImplementedError  # pragma: no cover - each sender wakes its own loop

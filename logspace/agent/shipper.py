@@ -120,6 +120,12 @@ class Shipper:
             or self.queue.size_bytes >= self.config.batch_max_bytes
         )
 
+    def due_on_commit(self, alone: bool) -> bool:
+        """Whether events just committed to the queue can bring the next batch forward: they
+        are `alone` in it (the loop waits for nothing), it is full now, or someone is flushing.
+        Otherwise the loop already waits for the oldest event's age, which they do not change."""
+        return alone or bool(self.flushing) or self._full()
+
     def wait_time(self) -> float | None:
         """Seconds until a batch should go out; None while the queue is empty."""
         if not len(self.queue):

@@ -7,6 +7,7 @@ import gzip
 import sqlite3
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,45 @@ def test_the_threaded_sender_delivers_in_the_background(tmp_path: Path) -> None:
     assert str(request.url) == "http://hq.test/events"
     assert request.headers["logspace.space-token"] == "secret"
     assert request.headers["content-type"] == "application/json"
+
+
+def test_events_go_out_at_their_batch_age_whatever_the_loop_was_waiting_for(
+    tmp_path: Path,
+) -> None:
+    """The loop sleeps until it is woken or the oldest event is old enough; a group committed
+    to an empty queue (the loop idle), or while a batch is in flight, still goes at its age."""
+    first_request = threading.Event()
+    release = threading.Event()
+    hq = ScriptedHQ()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if not hq.requests:
+            first_request.set()
+            release.wait(10)
+        return hq(request)
+
+    cfg = config(tmp_path, batch_max_age=0.2, commit_interval=0.01)
+    with Sender(cfg, transport=httpx.MockTransport(answer)) as sender:
+        sender.send(make_event())  # into an empty queue, the loop idle
+        assert first_request.wait(5)
+        sender.send(make_event())  # while the first batch is in flight
+        for _ in range(100):
+            if sender.stats.buffered == 0:
+                break
+            time.sleep(0.01)
+        release.set()
+        for _ in range(300):
+            if len(hq.accepted) == 2:
+                break
+            time.sleep(0.01)
+        delivered = len(hq.accepted)
+        sender.send(make_event())  # into an empty queue again, the loop idle again
+        for _ in range(300):
+            if len(hq.accepted) == 3:
+                break
+            time.sleep(0.01)
+        # Within 3 s, not the loop's idle minute (and not at close, which flushes).
+        assert (delivered, len(hq.accepted)) == (2, 3)
 
 
 def test_system_and_marker_from_the_configuration_are_stamped(tmp_path: Path) -> None:

@@ -106,6 +106,22 @@ def test_flushing_ignores_the_batch_age() -> None:
     assert len(rig.attempt().rows) == 2
 
 
+def test_a_commit_wakes_the_loop_only_when_it_can_bring_the_next_batch_forward() -> None:
+    rig = Rig(batch_max_events=3)
+    rig.put(1)
+    # Alone in the queue: the loop was waiting for nothing and must start the age's clock.
+    assert rig.shipper.due_on_commit(alone=True)
+    rig.put(1)
+    # Behind an older event: the loop already waits for that one's age.
+    assert not rig.shipper.due_on_commit(alone=False)
+    rig.shipper.flushing = 1
+    assert rig.shipper.due_on_commit(alone=False)
+    rig.shipper.flushing = 0
+    rig.put(1)
+    # A full batch goes at once.
+    assert rig.shipper.due_on_commit(alone=False)
+
+
 def test_nothing_to_send_means_no_attempt_and_no_deadline() -> None:
     rig = Rig()
     assert rig.shipper.next_attempt() is None
