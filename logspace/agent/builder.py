@@ -73,7 +73,7 @@ def format_instant(instant: datetime) -> str:
 
 
 # The formatted second of the last instant formatted: agents stamp many events per second.
-_second: tuple[int, str] = (-1, "")
+_second: tuple[int | None, str] = (None, "")  # None: no second yet (-1 is one)
 
 
 def instant_from_ms(milliseconds: int) -> str:

@@ -142,7 +142,8 @@ def _events(rows: Sequence[_Row], ids: Sequence[str]) -> list[Event]:
     # once per group.
     heads: dict[tuple[str, str], tuple[str, str, str]] = {}
     places: dict[tuple[Any, ...], tuple[str | None, int | None]] = {}
-    stamped_ms, stamp = -1, ""
+    stamped_ms: int | None = None  # none yet (-1 is a millisecond of 1969)
+    stamp = ""
     events: list[Event] = []
     for (
         event_type,
@@ -218,7 +219,8 @@ def _encoded(
     known = texts.get
     head_of = heads(system)
     places: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
-    stamped_ms, stamp = -1, b""
+    stamped_ms: int | None = None  # none yet (-1 is a millisecond of 1969)
+    stamp = b""
     tail = tail_json(marker)
     events: list[bytes] = []
     for (

@@ -176,8 +176,13 @@ typedef struct {
     Py_ssize_t count;
     JsonOut out;
     PyObject *last_type, *last_agent, *head;
-    PyObject *stamp;
-    long long stamped_ms;
+    /* The timestamp of millisecond `stamped_ms` (`stamp_len` bytes, 0 before the first). Where
+     * `stamp_of` wrote the first millisecond of `stamp_second` as "....000Z" (patchable), the
+     * other milliseconds of that second are that text with their digits put in. */
+    char stamp[64];
+    size_t stamp_len;
+    long long stamped_ms, stamp_second;
+    int stamp_known, stamp_patchable;
 } JsonGroup;
 
 /* Takes the group's lists (as many ids as drafts): the list of results to fill in, each item
@@ -202,7 +207,6 @@ static void json_group_close(JsonGroup *g) {
     Py_XDECREF(g->last_type);
     Py_XDECREF(g->last_agent);
     Py_XDECREF(g->head);
-    Py_XDECREF(g->stamp);
 }
 
 /* The head of an event (`head_of(type, agent)`: its type, system and agent id), made again only
@@ -220,18 +224,53 @@ static int json_group_head(JsonGroup *g, PyObject *head_of, PyObject *event_type
     return 0;
 }
 
-/* The timestamp of a millisecond (`stamp_of(milliseconds)`), made again only when the draft's
- * millisecond differs from the last one's. 0, or -1 with an exception. */
-static int json_group_stamp(JsonGroup *g, PyObject *stamp_of, long long milliseconds) {
-    if (g->stamp != NULL && milliseconds == g->stamped_ms)
-        return 0;
+/* `stamp_of(milliseconds)` into the group's stamp: 0, 1 if it is too long to keep (the writer
+ * declines), or -1 with an exception. */
+static int json_group_call_stamp(JsonGroup *g, PyObject *stamp_of, long long milliseconds) {
     PyObject *ms = PyLong_FromLongLong(milliseconds);
     if (ms == NULL)
         return -1;
-    Py_XSETREF(g->stamp, called_bytes(PyObject_CallOneArg(stamp_of, ms)));
+    PyObject *stamp = called_bytes(PyObject_CallOneArg(stamp_of, ms));
     Py_DECREF(ms);
-    if (g->stamp == NULL)
+    if (stamp == NULL)
         return -1;
+    size_t length = (size_t)PyBytes_GET_SIZE(stamp);
+    if (length > sizeof(g->stamp)) {
+        Py_DECREF(stamp);
+        return 1;
+    }
+    memcpy(g->stamp, PyBytes_AS_STRING(stamp), length);
+    Py_DECREF(stamp);
+    g->stamp_len = length;
+    g->stamped_ms = milliseconds;
+    return 0;
+}
+
+/* The timestamp of a millisecond (`stamp_of(milliseconds)`), made again only when the draft's
+ * millisecond differs from the last one's, and in Python only once a second: a busy agent's
+ * drafts each have a millisecond of their own. 0, 1 to decline, or -1 with an exception. */
+static int json_group_stamp(JsonGroup *g, PyObject *stamp_of, long long milliseconds) {
+    if (g->stamp_len != 0 && milliseconds == g->stamped_ms)
+        return 0;
+    long long second = floor_div(milliseconds, 1000);
+    if (!g->stamp_known || second != g->stamp_second) {
+        int status = json_group_call_stamp(g, stamp_of, second * 1000);
+        if (status != 0)
+            return status;
+        size_t n = g->stamp_len;
+        g->stamp_known = 1;
+        g->stamp_second = second;
+        g->stamp_patchable = n >= 5 && memcmp(g->stamp + n - 5, ".000Z", 5) == 0;
+        if (milliseconds == second * 1000)
+            return 0;
+    }
+    if (!g->stamp_patchable)
+        return json_group_call_stamp(g, stamp_of, milliseconds);
+    long long rest = milliseconds - second * 1000;
+    char *digits = g->stamp + g->stamp_len - 4;
+    digits[0] = (char)('0' + rest / 100);
+    digits[1] = (char)('0' + rest / 10 % 10);
+    digits[2] = (char)('0' + rest % 10);
     g->stamped_ms = milliseconds;
     return 0;
 }

@@ -5,8 +5,9 @@
  * it, stamped by the sender, or returns None for a group it does not take as is (a value of an
  * unexpected type, a text that is not valid UTF-8, a number out of range): the Python path
  * then builds the events and encodes them. The event's head (type, system, agent id) and the
- * timestamp of a millisecond are made in Python, by callables called only when they change
- * from one draft to the next. tests/agent/test_agent_loghandler.py holds the two paths equal.
+ * timestamp are made in Python, by callables called only when they change from one draft to
+ * the next (the timestamp once a second: see `json_group_stamp`).
+ * tests/agent/test_agent_loghandler.py holds the two paths equal.
  *
  * It reads only Python objects that the handler took from log records, in the sender's thread.
  */
@@ -57,8 +58,9 @@ PyDoc_STRVAR(log_json_doc,
 "log_json(drafts, ids, head, stamp, tail) -> list[bytes] | None\n"
 "\n"
 "The JSON of each log draft with its id, as orjson encodes the event LogEvents builds from\n"
-"it; None to decline. head(type, agent_id) -> bytes and stamp(milliseconds) -> bytes are\n"
-"called when their arguments change.");
+"it; None to decline. head(type, agent_id) -> bytes is called when its arguments change,\n"
+"stamp(milliseconds) -> bytes for the first millisecond of each second (the others are\n"
+"its text with their digits in, where it ends in .000Z).");
 
 static PyObject *log_json(PyObject *module, PyObject *args) {
     PyObject *given_drafts, *given_ids, *head_of, *stamp_of;
@@ -89,8 +91,11 @@ static PyObject *log_json(PyObject *module, PyObject *args) {
 
         if (json_group_head(&g, head_of, event_type, agent) < 0)
             goto failed;
-        if (json_group_stamp(&g, stamp_of, milliseconds) < 0)
+        int stamped = json_group_stamp(&g, stamp_of, milliseconds);
+        if (stamped < 0)
             goto failed;
+        if (stamped > 0)
+            goto decline;
 
         Py_ssize_t id_length;
         const char *id_text = PyUnicode_AsUTF8AndSize(id, &id_length);
@@ -103,7 +108,7 @@ static PyObject *log_json(PyObject *module, PyObject *args) {
         JSON_STEP(JSON_ADD_LITERAL(o, "{\"id\":\""));
         JSON_STEP(json_add(o, id_text, (size_t)id_length));
         JSON_STEP(json_add(o, PyBytes_AS_STRING(g.head), (size_t)PyBytes_GET_SIZE(g.head)));
-        JSON_STEP(json_add(o, PyBytes_AS_STRING(g.stamp), (size_t)PyBytes_GET_SIZE(g.stamp)));
+        JSON_STEP(json_add(o, g.stamp, g.stamp_len));
         JSON_STEP(JSON_ADD_LITERAL(o, "\",\"string-properties\":{\"category\":"));
         JSON_STEP(json_member_str(o, "", 0, PyTuple_GET_ITEM(draft, 3)));
         JSON_STEP(json_member_str(o, MEMBER("message"), PyTuple_GET_ITEM(draft, 4)));

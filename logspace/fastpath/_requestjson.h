@@ -6,8 +6,8 @@
  * of an unexpected type, a text that is not valid UTF-8, a number out of range): the Python
  * path then does the work. What is worked out once per group stays in Python and is passed in
  * as callables, called only when the value changes from one draft to the next: the event's
- * head (type, system, agent id), the timestamp of a millisecond, the domain and port of a
- * host. tests/agent/test_agent_requestevent.py holds the two paths equal.
+ * head (type, system, agent id), the timestamp (once a second: see `json_group_stamp`), the
+ * domain and port of a host. tests/agent/test_agent_requestevent.py holds the two paths equal.
  *
  * It reads only Python objects the application's middleware made (no bytes from the network
  * are parsed here: the texts are copied with JSON's escapes), in the sender's thread.
@@ -25,8 +25,10 @@ PyDoc_STRVAR(asgi_json_doc,
 "asgi_json(drafts, ids, head, stamp, where, tail) -> list[bytes] | None\n"
 "\n"
 "The JSON of each ASGI request draft with its id, as requestevent._encoded writes it; None\n"
-"to decline. head(type, agent_id) -> bytes, stamp(milliseconds) -> bytes and\n"
-"where(host, server, scheme) -> (bytes, bytes) are called when their arguments change.");
+"to decline. head(type, agent_id) -> bytes and where(host, server, scheme) -> (bytes, bytes)\n"
+"are called when their arguments change, stamp(milliseconds) -> bytes for the first\n"
+"millisecond of each second (the others are its text with their digits in, where it ends\n"
+"in .000Z).");
 
 static PyObject *asgi_json(PyObject *module, PyObject *args) {
     PyObject *given_drafts, *given_ids, *head_of, *stamp_of, *where_of;
@@ -82,8 +84,11 @@ static PyObject *asgi_json(PyObject *module, PyObject *args) {
         if (json_group_head(&g, head_of, event_type, agent) < 0)
             goto failed;
         long long milliseconds = floor_div(arrived_ns, 1000000);
-        if (json_group_stamp(&g, stamp_of, milliseconds) < 0)
+        int stamped = json_group_stamp(&g, stamp_of, milliseconds);
+        if (stamped < 0)
             goto failed;
+        if (stamped > 0)
+            goto decline;
         if (where == NULL || !same(host, last_host) || !same(server, last_server) ||
             !same(scheme, last_scheme)) {
             Py_XSETREF(where, PyObject_CallFunctionObjArgs(where_of, host, server, scheme, NULL));
@@ -113,7 +118,7 @@ static PyObject *asgi_json(PyObject *module, PyObject *args) {
         JSON_STEP(JSON_ADD_LITERAL(o, "{\"id\":\""));
         JSON_STEP(json_add(o, id_text, (size_t)id_length));
         JSON_STEP(json_add(o, PyBytes_AS_STRING(g.head), (size_t)PyBytes_GET_SIZE(g.head)));
-        JSON_STEP(json_add(o, PyBytes_AS_STRING(g.stamp), (size_t)PyBytes_GET_SIZE(g.stamp)));
+        JSON_STEP(json_add(o, g.stamp, g.stamp_len));
         JSON_STEP(json_member_str(o, "\",\"string-properties\":{\"protocol\":",
                                   sizeof("\",\"string-properties\":{\"protocol\":") - 1, scheme));
         JSON_STEP(json_member_str(o, ",\"path\":", sizeof(",\"path\":") - 1, path));

@@ -27,9 +27,17 @@ needs_c = pytest.mark.skipif(log_json is None, reason="the C extension is not bu
 
 texts = st.text(max_size=12)
 stamps = st.builds(Stamp, st.none() | texts, st.none() | texts)
-# Times of any microsecond, and some exactly half way between two (rounded half to even).
-createds = st.floats(NOW - 10**8, NOW + 10**6) | st.integers(0, 10**6).map(
-    lambda n: float(int(NOW)) + (n + 0.5) / 1_000_000
+# Times of any microsecond, some exactly half way between two (rounded half to even), and
+# some a few seconds apart (the C writer fills in the milliseconds of a second it has the
+# timestamp of).
+createds = (
+    st.floats(NOW - 10**8, NOW + 10**6)
+    | st.integers(0, 10**6).map(lambda n: float(int(NOW)) + (n + 0.5) / 1_000_000)
+    | st.builds(
+        lambda second, ms: float(int(NOW) + second) + ms / 1000,
+        st.integers(-2, 2),
+        st.integers(0, 999),
+    )
 )
 log_values = st.tuples(
     st.sampled_from(["log", 'we"ird\u00e9']),
@@ -131,18 +139,29 @@ def test_the_c_writer_works_out_head_and_time_only_when_they_change() -> None:
         return counted
 
     assert log_json is not None
-    same_millisecond = (*GOOD[:2], GOOD[2] + 0.0000001, *GOOD[3:])
-    later = (*GOOD[:2], GOOD[2] + 0.005, *GOOD[3:])
-    other_agent = (GOOD[0], "worker", *GOOD[2:])
+    second = float(int(NOW))
+    first = (*GOOD[:2], second + 0.1, *GOOD[3:])
+    same_millisecond = (*GOOD[:2], second + 0.1000001, *GOOD[3:])
+    later = (*GOOD[:2], second + 0.105, *GOOD[3:])
+    other_agent = (first[0], "worker", *first[2:])
+    next_second = (*GOOD[:2], second + 1.5, *GOOD[3:])
     written = log_json(
-        [GOOD, same_millisecond, later, other_agent],
-        random_ids(4),
+        [first, same_millisecond, later, other_agent, next_second],
+        random_ids(5),
         counting("head", head),
         counting("stamp", stamp),
         tail,
     )
     assert written is not None
-    assert sorted(calls) == ["head", "head", "stamp", "stamp", "stamp"]
+    # The timestamp once a second (the C writer fills in the milliseconds).
+    assert sorted(calls) == ["head", "head", "head", "stamp", "stamp"]
+    assert [orjson.loads(body)["timestamp"][-5:] for body in written] == [
+        ".100Z",
+        ".100Z",
+        ".105Z",
+        ".100Z",
+        ".500Z",
+    ]
 
 
 def c_callables(stamp: Stamp) -> tuple[Any, Any, bytes]:

@@ -24,13 +24,22 @@ NOW_NS = time.time_ns()
 asgi_json = requestevent._asgi_json
 needs_c = pytest.mark.skipif(asgi_json is None, reason="the C extension is not built")
 
+# Arrivals over days, or a few seconds apart (the C writer fills in the milliseconds of a
+# second it has the timestamp of), around now and around the epoch.
+arrivals = st.integers(NOW_NS - 10**15, NOW_NS) | st.builds(
+    lambda base, second, ms, ns: (base + second) * 10**9 + ms * 10**6 + ns,
+    st.sampled_from([0, NOW_NS // 10**9]),
+    st.integers(-2, 2),
+    st.integers(0, 999),
+    st.integers(0, 999_999),
+)
 texts = st.text(max_size=12)
 maybe_bytes = st.none() | st.binary(max_size=12)
 stamps = st.builds(Stamp, st.none() | texts, st.none() | texts)
 asgi_values = st.tuples(
     st.sampled_from(["http/request", 'we"ird\u00e9']),
     st.sampled_from(["http/asgi", "agent\\x"]),
-    st.integers(NOW_NS - 10**15, NOW_NS),
+    arrivals,
     st.integers(0, 10**12),
     st.sampled_from(["http", "https", "ws"]),
     st.none() | st.tuples(texts, st.none() | st.integers(0, 65535)),
@@ -140,18 +149,55 @@ def test_the_c_path_works_out_head_time_and_place_only_when_they_change() -> Non
         return counted
 
     assert asgi_json is not None
-    later = (*GOOD[:2], NOW_NS + 5_000_000, *GOOD[3:])
-    other_host = (*GOOD[:10], b"other.example", *GOOD[11:])
+    second = (NOW_NS // 10**9) * 10**9
+    first = (*GOOD[:2], second + 100_000_000, *GOOD[3:])
+    later = (*GOOD[:2], second + 105_000_000, *GOOD[3:])
+    other_host = (*first[:10], b"other.example", *first[11:])
+    next_second = (*GOOD[:2], second + 1_500_000_000, *GOOD[3:])
     written = asgi_json(
-        [GOOD, GOOD, later, other_host],
-        random_ids(4),
+        [first, first, later, other_host, next_second],
+        random_ids(5),
         counting("head", head),
         counting("stamp", stamp),
         counting("where", where),
         tail,
     )
     assert written is not None
-    assert sorted(calls) == ["head", "stamp", "stamp", "stamp", "where", "where"]
+    # The timestamp once a second (the C writer fills in the milliseconds).
+    assert sorted(calls) == ["head", "stamp", "stamp", "where", "where", "where"]
+    assert [orjson.loads(body)["timestamp"][-5:] for body in written] == [
+        ".100Z",
+        ".100Z",
+        ".105Z",
+        ".100Z",
+        ".500Z",
+    ]
+
+
+@needs_c
+def test_a_timestamp_without_milliseconds_to_fill_in_is_asked_for_each_millisecond() -> None:
+    head, _, where, tail = c_callables(Stamp(None, None))
+    asked: list[int] = []
+
+    def stamp(milliseconds: int) -> bytes:
+        asked.append(milliseconds)
+        return b"t%d" % milliseconds
+
+    drafts = [(*GOOD[:2], ms * 10**6, *GOOD[3:]) for ms in (5000, 5001, 5001, 5999, 6000)]
+    assert asgi_json is not None
+    written = asgi_json(drafts, random_ids(5), head, stamp, where, tail)
+    assert written is not None
+    assert [orjson.loads(body)["timestamp"] for body in written] == [
+        "t5000",
+        "t5001",
+        "t5001",
+        "t5999",
+        "t6000",
+    ]
+    # Each second's first millisecond (does it end in .000Z?), then each other millisecond.
+    assert asked == [5000, 5001, 5999, 6000]
+    # A timestamp too long to keep: the C writer declines, Python writes the group.
+    assert asgi_json(drafts, random_ids(5), head, lambda ms: b"9" * 65, where, tail) is None
 
 
 def c_callables(stamp: Stamp) -> tuple[Any, Any, Any, bytes]:
