@@ -33,7 +33,7 @@ from logspace.agent import (
     Sender,
     WSGIMiddleware,
 )
-from logspace.agent.buffer import BufferClosed
+from logspace.agent.buffer import Buffer, BufferClosed
 from logspace.testing import make_event
 
 # Generous: only a request path that waits for the stalled disk (forever) gets near it.
@@ -142,6 +142,47 @@ def test_events_are_committed_in_groups_by_the_buffers_thread(
     assert sum(disk.groups) == 250
     assert len(disk.groups) < 250 / 10
     sender.close(timeout=0)
+
+
+def test_the_thread_encodes_a_small_group_in_slices_and_a_large_one_at_once() -> None:
+    """Slices let an application thread waiting for the GIL in between (a light load's
+    latency); a large group goes in one piece (a busy application's throughput). The events
+    are the same and in order either way."""
+    calls: list[int] = []
+
+    def encode(drafts: Sequence[Any]) -> list[bytes | Dropped]:
+        calls.append(len(drafts))
+        return [b'{"n":%d}' % values for _, values, _ in drafts]
+
+    queue = DiskQueue(None)
+    buffer = Buffer(
+        queue,
+        max_bytes=10**7,
+        interval=0.3,
+        group_events=1000,
+        group_bytes=10**7,
+        when_full="drop-oldest",
+        committed=lambda alone: None,
+        report=lambda drops: None,
+        encode_drafts=encode,
+    )
+    try:
+        for size in (40, 200):
+            calls.clear()
+            before = len(queue)
+            for n in range(size):
+                buffer.put_draft(print, n, 10)
+            for _ in range(300):
+                if len(queue) == before + size:
+                    break
+                time.sleep(0.01)
+            assert calls == ([16, 16, 8] if size == 40 else [200])
+            rows = queue.peek(size, 10**7)
+            assert [orjson.loads(body)["n"] for _, body in rows] == list(range(size))
+            queue.ack([seq for seq, _ in rows])
+    finally:
+        buffer.close(5)
+        queue.close()
 
 
 def test_under_load_the_thread_commits_whole_groups_so_every_batch_is_full(
