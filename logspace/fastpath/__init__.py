@@ -18,7 +18,7 @@ import msgspec
 
 from logspace.events import Limits, instant_bound
 
-__all__ = ["AVAILABLE", "Written", "plain_each", "plain_events", "write"]
+__all__ = ["AVAILABLE", "Written", "newest_at", "plain_each", "plain_events", "write"]
 
 _compiled: Callable[..., tuple[bytes, int, set[str], int, int, int] | None] | None
 _verdicts: Callable[..., list[bool]] | None
@@ -82,6 +82,20 @@ def plain_each(events: Sequence[bytes], limits: Limits, newest: datetime) -> lis
     return _verdicts(events, *_rules(limits, newest), True)
 
 
+def newest_at(limits: Limits, clock: float) -> datetime:
+    """The newest timestamp `limits` accept at `clock` (`time.time()`), to the whole second:
+    the same object for every call within a second, whose rules `_rules` then has at hand.
+    (The C path compares with whole seconds anyway, see `_rules`.)"""
+    second = int(clock + limits.max_future.total_seconds())
+    last = _last
+    # (An agent's check may have left an instant within the second there: not that one.)
+    if last is not None and last[0] is limits and last[1] == second and not last[3].microsecond:
+        return last[3]
+    newest = datetime.fromtimestamp(second, UTC)
+    _rules(limits, newest)
+    return newest
+
+
 def _rules(limits: Limits, newest: datetime) -> tuple[int, int, int, int, int, bytes, bytes]:
     """The limits as the C function takes them, the timestamp window as canonical instants
     (which compare as strings do)."""
@@ -90,7 +104,7 @@ def _rules(limits: Limits, newest: datetime) -> tuple[int, int, int, int, int, b
     # the newest accepted instant, and the thorough decoder takes it.
     global _last
     if _last is not None and _last[0] is limits and _last[3] is newest:
-        return _last[2]  # the same instant as last time (`decode_batch` keeps one a second)
+        return _last[2]  # the same instant as last time (see `newest_at`)
     second = int(newest.timestamp())
     if _last is not None and _last[0] is limits and _last[1] == second:
         _last = (limits, second, _last[2], newest)

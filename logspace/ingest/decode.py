@@ -22,21 +22,6 @@ from logspace.partitions import Partition
 
 __all__ = ["Decoded", "decode_batch"]
 
-_last_newest: tuple[Limits, int, datetime] | None = None
-
-
-def _newest_second(limits: Limits, clock: float) -> datetime:
-    """The newest timestamp `limits` accept at `clock` (`time.time()`), to the whole second:
-    the same object for every request of a second."""
-    global _last_newest
-    second = int(clock + limits.max_future.total_seconds())
-    last = _last_newest
-    if last is not None and last[0] is limits and last[1] == second:
-        return last[2]
-    newest = datetime.fromtimestamp(second, UTC)
-    _last_newest = (limits, second, newest)
-    return newest
-
 
 class Decoded:
     """A batch the thorough decoder checked: its events as dicts, the property fields they use."""
@@ -69,7 +54,7 @@ def decode_batch(
     partition)."""
     clock = time.time()
     # The C path compares with whole seconds (see `fastpath._rules`): one instant a second.
-    newest = _newest_second(limits, clock) if now is None else now + limits.max_future
+    newest = fastpath.newest_at(limits, clock) if now is None else now + limits.max_future
     transcoded = transcoder.transcode(body, space, prefix, limits, newest, partition)
     if transcoded is not None:
         return transcoded

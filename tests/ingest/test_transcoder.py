@@ -289,6 +289,24 @@ def test_the_limits_are_the_batchs() -> None:
     assert transcoded(body, old) is None
 
 
+def test_the_newest_accepted_instant_is_one_whole_second_object_per_second() -> None:
+    """`decode_batch` compares with the newest instant to the whole second; every request of a
+    second gets the same object (whose rules the C path has at hand), even after an agent's
+    check of the same second left an instant within it."""
+    clock = 1_780_000_000.25
+    newest = fastpath.newest_at(DEFAULT_LIMITS, clock)
+    assert newest == datetime.fromtimestamp(1_780_000_000, UTC) + DEFAULT_LIMITS.max_future
+    assert fastpath.newest_at(DEFAULT_LIMITS, clock + 0.5) is newest
+    within = newest + timedelta(microseconds=300)
+    assert fastpath.plain_each([orjson.dumps(event())], DEFAULT_LIMITS, within) is not None
+    again = fastpath.newest_at(DEFAULT_LIMITS, clock + 0.6)
+    assert again == newest
+    assert again.microsecond == 0
+    assert fastpath.newest_at(DEFAULT_LIMITS, clock + 1) == newest + timedelta(seconds=1)
+    other = Limits(max_events=3)
+    assert fastpath.newest_at(other, clock) is not newest
+
+
 def _names_batch(count: int, colliding: bool) -> bytes:
     """`count` distinct long-property names of 20 bytes, 200 to an event. Colliding names share
     their first and last 8 bytes (`AAAAAAAA` + 4 varying + `BBBBBBBB`), ordinary ones do not."""
