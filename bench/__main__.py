@@ -136,6 +136,7 @@ async def main(argv: list[str]) -> int:
     plan = Plan(figures=chosen(argv))
     started = datetime.now(UTC)
     load_before = report.load_average()
+    ticks_before = report.cpu_ticks()
     node = DedicatedNode(int(os.environ.get("BENCH_ES_PORT", "9290")), env("BENCH_ES_HEAP", "2g"))
     say("starting the dedicated Elasticsearch node" if not node.url else f"using {node.url}")
     es_url = await asyncio.to_thread(node.start)
@@ -153,6 +154,8 @@ async def main(argv: list[str]) -> int:
         "seconds": round((datetime.now(UTC) - started).total_seconds()),
         "load_before": load_before,
         "load_after": report.load_average(),
+        # A virtual machine's CPUs taken by its hypervisor for others: a disturbed run.
+        "stolen": report.stolen_share(ticks_before, report.cpu_ticks()),
         # Free text for the results, e.g. what else ran on the machine.
         "note": os.environ.get("BENCH_NOTE", ""),
         "loader_cpu_s": round(cpu_seconds(os.getpid()) - cpu_before, 1),

@@ -167,6 +167,31 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(all, stolen) CPU ticks of the machine so far, from /proc/stat ((0, 0) where there is
+    none): on a virtual machine, `stolen` is the time the hypervisor gave its CPUs to others."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(field) for field in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    # user nice system idle iowait irq softirq steal (guest time is within user)
+    return sum(fields[:8]), (fields[7] if len(fields) > 7 else 0)
+
+
+def stolen_share(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """The share of the machine's CPU time the hypervisor took between two `cpu_ticks`."""
+    total = after[0] - before[0]
+    return None if total <= 0 else round((after[1] - before[1]) / total, 4)
+
+
+def _stolen(run: dict[str, Any]) -> str:
+    share = run.get("stolen")
+    if share is None:
+        return "not known"
+    return f"{share * 100:.1f} % of the CPU time during the run (taken by the hypervisor)"
+
+
 def _fmt(value: float) -> str:
     if abs(value) >= 100:
         return f"{value:.0f}"
@@ -295,6 +320,7 @@ measured it.
 | Elasticsearch | {m["elasticsearch"]} |
 | libraries | {versions} |
 | load average (1, 5, 15 min) | before {run["load_before"]}, after {run["load_after"]} |
+| stolen | {_stolen(run)} |
 | run note | {run.get("note") or "none (BENCH_NOTE says what else ran on the box)"} |
 
 {appendix}
@@ -323,7 +349,7 @@ def write_part(
 Written by `{run["target"]}` on {run["started"]} UTC, commit `{m["commit"]}`, on
 {m["cpu"]}, {m["nproc"]} cores, Python {m["python"]}, Elasticsearch {m["elasticsearch"]};
 {versions}. Load average (1, 5, 15 min) before {run["load_before"]}, after
-{run["load_after"]}. {method}
+{run["load_after"]}; stolen: {_stolen(run)}. {method}
 {(chr(10) + run["note"] + chr(10)) if run.get("note") else ""}
 {table(figures)}
 
