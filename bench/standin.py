@@ -15,7 +15,8 @@ runs another code tree), BENCH_STANDIN_ROUNDS (4), BENCH_STANDIN_SECONDS (8).
 `python -m bench.standin inprocess` drives HQ's protocol in this process, over transports that
 only collect what is written: BENCH_STANDIN_K connections (170, a shared bulk's worth) each get
 one fleet request (BENCH_STANDIN_EVENTS events, 6 by default: 996 gives big batches of one
-space), the loop runs until all are answered, BENCH_STANDIN_N times (200). It prints the CPU
+space), the loop runs until all are answered, BENCH_STANDIN_N times (200); the stand-in answers
+each bulk after BENCH_STANDIN_INPROCESS_DELAY seconds (0: at once). It prints the CPU
 per request and per event, without kernel or load generator: the steadiest figure for comparing code
 changes, a few per cent from run to run within minutes. The box's own speed drifts more than
 that over an hour (28 to 33 µs for the same code here), so compare alternated runs only.
@@ -152,15 +153,35 @@ def _fleet_arm(
     return used * 1e6 / run.events, run.events / seconds
 
 
+class _Answered:
+    """Counts the connections answered in a round of `inprocess`; wakes it when all are."""
+
+    def __init__(self) -> None:
+        self.waiting = 0
+        self.done = asyncio.Event()
+
+    def expect(self, count: int) -> None:
+        self.waiting = count
+        self.done.clear()
+
+    def one(self) -> None:
+        self.waiting -= 1
+        if self.waiting <= 0:
+            self.done.set()
+
+
 class _Collected(asyncio.Transport):
     """A transport that keeps what is written, for `inprocess`."""
 
-    def __init__(self) -> None:
+    def __init__(self, answered: _Answered) -> None:
         super().__init__()
         self.written: list[bytes] = []
         self._closing = False
+        self._answered = answered
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self.written:
+            self._answered.one()
         self.written.append(bytes(data))
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -204,11 +225,12 @@ async def _inprocess(log: IO[str]) -> None:
     state = ServerState()
     protocols = []
     transports = []
+    answered = _Answered()
     for _ in range(connections):
         protocol = config.http_protocol_class(  # type: ignore[call-arg]
             config=config, server_state=state, app_state=lifespan.state
         )
-        transport = _Collected()
+        transport = _Collected(answered)
         protocol.connection_made(transport)
         protocols.append(protocol)
         transports.append(transport)
@@ -224,12 +246,12 @@ async def _inprocess(log: IO[str]) -> None:
         requests.append(head.encode() + body)
 
     async def one_round(number: int) -> None:
+        answered.expect(connections)
         for index, (protocol, transport) in enumerate(zip(protocols, transports, strict=True)):
             transport.written.clear()
             protocol.data_received(requests[(number * connections + index) % len(requests)])
-        # Turn by turn, as the loop would between reads.
-        while not all(transport.written for transport in transports):  # noqa: ASYNC110
-            await asyncio.sleep(0)
+        # Without polling: with a slow stand-in, a loop that polls would be what is measured.
+        await answered.done.wait()
 
     for number in range(20):  # warm-up
         await one_round(number)
@@ -277,7 +299,7 @@ if __name__ == "__main__":
     if command == "fleet":
         fleet()
     elif command == "inprocess":
-        install(0.0)
+        install(float(os.environ.get("BENCH_STANDIN_INPROCESS_DELAY", "0")))
         with tempfile.NamedTemporaryFile("w", prefix="logspace-standin-", suffix=".log") as log:
             uvloop.run(_inprocess(log))
     else:
