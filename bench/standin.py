@@ -50,6 +50,7 @@ from logspace.ops.collector import tune
 from logspace.settings import Settings
 
 from . import wrk
+from .countdown import Countdown
 from .fleetevents import Batch, Fleet
 from .procs import ROOT, free_port, tree_cpu_seconds, wait_http
 
@@ -153,27 +154,10 @@ def _fleet_arm(
     return used * 1e6 / run.events, run.events / seconds
 
 
-class _Answered:
-    """Counts the connections answered in a round of `inprocess`; wakes it when all are."""
-
-    def __init__(self) -> None:
-        self.waiting = 0
-        self.done = asyncio.Event()
-
-    def expect(self, count: int) -> None:
-        self.waiting = count
-        self.done.clear()
-
-    def one(self) -> None:
-        self.waiting -= 1
-        if self.waiting <= 0:
-            self.done.set()
-
-
 class _Collected(asyncio.Transport):
     """A transport that keeps what is written, for `inprocess`."""
 
-    def __init__(self, answered: _Answered) -> None:
+    def __init__(self, answered: Countdown) -> None:
         super().__init__()
         self.written: list[bytes] = []
         self._closing = False
@@ -225,7 +209,7 @@ async def _inprocess(log: IO[str]) -> None:
     state = ServerState()
     protocols = []
     transports = []
-    answered = _Answered()
+    answered = Countdown()
     for _ in range(connections):
         protocol = config.http_protocol_class(  # type: ignore[call-arg]
             config=config, server_state=state, app_state=lifespan.state

@@ -22,21 +22,12 @@ from typing import Any
 
 import uvloop
 
+from .countdown import Countdown
+
 _REQUESTS = 170
 _ROUNDS = 60
 _WARM_UP = 10
 _CLEAN: dict[str, Any] = {"errors": False}
-
-
-class _Answered:
-    def __init__(self) -> None:
-        self.waiting = 0
-        self.done = asyncio.Event()
-
-    def one(self) -> None:
-        self.waiting -= 1
-        if self.waiting == 0:
-            self.done.set()
 
 
 # Four frames with a few locals each, as the request's coroutines hold while they wait.
@@ -63,7 +54,7 @@ async def _store(future: asyncio.Future[dict[str, Any]]) -> tuple[int, int, int]
         reservation.clear()
 
 
-async def _answer(future: asyncio.Future[dict[str, Any]], answered: _Answered) -> None:
+async def _answer(future: asyncio.Future[dict[str, Any]], answered: Countdown) -> None:
     state: dict[str, Any] = {"space": "fleet"}
     try:
         await _store(future)
@@ -75,13 +66,12 @@ async def _answer(future: asyncio.Future[dict[str, Any]], answered: _Answered) -
 async def _arm(mode: str, delay: float) -> float:
     """CPU per request, in µs."""
     loop = asyncio.get_running_loop()
-    answered = _Answered()
+    answered = Countdown()
     tasks: set[asyncio.Task[None]] = set()  # as the protocol keeps its requests' tasks
     used = 0.0
     for number in range(_ROUNDS + _WARM_UP):
         started = time.process_time()
-        answered.waiting = _REQUESTS
-        answered.done.clear()
+        answered.expect(_REQUESTS)
         futures = [loop.create_future() for _ in range(_REQUESTS)]
         for future in futures:
             if mode == "task":
