@@ -1,4 +1,5 @@
-"""The ASGI application: routes, lifespan and the one exception handler."""
+"""The ASGI application: routes, lifespan, the exception handlers (`handlers`), and the lean
+way of `PUT /events` for any ASGI server (`HQApp`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,9 @@ import contextlib
 import logging
 import os
 import signal
-import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -23,22 +22,16 @@ from starlette.types import Message, Receive, Scope, Send
 from logspace.control import routes as control
 from logspace.elastic.readstore import ReadStore
 from logspace.elastic.store import EventStore, Store
-from logspace.errors import (
-    CLIENT_CLOSED_STATUS,
-    CLIENT_CLOSED_TYPE,
-    InternalError,
-    LogspaceError,
-    MethodNotAllowed,
-    NotFound,
-    StoreUnavailable,
-)
+from logspace.errors import LogspaceError, StoreUnavailable
+from logspace.handlers import client_gone, http_error, logspace_error, unexpected
 from logspace.hq import HQ
-from logspace.ingest.endpoint import ACCEPTED, INGEST_ROUTES, put_events, store_events
+from logspace.ingest.answer import Unanswered, answer_events
+from logspace.ingest.endpoint import INGEST_ROUTES, put_events
 from logspace.lingering import Linger, LingeringClose, has_body
 from logspace.ops import collector, openfiles, retention
-from logspace.ops.accesslog import RequestLog, id_header, keep_lines, log_access, request_id_from
+from logspace.ops.accesslog import RequestLog, id_header, keep_lines
 from logspace.ops.health import get_live, get_ready
-from logspace.ops.logs import REQUEST_ID, REQUEST_ID_HEADER, skip_process_details
+from logspace.ops.logs import skip_process_details
 from logspace.ops.metrics import Metrics, get_metrics
 from logspace.ops.shardwatch import ShardWatch
 from logspace.read.routes import READ_ROUTES
@@ -49,7 +42,6 @@ __all__ = [
     "API_ROUTES",
     "LEAN_PATHS",
     "HQApp",
-    "Unanswered",
     "create_app",
     "create_app_from_environ",
 ]
@@ -65,65 +57,6 @@ API_ROUTES: Final[tuple[tuple[str, Endpoint, tuple[str, ...]], ...]] = (
 )
 
 log = logging.getLogger(__name__)
-
-
-def error_response(error: LogspaceError) -> Response:
-    return Response(
-        orjson.dumps(error.body()),
-        status_code=error.status,
-        headers=error.headers,
-        media_type="application/json",
-    )
-
-
-def _answer(request: Request, error: LogspaceError) -> Response:
-    request.state.error = error.type  # for the access log
-    if error.status >= 500:
-        # A client reads its own 4xx; why HQ or Elasticsearch failed is the operator's to know.
-        log.warning("%s %s: %s", error.status, error.type, error.message)
-    return error_response(error)
-
-
-async def _logspace_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, LogspaceError)
-    return _answer(request, exc)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 405:
-        return _answer(
-            request,
-            MethodNotAllowed(
-                f"{request.method} is not allowed on {request.url.path}.",
-                {"method": request.method, "path": request.url.path},
-                headers=dict(exc.headers or {}),
-            ),
-        )
-    # The router raises nothing else: every other path is simply not there.
-    return _answer(
-        request, NotFound(f"There is nothing at {request.url.path}.", {"path": request.url.path})
-    )
-
-
-async def _client_gone(request: Request, exc: Exception) -> Response:
-    # Gone before its body was whole (killed, its network lost): nothing was stored, and no
-    # answer can reach it. No bug of HQ's, so no error logged; the access line says so.
-    request.state.error = CLIENT_CLOSED_TYPE
-    return Response(status_code=CLIENT_CLOSED_STATUS)  # for the access line; never sent
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    # This handler runs outside RequestLog, which therefore cannot add the id itself.
-    request_id = REQUEST_ID.get()
-    return error_response(
-        InternalError(
-            "An unexpected error occurred; it has been logged.",
-            {},
-            headers={REQUEST_ID_HEADER: request_id} if request_id else None,
-        )
-    )
 
 
 def create_app(
@@ -208,10 +141,10 @@ def create_app(
         ],
         lifespan=lifespan,
         exception_handlers={
-            LogspaceError: _logspace_error,
-            HTTPException: _http_error,
-            ClientDisconnect: _client_gone,
-            Exception: _unexpected,
+            LogspaceError: logspace_error,
+            HTTPException: http_error,
+            ClientDisconnect: client_gone,
+            Exception: unexpected,
         },
     )
     # `/events/` is not `/events`: a redirect would make agents send the body twice.
@@ -271,84 +204,13 @@ class HQApp(Starlette):
             await send(body)
 
         try:
-            await self.answer_events(scope, request.stream(), respond)
+            await answer_events(self.state.hq, scope, request.stream(), respond)
         except Unanswered as unanswered:
             # As `ServerErrorMiddleware`: the 500 goes out as it is, not lingering.
             await unanswered.response(scope, receive, send)
             raise unanswered.error from None
         if linger is not None:
             await linger.close(scope, send, self._linger_bytes, self._linger_seconds)
-
-    async def answer_events(
-        self,
-        scope: Scope,
-        body: AsyncIterable[bytes] | bytes,
-        respond: Callable[[Response, str], Awaitable[None] | None],
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        """Store the events of a `PUT /events`, answer through `respond` (the response, and
-        the request id to add as a header; awaited if it returns an awaitable), write the
-        access line. HQ's two lean ways in, the ASGI one above and the server's
-        (`protocol.HQProtocol`), share this, so both answer and log as the routed path does:
-        `RequestLog`'s request id and access line, `store_events`, the error handlers. An
-        unexpected error is raised once its access line is written, as `Unanswered` (with the
-        500 to send) if no answer had begun. `headers`: the scope's by name (`_headers`), when
-        the caller read them so already."""
-        if headers is None:
-            headers = _headers(scope)
-        request_id = request_id_from(headers.get(REQUEST_ID_HEADER))
-        REQUEST_ID.set(request_id)
-        state = scope.setdefault("state", {})
-        started = time.perf_counter()
-        status = 500
-        answering = False
-        try:
-            try:
-                await store_events(self.state.hq, headers, body, state)
-                response = ACCEPTED
-            except LogspaceError as error:
-                response = _answer(Request(scope), error)
-            except ClientDisconnect:
-                state["error"] = CLIENT_CLOSED_TYPE
-                log_access(scope, CLIENT_CLOSED_STATUS, started, state)
-                return
-            status = response.status_code
-            answering = True
-            sending = respond(response, request_id)
-            if sending is not None:  # the server's protocol writes at once (no coroutine)
-                await sending
-        except Exception as exc:
-            # As `RequestLog`, then `ServerErrorMiddleware`: the access line, a 500 unless an
-            # answer has begun, and the error goes on to the server, which logs it.
-            state.setdefault("error", "INTERNAL_ERROR")
-            log_access(scope, status if answering else 500, started, state)
-            if answering:
-                raise
-            raise Unanswered(await _unexpected(Request(scope), exc), exc) from exc
-        except BaseException:  # cancelled: still its access line, as `RequestLog` writes
-            log_access(scope, status if answering else 500, started, state)
-            raise
-        log_access(scope, status, started, state)
-
-
-class Unanswered(Exception):
-    """An unexpected error in `answer_events` before any answer: the 500 to send, and the
-    error, which goes on to the server."""
-
-    def __init__(self, response: Response, error: Exception) -> None:
-        super().__init__(str(error))
-        self.response = response
-        self.error = error
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    """The request's headers by name, the first of each, as Starlette's `Headers` reads
-    them (names in the scope are lower case), in a plain dict: cheaper to look up, and a
-    name that is absent costs no `KeyError`."""
-    return {
-        name.decode("latin-1"): value.decode("latin-1")
-        for name, value in reversed(scope["headers"])
-    }
 
 
 def _api_routes() -> list[Route]:

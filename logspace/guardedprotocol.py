@@ -33,9 +33,9 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from logspace.app import error_response
 from logspace.body import MIN_BODY_RATE, read_deadline
 from logspace.errors import HeadersTooLarge, LogspaceError, RequestTimeout
+from logspace.handlers import error_response
 from logspace.ops.accesslog import id_header, log_access
 from logspace.settings import Settings
 

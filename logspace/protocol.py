@@ -7,9 +7,8 @@ message dicts and a check of every header by regular expression: about 10 µs of
 than answering it in the protocol (bench/optimisations.md). `HQProtocol` spares the
 requests that need none of that: a `PUT /events` (or `/api/events`) whose body, declared by
 Content-Length and at most 64 KiB, has arrived whole, on a connection with no earlier request
-still in progress. It
-answers them through `HQApp.answer_events`, as HQ's ASGI lean path does, and writes the
-answer as uvicorn writes one. Everything else goes uvicorn's way unchanged: other requests,
+still in progress. It answers them through `ingest.answer` as HQ's ASGI lean path does (the
+usual one without a task: `answer_events_soon`), and writes the answer as uvicorn writes one. Everything else goes uvicorn's way unchanged: other requests,
 chunked or larger bodies, `Expect: 100-continue`, a request pipelined behind another; and
 uvicorn's graceful shutdown and handling of a client that goes away apply to these requests
 too (the protocol reads the same fields of the request's cycle). What one connection may
@@ -29,15 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Coroutine
 from typing import Any, Final
 
 from starlette.responses import Response
 from uvicorn.config import Config
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 
-from logspace.app import LEAN_PATHS, HQApp, Unanswered
+from logspace.app import LEAN_PATHS, HQApp
 from logspace.errors import LogspaceError
 from logspace.guardedprotocol import GuardedProtocol, response_bytes
+from logspace.ingest.answer import Unanswered, answer_events_soon
 from logspace.leanrequest import LeanRead, lean_request
 from logspace.ops.connections import Connections
 
@@ -177,11 +178,20 @@ class HQProtocol(GuardedProtocol):
 
     def _answer(self, cycle: _LeanCycle) -> None:
         assert self._hq is not None
-        # The app's coroutine is the task (no wrapper coroutine to pass each resumption
-        # through); its end is handled in `_answered`.
-        task = self.loop.create_task(
-            self._hq.answer_events(cycle.scope, cycle.body, cycle.respond, cycle.headers)
+        answer_events_soon(
+            self._hq.state.hq,
+            cycle.scope,
+            cycle.body,
+            cycle.respond,
+            cycle.headers,
+            functools.partial(self._spawn, cycle),
         )
+
+    def _spawn(self, cycle: _LeanCycle, answering: Coroutine[Any, Any, None]) -> None:
+        """Run the rest of a request's answer as a task. The app's coroutine is the task (no
+        wrapper coroutine to pass each resumption through); its end is handled in
+        `_answered`."""
+        task = self.loop.create_task(answering)
         task.add_done_callback(functools.partial(self._answered, cycle))
         self.tasks.add(task)
 

@@ -58,6 +58,9 @@ class MemoryStore:
         )
         return WriteOutcome(created=len(events))
 
+    def begin(self, events: Sequence[Any], space: str) -> None:
+        return None  # every write is a coroutine here
+
     async def known_fields(self, space: str) -> set[str]:
         self._check_available()
         return set(fields_of(self.events.get(space, [])))

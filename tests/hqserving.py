@@ -16,6 +16,7 @@ from logspace.cli import server_options
 from logspace.settings import Settings
 from logspace.testing import MemoryStore
 
+from .conftest import HQClient
 from .leanrequests import SETTINGS
 
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
@@ -26,11 +27,14 @@ async def serving(
     http: Any,
     store: MemoryStore | None = None,
     settings: Settings = SETTINGS,
+    *,
+    elasticsearch: bool = False,
     **changes: Any,
 ) -> AsyncIterator[Any]:
     """A uvicorn server on a free port, as `logspace serve` runs it but with `http` as its
-    protocol (and any other `changes` to its options), serving HQ with `settings`."""
-    app = create_app(settings, store=store or MemoryStore())
+    protocol (and any other `changes` to its options), serving HQ with `settings`: storing
+    in `store`, or with `elasticsearch` in the Elasticsearch of `settings`, as HQ does."""
+    app = create_app(settings, store=None if elasticsearch else store or MemoryStore())
     options = {**server_options(settings), "http": http, "log_config": None, **changes}
     config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", **options)
     server = uvicorn.Server(config)
@@ -43,6 +47,18 @@ async def serving(
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def served_client(settings: Settings) -> AsyncIterator[HQClient]:
+    """HQ as `logspace serve` runs it (its protocol, its store in Elasticsearch), and a
+    client that talks to it over sockets; the client's `app` is HQ, in this process."""
+    async with (
+        serving(server_options(settings)["http"], settings=settings, elasticsearch=True) as server,
+        HQClient(base_url=f"http://127.0.0.1:{server.port}", timeout=90) as client,
+    ):
+        client.app = server.config.app
+        yield client
 
 
 def put(path: str, body: bytes, headers: dict[str, str], version: str = "1.1") -> bytes:

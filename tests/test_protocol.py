@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,12 +21,15 @@ from logspace.elastic.bulk import WriteOutcome
 from logspace.guardedprotocol import response_bytes
 from logspace.ingest.endpoint import ACCEPTED
 from logspace.leanrequest import lean_request
+from logspace.ops.metrics import Ingest
 from logspace.protocol import HQProtocol
+from logspace.settings import Settings
 from logspace.testing import MemoryStore
 
 from .hqserving import Answer, exchange, put, serving
 from .leanrequests import CASES as LEAN_CASES
-from .leanrequests import EVENTS, TOKEN
+from .leanrequests import EVENTS, SETTINGS, TOKEN
+from .proxy import proxy_to
 
 pytestmark = pytest.mark.anyio
 
@@ -65,14 +69,21 @@ async def test_the_protocol_answers_and_logs_as_uvicorn_with_the_asgi_app(
 
     assert lean_lines == asgi_lines
     assert len(lean_lines) == 1
+    assert_alike(case, (lean, lean_closed), (asgi, asgi_closed))
+
+
+def assert_alike(case: str, lean: tuple[Answer, bool], asgi: tuple[Answer, bool]) -> None:
+    """The protocol's answer to `case` (and whether it closed) is that of the ASGI app."""
+    (lean_answer, lean_closed), (asgi_answer, asgi_closed) = lean, asgi
     if case in BEFORE_THE_BODY:
-        assert (b"connection", b"close") in asgi[1]
+        assert (b"connection", b"close") in asgi_answer[1]
         assert asgi_closed
         assert not lean_closed
-        asgi = (asgi[0], [h for h in asgi[1] if h != (b"connection", b"close")], asgi[2])
+        status, headers, body = asgi_answer
+        asgi_answer = (status, [h for h in headers if h != (b"connection", b"close")], body)
     else:
         assert lean_closed == asgi_closed
-    assert lean == asgi
+    assert lean_answer == asgi_answer
 
 
 async def test_a_small_put_does_not_go_through_the_asgi_app(
@@ -185,6 +196,16 @@ async def test_a_request_in_progress_at_shutdown_is_answered_and_its_connection_
     assert len(store.events["development"]) == 2
 
 
+def assert_unexpected_error_answered(lean: tuple[Answer, bool], asgi: tuple[Answer, bool]) -> None:
+    """Both answered 500 with the request id (`z`) and closed the connection."""
+    assert lean == asgi
+    (status, answered, body), closed = lean
+    assert status == 500
+    assert (b"x-request-id", b"z") in answered
+    assert orjson.loads(body)["type"] == "INTERNAL_ERROR"
+    assert closed
+
+
 async def test_an_unexpected_error_answers_500_with_the_request_id_and_closes() -> None:
     seen = []
     for http in (HQProtocol, "httptools"):
@@ -195,12 +216,7 @@ async def test_an_unexpected_error_answers_500_with_the_request_id_and_closes() 
             (answer,), closed = await exchange(server.port, put("/events", EVENTS, headers))
         seen.append((comparable(answer, True), closed))
 
-    assert seen[0] == seen[1]
-    (status, answered, body), closed = seen[0]
-    assert status == 500
-    assert (b"x-request-id", b"z") in answered
-    assert orjson.loads(body)["type"] == "INTERNAL_ERROR"
-    assert closed
+    assert_unexpected_error_answered(*seen)
 
 
 async def test_a_connection_idle_for_the_keep_alive_timeout_is_closed_a_busy_one_is_not() -> None:
@@ -251,3 +267,86 @@ def test_answers_follow_the_servers_date_and_their_own_headers() -> None:
     again = response_bytes(later, ACCEPTED, "5", True)
     assert b"x-other" not in again
     assert again.endswith(b"content-length: 0\r\nx-request-id: 5\r\n\r\n")
+
+
+# -- with Elasticsearch: the usual request is answered from the store's callback -----------
+
+
+def _with_elasticsearch(settings: Settings) -> Settings:
+    """The lean cases' settings (tokens, body limit), storing in the test's Elasticsearch."""
+    return replace(
+        settings, space_tokens=SETTINGS.space_tokens, max_body_bytes=SETTINGS.max_body_bytes
+    )
+
+
+async def test_with_elasticsearch_the_protocol_answers_and_logs_as_uvicorn_with_the_asgi_app(
+    caplog: pytest.LogCaptureFixture, settings: Settings, stored: Any
+) -> None:
+    """Every kind of answer, again with the real store: a batch stored at the first go is
+    answered from a callback, without a task; refusals take `answer_events`' own way."""
+    caplog.set_level(logging.INFO, logger="logspace.access")
+    seen = []
+    for http in (HQProtocol, "httptools"):
+        async with serving(
+            http, settings=_with_elasticsearch(settings), elasticsearch=True
+        ) as server:
+            # The properties are known after this one: the next batches need no budget check.
+            await exchange(server.port, put("/events", EVENTS, TOKEN))
+            caplog.clear()
+            answers = []
+            for _, path, body, headers in CASES:
+                (answer,), closed = await exchange(server.port, put(path, body, headers))
+                answers.append((comparable(answer, "x-request-id" in headers), closed))
+        lines = [r.getMessage() for r in caplog.records if r.name == "logspace.access"]
+        seen.append((answers, lines))
+    (lean, lean_lines), (asgi, asgi_lines) = seen
+
+    assert lean_lines == asgi_lines
+    assert len(lean_lines) == len(CASES)
+    for (case, *_), lean_answer, asgi_answer in zip(CASES, lean, asgi, strict=True):
+        assert_alike(case, lean_answer, asgi_answer)
+    assert [answer[0] for answer, _ in lean[:3]] == [202, 202, 202]
+    assert {e["id"] for e in stored()} == {e["id"] for e in orjson.loads(EVENTS)}
+
+
+async def test_a_usual_request_waits_for_elasticsearch_without_a_task(settings: Settings) -> None:
+    """While its bulk is in flight, the request holds no task of the server's: it is answered
+    from the store's callback when Elasticsearch has answered."""
+    with proxy_to(settings.es_url) as proxy:
+        changed = replace(_with_elasticsearch(settings), es_url=proxy.url)
+        async with serving(HQProtocol, settings=changed, elasticsearch=True) as server:
+            await exchange(server.port, put("/events", EVENTS, TOKEN))  # the properties known
+            proxy.delay = 1.0
+            answering = asyncio.create_task(exchange(server.port, put("/events", EVENTS, TOKEN)))
+            hq = server.config.app.state.hq
+            while hq.metrics.tally.requests_in_flight == 0:  # noqa: ASYNC110 - HQ's own count
+                await asyncio.sleep(0.01)
+            tasks_while_waiting = len(server.server_state.tasks)
+            (answer,), _ = await answering
+
+    assert tasks_while_waiting == 0
+    assert answer[0] == 202
+
+
+async def test_an_unexpected_error_after_elasticsearch_answered_gives_500_as_before(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    """An error of HQ's own once the events are stored (here, in the metrics) is answered as
+    any unexpected error: 500 with the request id, the connection closed, the error logged."""
+
+    def broken(self: Ingest, outcome: WriteOutcome, unindexed: Any) -> None:
+        raise RuntimeError("a bug")
+
+    seen = []
+    for http in (HQProtocol, "httptools"):
+        async with serving(
+            http, settings=_with_elasticsearch(settings), elasticsearch=True
+        ) as server:
+            await exchange(server.port, put("/events", EVENTS, TOKEN))  # the properties known
+            with monkeypatch.context() as patch:
+                patch.setattr(Ingest, "stored", broken)
+                headers = {**TOKEN, "x-request-id": "z"}
+                (answer,), closed = await exchange(server.port, put("/events", EVENTS, headers))
+        seen.append((comparable(answer, True), closed))
+
+    assert_unexpected_error_answered(*seen)

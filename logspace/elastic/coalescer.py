@@ -75,6 +75,7 @@ class _Contribution:
     size: int = 0
     offset: int = 0
     alone: bool = False
+    tick: int = 0  # of its deadline (`_Deadlines`)
     _indices: Sequence[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -147,6 +148,19 @@ class Coalescer:
         `items`, in order); raises what the bulk raised, `TimeoutError` at `deadline`,
         `Unallocatable` / `HeldUp` (see the module), `Closed` after shutdown. `share` hears
         where the lines are once they go in a shared bulk, so the writer can drop its copy."""
+        return await self.contribute(body, count, deadline, indices, share)
+
+    def contribute(
+        self,
+        body: bytes,
+        count: int,
+        deadline: float,
+        indices: Callable[[], Sequence[str]],
+        share: Share | None = None,
+    ) -> asyncio.Future[dict[str, Any]]:
+        """`submit` without the coroutine: the future gets what `submit` returns or raises
+        (`Closed` is raised at once). For a caller that hears of the answer in a callback:
+        a fleet's small write is cheaper so than resuming coroutines (`app.HQApp`)."""
         if self._closed:
             raise Closed()
         loop = self.running_loop()
@@ -166,12 +180,9 @@ class Coalescer:
             self._bytes += contribution.size
             self._consider(loop)
         # At the deadline the future fails with TimeoutError: if still waiting, it is left out
-        # of its bulk.
-        tick = self._deadlines.watch(contribution.future, deadline, loop)
-        try:
-            return await contribution.future
-        finally:
-            self._deadlines.forget(contribution.future, tick)
+        # of its bulk. Answered earlier, it is forgotten then (`_settle`).
+        contribution.tick = self._deadlines.watch(contribution.future, deadline, loop)
+        return contribution.future
 
     async def close(self) -> None:
         """Send everything waiting now and wait until every bulk is answered; what is
@@ -261,16 +272,52 @@ class Coalescer:
                     contribution.alone = True
                     self._start([contribution], "alone")
             else:
-                _fail(batch, error)
+                self._fail(batch, error)
         except BaseException as error:  # cancelled: nobody may wait forever
-            _fail(batch, error)
+            self._fail(batch, error)
             raise
         else:
-            _split(batch, response)
+            self._split(batch, response)
         finally:
             if shared:
                 self.in_flight -= 1
             self._consider()
+
+    # -- answers -------------------------------------------------------------------
+
+    def _settle(self, contribution: _Contribution, answer: dict[str, Any] | BaseException) -> None:
+        """Give a contribution still waiting its answer (a response, or an error to raise)."""
+        future = contribution.future
+        if future.done():  # timed out, or its writer stopped waiting
+            return
+        self._deadlines.forget(future, contribution.tick)
+        if isinstance(answer, BaseException):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)
+
+    def _fail(self, batch: list[_Contribution], error: BaseException) -> None:
+        for contribution in batch:
+            self._settle(contribution, error)
+
+    def _split(self, batch: list[_Contribution], response: dict[str, Any]) -> None:
+        """Each contribution's own part of the response, by position."""
+        if not response.get("errors"):
+            for contribution in batch:
+                self._settle(contribution, _CLEAN)
+            return
+        items = response.get("items", [])
+        total = sum(c.count for c in batch)
+        if len(items) != total:
+            self._fail(
+                batch, ValueError(f"bulk response has {len(items)} items for {total} actions")
+            )
+            return
+        start = 0
+        for contribution in batch:
+            part = items[start : start + contribution.count]
+            start += contribution.count
+            self._settle(contribution, {"errors": True, "items": part})
 
     # -- indices that hold bulks -------------------------------------------------
 
@@ -282,10 +329,10 @@ class Coalescer:
                 continue
             hit = [i for i in contribution.targets() if i in stuck.reasons]
             if hit:
-                contribution.future.set_exception(Unallocatable({hit[0]: stuck.reasons[hit[0]]}))
+                self._settle(contribution, Unallocatable({hit[0]: stuck.reasons[hit[0]]}))
             else:
-                contribution.future.set_exception(
-                    HeldUp("another index kept the bulk from being answered")
+                self._settle(
+                    contribution, HeldUp("another index kept the bulk from being answered")
                 )
 
     def _touches_stuck(self, contribution: _Contribution, now: float) -> bool:
@@ -333,29 +380,3 @@ class _Deadlines:
         for future in self._ticks.pop(tick, ()):
             if not future.done():
                 future.set_exception(TimeoutError())
-
-
-def _fail(batch: list[_Contribution], error: BaseException) -> None:
-    for contribution in batch:
-        if not contribution.future.done():
-            contribution.future.set_exception(error)
-
-
-def _split(batch: list[_Contribution], response: dict[str, Any]) -> None:
-    """Each contribution's own part of the response, by position."""
-    if not response.get("errors"):
-        for contribution in batch:
-            if not contribution.future.done():
-                contribution.future.set_result(_CLEAN)
-        return
-    items = response.get("items", [])
-    total = sum(c.count for c in batch)
-    if len(items) != total:
-        _fail(batch, ValueError(f"bulk response has {len(items)} items for {total} actions"))
-        return
-    start = 0
-    for contribution in batch:
-        part = items[start : start + contribution.count]
-        start += contribution.count
-        if not contribution.future.done():
-            contribution.future.set_result({"errors": True, "items": part})

@@ -22,7 +22,7 @@ from logspace.elastic.client import JSON, connect, describe, retryable
 from logspace.elastic.coalescer import BulkObserver
 from logspace.elastic.controlstore import ControlStore
 from logspace.elastic.readstore import ReadStore
-from logspace.elastic.writer import Writer
+from logspace.elastic.writer import Write, Writer
 from logspace.errors import StoreUnavailable
 from logspace.settings import Settings
 
@@ -44,6 +44,11 @@ class EventStore(Protocol):
     async def ensure_templates(self) -> None: ...
 
     def write(self, events: list[Any] | bulk.Bulk, space: str) -> Awaitable[bulk.WriteOutcome]: ...
+
+    def begin(self, events: list[Any] | bulk.Bulk, space: str) -> Write | None:
+        """`write` begun without a coroutine, when it is the usual write; None otherwise:
+        nothing is sent (a list of events may be spent), write the batch anew. A store may
+        always answer None."""
 
     async def readiness(self) -> dict[str, str]: ...
 
@@ -175,6 +180,16 @@ class Store:
         if not events or self._templates_due():
             return self._write_after_templates(events, space)
         return self._writer.write(self._lines(events, space))
+
+    def begin(self, events: list[Any] | bulk.Bulk, space: str) -> Write | None:
+        """The usual write begun (`Writer.begin`) when its first go can be made now (the
+        events' lines fit one contribution, the templates are not due): a fleet's small
+        request then waits on a future rather than on a coroutine. None: nothing sent, but
+        a list of events is spent once encoded, as by `write`."""
+        if not events or self._templates_due():
+            return None
+        write = self._writer.begin(self._lines(events, space))
+        return write if write.future is not None else None
 
     async def _write_after_templates(
         self, events: list[Any] | bulk.Bulk, space: str

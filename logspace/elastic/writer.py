@@ -33,7 +33,7 @@ from logspace.elastic.flushpolicy import FlushPolicy
 from logspace.errors import EventsNotStored, StoreUnavailable
 from logspace.settings import Settings
 
-__all__ = ["Writer"]
+__all__ = ["Write", "Writer"]
 
 log = logging.getLogger(__name__)
 
@@ -81,26 +81,38 @@ class Writer:
 
     async def write(self, lines: bulk.Bulk) -> bulk.WriteOutcome:
         """Store every event of `lines`, or raise `StoreUnavailable` / `EventsNotStored`."""
+        write = self.begin(lines)
+        if write.future is not None:
+            try:  # noqa: SIM105 - not `suppress`: a context manager is a cost every write pays
+                await write.future
+            except Exception:  # noqa: S110 - judged by `rest`, as the first pass's answer
+                pass
+            outcome = write.settled()
+            if outcome is not None:
+                return outcome
+        return await write.rest()
+
+    def begin(self, lines: bulk.Bulk) -> Write:
+        """`write` up to its first wait: the usual write (all of it as one contribution) is
+        submitted now, and its `future` is the answer to that first go. `write` awaits it;
+        a caller may instead add a done-callback, take the outcome from `settled`, and await
+        `rest` only when the first go did not settle it."""
         started = self.coalescer.running_loop().time()
         # No request waits on Elasticsearch longer than `es_timeout`.
-        deadline = started + self._settings.es_timeout
-        first: Any = None
+        write = Write(self, lines, started, started + self._settings.es_timeout)
         if lines.size <= self._settings.bulk_max_bytes:
-            # The usual write: all of it as one contribution, stored at the first go. Only
-            # that is settled here; any other answer is judged by `_passes` as the first
-            # pass's, so both ways answer alike.
             whole = range(len(lines))
             try:
-                first = await self.coalescer.submit(
-                    lines.body, len(lines), deadline, lambda: lines.indices(whole), lines.share
+                write.future = self.coalescer.contribute(
+                    lines.body,
+                    len(lines),
+                    write.deadline,
+                    lambda: lines.indices(whole),
+                    lines.share,
                 )
-            except HeldUp:
-                first = None  # not this write's problem: a pass of its own, at once
-            except Exception as error:
-                first = error
-            if isinstance(first, dict) and not first.get("errors"):
-                return bulk.WriteOutcome(len(lines))
-        return await self._passes(lines, started, deadline, first)
+            except Exception as error:  # closed: judged by `rest`, as the first pass's answer
+                write.first = error
+        return write
 
     async def _passes(
         self, lines: bulk.Bulk, started: float, deadline: float, first: Any
@@ -327,6 +339,49 @@ class Writer:
             {"reason": reason, "unstored-event-count": count},
             retry_after=self.retry_after,
         )
+
+
+class Write:
+    """One batch's write, begun (`Writer.begin`)."""
+
+    __slots__ = ("_writer", "deadline", "first", "future", "lines", "started")
+
+    def __init__(self, writer: Writer, lines: bulk.Bulk, started: float, deadline: float) -> None:
+        self._writer = writer
+        self.lines = lines
+        self.started = started
+        self.deadline = deadline
+        # The answer to the usual write's first go, once done; None: no first go was made.
+        self.future: asyncio.Future[dict[str, Any]] | None = None
+        # The first go's answer when it failed at once (None: there is none yet).
+        self.first: Any = None
+
+    def settled(self) -> bulk.WriteOutcome | None:
+        """The outcome, when the first go (done) stored every event; else None, and `rest`
+        decides. Only that is settled here, so both ways of writing answer alike."""
+        future = self.future
+        if future is None or future.cancelled() or future.exception() is not None:
+            return None
+        if future.result().get("errors"):
+            return None
+        return bulk.WriteOutcome(len(self.lines))
+
+    async def rest(self) -> bulk.WriteOutcome:
+        """The outcome after a first go that did not settle it (or no first go): pass after
+        pass over the events not stored yet, the first go's answer judged as the first's."""
+        first = self.first
+        future = self.future
+        if future is not None:
+            error = future.exception()  # raises CancelledError if it was cancelled
+            if error is None:
+                first = future.result()
+            elif isinstance(error, HeldUp):
+                first = None  # not this write's problem: a pass of its own, at once
+            elif isinstance(error, Exception):
+                first = error
+            else:  # cancelled, say, with the bulk: as the write itself would be
+                raise error
+        return await self._writer._passes(self.lines, self.started, self.deadline, first)
 
 
 def _not_stored(rejected: list[bulk.Rejection], lines: bulk.Bulk) -> EventsNotStored:

@@ -22,6 +22,7 @@ from logspace.testing import make_event
 
 from ..conftest import HQClient
 from ..fake_es import FakeBulk, serving
+from ..hqserving import served_client
 from ..processes import hq_environ, start_hq
 from ..proxy import Proxy, proxy_to
 from ..scraping import scrape
@@ -30,6 +31,20 @@ pytestmark = pytest.mark.anyio
 
 # Long enough for the requests of a test to gather behind the bulk held this long.
 HELD = 1.5
+
+
+@pytest.fixture(params=["asgi", "protocol"])
+def make_hq(request: pytest.FixtureRequest, make_hq: Any, settings: Settings) -> Any:
+    """HQ with some settings changed, in process through its ASGI app, or served as
+    `logspace serve` serves it: its protocol answers the usual request from the store's
+    callback rather than from a coroutine, and must answer alike."""
+    if request.param == "asgi":
+        return make_hq
+
+    def build(**changes: Any) -> Any:
+        return served_client(replace(settings, **changes))
+
+    return build
 
 
 @pytest.fixture
