@@ -10,7 +10,9 @@ installed. Nothing is stored: what is measured is HQ alone, with no Elasticsearc
 connections, six events a request) and prints HQ's CPU per event, configurations alternated
 round by round: BENCH_STANDIN_CONFIGS="a:;b:BENCH_STANDIN_DELAY=0.05" (a name, then the
 variables of that HQ, comma-separated; BENCH_STANDIN_ROOT=<a checkout, its C extension built>
-runs another code tree), BENCH_STANDIN_ROUNDS (4), BENCH_STANDIN_SECONDS (8).
+runs another code tree; BENCH_STANDIN_DELAY=real with LOGSPACE_ES_URL=<a node> has that HQ
+store in a real Elasticsearch, for comparing code trees under the fleet as (f) loads them),
+BENCH_STANDIN_ROUNDS (4), BENCH_STANDIN_SECONDS (8).
 
 `python -m bench.standin inprocess` drives HQ's protocol in this process, over transports that
 only collect what is written: BENCH_STANDIN_K connections (170, a shared bulk's worth) each get
@@ -141,8 +143,9 @@ def _fleet_arm(
         try:
             url = f"http://127.0.0.1:{port}"
             wait_http(url + "/")
-            config = _FLEET.lua_config(workdir / "hq.lua", "hq", 6, random.getrandbits(32))
-            wrk.run(url, config, 512, 3)  # warm-up
+            wrk.run(url, _config(workdir), 512, 3)  # warm-up
+            # Ids of its own (a new nonce): a real Elasticsearch answers 409 to ids it has.
+            config = _config(workdir)
             before = tree_cpu_seconds(hq.pid)
             run = wrk.run(url, config, 512, seconds)
             used = tree_cpu_seconds(hq.pid) - before
@@ -152,6 +155,10 @@ def _fleet_arm(
     if run.refused or run.socket_errors or not run.events:
         raise RuntimeError(f"{name}: {run.refused} refused, {run.errors} errors")
     return used * 1e6 / run.events, run.events / seconds
+
+
+def _config(workdir: Path) -> Path:
+    return _FLEET.lua_config(workdir / "hq.lua", "hq", 6, random.getrandbits(32))
 
 
 class _Collected(asyncio.Transport):
@@ -287,5 +294,6 @@ if __name__ == "__main__":
         with tempfile.NamedTemporaryFile("w", prefix="logspace-standin-", suffix=".log") as log:
             uvloop.run(_inprocess(log))
     else:
-        install(_delay())
+        if os.environ.get("BENCH_STANDIN_DELAY") != "real":
+            install(_delay())
         sys.exit(logspace_main())
