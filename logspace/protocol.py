@@ -4,15 +4,16 @@ without the ASGI cycle.
 A fleet's agents send a few events per request, thousands of requests a second. Under
 uvicorn's ASGI cycle each request costs a scope's worth of objects, an `asyncio.Event`,
 message dicts and a check of every header by regular expression: about 10 µs of CPU more
-than answering it in the protocol (bench/optimisations.md). `HQProtocol` spares the
-requests that need none of that: a `PUT /events` (or `/api/events`) whose body, declared by
-Content-Length and at most 64 KiB, has arrived whole, on a connection with no earlier request
-still in progress. It answers them through `ingest.answer` as HQ's ASGI lean path does (the
-usual one without a task: `answer_events_soon`), and writes the answer as uvicorn writes one. Everything else goes uvicorn's way unchanged: other requests,
-chunked or larger bodies, `Expect: 100-continue`, a request pipelined behind another; and
-uvicorn's graceful shutdown and handling of a client that goes away apply to these requests
-too (the protocol reads the same fields of the request's cycle). What one connection may
-take, in time and in memory, is bounded by `GuardedProtocol` (guardedprotocol.py).
+than answering it in the protocol (bench/optimisations.md). `HQProtocol` spares the requests
+that need none of that: a `PUT /events` (or `/api/events`) whose body, declared by
+`Content-Length` and at most 64 KiB, has arrived whole, on a connection with no earlier
+request still in progress. It answers them through `ingest.answer` as HQ's ASGI lean path
+does (the usual one without a task: `answer_events_soon`), and writes the answer as uvicorn
+writes one. Everything else goes uvicorn's way unchanged: other requests, chunked or larger
+bodies, `Expect: 100-continue`, a request pipelined behind another; and uvicorn's graceful
+shutdown and handling of a client that goes away apply to these requests too (the protocol
+reads the same fields of the request's cycle). What one connection may take, in time and in
+memory, is bounded by `GuardedProtocol` (guardedprotocol.py).
 
 Such a request that arrives whole in one read, in the plain shape agents send, skips even
 httptools' callbacks: `leanrequest.lean_request` reads it at once, or declines.

@@ -88,14 +88,13 @@ def _answer_soon(
     headers: dict[str, str],
     spawn: Spawn,
 ) -> None:
-    started = time.perf_counter()
-    state = scope.setdefault("state", {})
-    begun = begin_store(hq, headers, body, state)
+    # Its request id set first, as `answer_events` does: for what is logged on the way.
+    exchange = Exchange(scope, headers, respond, time.perf_counter())
+    begun = begin_store(hq, headers, body, exchange.state)
     if begun is None:
-        spawn(answer_events(hq, scope, body, respond, headers, started))
+        spawn(answer_events(hq, scope, body, respond, headers, exchange.started))
         return
     storing, write = begun
-    exchange = Exchange(scope, headers, respond, started)
     assert write.future is not None  # `Store.begin` makes the first go
     write.future.add_done_callback(
         functools.partial(_stored_soon, exchange, storing, write, spawn), context=context
