@@ -44,7 +44,7 @@ async def store_events(
     try:
         grant = hq.tokens.grant_for(headers)
         # Counted and logged under its space even when the token may not write there.
-        storing.ingest.space = state["space"] = grant.space
+        storing.of_space(grant.space, state)
         space = grant.require("write")
         limit = hq.settings.max_body_bytes
         if isinstance(body, bytes):  # read already: no coroutine to read it
@@ -55,7 +55,7 @@ async def store_events(
             )
         batch = _decode(hq, read, space)
         del read  # the events hold what is needed; free the bytes while Elasticsearch works
-        storing.writing(space, len(batch.events), batch.unindexed)
+        storing.writing(len(batch.events), batch.unindexed)
         new = hq.budget.known(space, batch)
         if new is None:
             new = await hq.budget.check(space, batch, hq.store.known_fields)
@@ -96,8 +96,8 @@ def begin_store(
         reservation.release()
         return None
     storing = Storing(hq, reservation)
-    storing.ingest.space = state["space"] = space
-    storing.writing(space, count, unindexed)
+    storing.of_space(space, state)
+    storing.writing(count, unindexed)
     storing.new = new
     return storing, write
 
@@ -122,27 +122,30 @@ class Storing:
     """A request's batch on its way to the store, from its metrics' start: what it does
     when the store has answered (`finish`), or failed (`end`)."""
 
-    __slots__ = ("_hq", "_space", "_unindexed", "ingest", "new", "reservation")
+    __slots__ = ("_hq", "_unindexed", "ingest", "new", "reservation")
 
     def __init__(self, hq: HQ, reservation: Reservation) -> None:
         self._hq = hq
         self.reservation = reservation
         self.ingest: Ingest = hq.metrics.ingest().__enter__()
-        self._space = ""
         self._unindexed: Any = None
         # The batch's properties its space did not have, for the budget once stored.
         self.new: Collection[str] = ()
 
-    def writing(self, space: str, count: int, unindexed: Any) -> None:
+    def of_space(self, space: str, state: dict[str, Any]) -> None:
+        """The request's space, for its metrics and (in `state`) its access line."""
+        self.ingest.space = state["space"] = space
+
+    def writing(self, count: int, unindexed: Any) -> None:
         """The batch is decoded and goes to the store now."""
-        self._space, self._unindexed = space, unindexed
+        self._unindexed = unindexed
         self.ingest.writing(count)
 
     def finish(self, outcome: WriteOutcome) -> None:
         """Every event is stored: count them, and let the budget know the new properties."""
         try:
             self.ingest.stored(outcome, self._unindexed)
-            self._hq.budget.record(self._space, self.new)
+            self._hq.budget.record(self.ingest.space, self.new)
         except BaseException as error:
             self.end(error)
             raise
