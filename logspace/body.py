@@ -121,13 +121,24 @@ def read_whole(
     chunks: bytes, headers: Mapping[str, str], limit: int, reservation: Reservation
 ) -> bytes:
     """`read_body` of a body the server has read all of already, without a coroutine."""
-    body = _opened(headers, limit, reservation)
-    body.add(chunks)
-    return body.whole()
+    gzipped = _accepted(headers, limit, reservation)
+    if gzipped:
+        body = _Body(limit, reservation, gzipped)
+        body.add(chunks)
+        return body.whole()
+    # What `_Body` does with one plain chunk, without one: a fleet's every request is this.
+    _Body.check_size(len(chunks), limit)
+    reservation.take(len(chunks))
+    return chunks
 
 
 def _opened(headers: Mapping[str, str], limit: int, reservation: Reservation) -> _Body:
     """The body about to be read, once its headers are found acceptable."""
+    return _Body(limit, reservation, _accepted(headers, limit, reservation))
+
+
+def _accepted(headers: Mapping[str, str], limit: int, reservation: Reservation) -> bool:
+    """Check a body's headers before it is read; whether it comes gzipped."""
     encoding = headers.get("content-encoding", "").strip().lower()
     if encoding not in ("", "identity", "gzip", "x-gzip"):
         raise UnsupportedContentEncoding(
@@ -142,7 +153,7 @@ def _opened(headers: Mapping[str, str], limit: int, reservation: Reservation) ->
         # Before the first read, so a client waiting on `Expect: 100-continue` is refused
         # without sending the body (the bytes are taken as they arrive, below).
         reservation.check(int(declared))
-    return _Body(limit, reservation, encoding.endswith("gzip"))
+    return encoding.endswith("gzip")
 
 
 class _Body:
@@ -162,10 +173,14 @@ class _Body:
         pieces = [chunk] if gunzip is None else _inflate(gunzip, chunk, self._limit - self._size)
         for piece in pieces:
             self._size += len(piece)
-            if self._size > self._limit:
-                raise _too_large(self._limit)
+            self.check_size(self._size, self._limit)
             self._reservation.take(len(piece))
             self._parts.append(piece)
+
+    @staticmethod
+    def check_size(size: int, limit: int) -> None:
+        if size > limit:
+            raise _too_large(limit)
 
     def whole(self) -> bytes:
         if self._gunzip is not None and not self._gunzip.eof:
