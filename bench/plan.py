@@ -25,7 +25,7 @@ def env(name: str, default: str, quick: str | None = None) -> str:
 def _fleet_plan() -> FleetPlan:
     return FleetPlan(
         connections=int(env("BENCH_FLEET_CONNECTIONS", "512")),
-        pairs=int(env("BENCH_FLEET_PAIRS", "3", "2")),
+        pairs=int(env("BENCH_FLEET_PAIRS", "5", "2")),
         seconds=int(env("BENCH_FLEET_SECONDS", "10", "5")),
         warmup=int(env("BENCH_FLEET_WARMUP", "3", "2")),
         bulk_connections=int(env("BENCH_FLEET_BULK_CONNECTIONS", "4")),
