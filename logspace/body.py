@@ -123,11 +123,11 @@ def read_whole(
     """`read_body` of a body the server has read all of already, without a coroutine."""
     gzipped = _accepted(headers, limit, reservation)
     if gzipped:
-        body = _Body(limit, reservation, gzipped)
+        body = _Body(limit, reservation, True)
         body.add(chunks)
         return body.whole()
     # What `_Body` does with one plain chunk, without one: a fleet's every request is this.
-    _Body.check_size(len(chunks), limit)
+    _check_size(len(chunks), limit)
     reservation.take(len(chunks))
     return chunks
 
@@ -173,14 +173,9 @@ class _Body:
         pieces = [chunk] if gunzip is None else _inflate(gunzip, chunk, self._limit - self._size)
         for piece in pieces:
             self._size += len(piece)
-            self.check_size(self._size, self._limit)
+            _check_size(self._size, self._limit)
             self._reservation.take(len(piece))
             self._parts.append(piece)
-
-    @staticmethod
-    def check_size(size: int, limit: int) -> None:
-        if size > limit:
-            raise _too_large(limit)
 
     def whole(self) -> bytes:
         if self._gunzip is not None and not self._gunzip.eof:
@@ -201,6 +196,12 @@ def _inflate(gunzip: zlib._Decompress, chunk: bytes, room: int) -> list[bytes]:
     if gunzip.eof and gunzip.unused_data.strip(b"\0"):
         raise InvalidGzip("The body has data after the end of its gzip stream.", {})
     return [piece]
+
+
+def _check_size(size: int, limit: int) -> None:
+    """A body of `size` bytes (so far, decompressed) must stay within `limit`."""
+    if size > limit:
+        raise _too_large(limit)
 
 
 def _too_large(limit: int) -> RequestTooLarge:
