@@ -307,6 +307,20 @@ def test_the_newest_accepted_instant_is_one_whole_second_object_per_second() -> 
     assert fastpath.newest_at(other, clock) is not newest
 
 
+def test_the_newest_accepted_instant_is_that_of_the_clock_whatever_came_before() -> None:
+    """Repeated answers are kept for the rest of their second; each is still the whole second
+    of `clock + max_future`, at the ends of a second too (fractional futures included)."""
+    for limits in (DEFAULT_LIMITS, Limits(max_future=timedelta(seconds=0.3))):
+        ahead = limits.max_future.total_seconds()
+        base = 1_780_000_000.0
+        clocks = [base + step / 8 for step in range(40)]
+        clocks += [base + 7 - ahead + d for d in (-1e-9, -1e-7, 0.0, 1e-7, 1e-9, 2e-6)]
+        clocks += [base + 3.5, base + 2.25, base + 9.999999, base + 10.0000001]
+        for clock in clocks + clocks[::-1]:
+            expected = datetime.fromtimestamp(int(clock + ahead), UTC)
+            assert fastpath.newest_at(limits, clock) == expected, (limits, clock)
+
+
 def _names_batch(count: int, colliding: bool) -> bytes:
     """`count` distinct long-property names of 20 bytes, 200 to an event. Colliding names share
     their first and last 8 bytes (`AAAAAAAA` + 4 varying + `BBBBBBBB`), ordinary ones do not."""
