@@ -230,5 +230,9 @@ def request_id_from(given: str | None) -> str:
     one."""
     if given is not None and _VALID_REQUEST_ID.fullmatch(given):
         return given
-    # 128 random bits, as 32 hex digits like a UUID's: an id, not a secret, so no system call.
-    return f"{random.getrandbits(128):032x}"
+    # 128 random bits, as 32 hex digits like a UUID's: an id, not a secret, so no system call
+    # (and the bytes' `hex`, about half the cost of formatting a 128-bit number).
+    return _random_bytes(16).hex()
+
+
+_random_bytes = random.randbytes

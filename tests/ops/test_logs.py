@@ -237,3 +237,10 @@ def test_an_access_line_written_directly_is_the_line_logging_writes(
         )
     else:
         assert orjson.loads(lines["direct"][1])["error"] == "INVALID_JSON"
+
+
+def test_a_request_keeps_its_plain_id_and_otherwise_gets_a_new_one_of_32_hex_digits() -> None:
+    assert accesslog.request_id_from("req-1") == "req-1"
+    made = {accesslog.request_id_from(given) for given in (None, "", "a b", "x" * 300) * 50}
+    assert len(made) == 200  # new each time
+    assert all(len(i) == 32 and set(i) <= set("0123456789abcdef") for i in made)
