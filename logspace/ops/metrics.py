@@ -290,6 +290,7 @@ class Ingest:
         self._metrics = metrics
         self.space = ""
         self._events = 0
+        self._created = 0  # of the batch, once stored: counted with the request at the end
         self._started: float | None = None
 
     # A class of its own rather than `@contextmanager`: a generator per request is a cost
@@ -310,7 +311,9 @@ class Ingest:
             self._metrics.tally.requests_in_flight -= 1
             self._metrics.counted()
         if error is None:
-            self._metrics.tally.stored_in(self.space, 1, 0)
+            self._metrics.tally.stored_in(self.space, 1, self._created)
+        elif self._created:  # stored, though the request failed after that
+            self._metrics.tally.stored_in(self.space, 0, self._created)
 
     def writing(self, events: int) -> None:
         """The batch is decoded and goes to the store now."""
@@ -320,8 +323,7 @@ class Ingest:
         self._metrics.counted()
 
     def stored(self, outcome: WriteOutcome, unindexed: Unindexed) -> None:
-        if outcome.created:
-            self._metrics.tally.stored_in(self.space, 0, outcome.created)
+        self._created = outcome.created
         if outcome.duplicate:
             self._metrics.stored_counters(self.space).duplicate.inc(outcome.duplicate)
         if unindexed.non_finite:
