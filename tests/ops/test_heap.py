@@ -8,10 +8,7 @@ import sys
 
 import pytest
 
-from logspace.app import create_app_from_environ
-from logspace.ops import heap
-
-needs_glibc = pytest.mark.skipif(
+pytestmark = pytest.mark.skipif(
     platform.libc_ver()[0] != "glibc", reason="the heap settings are glibc's"
 )
 
@@ -44,39 +41,13 @@ def _probe(how: str) -> tuple[int, int]:
     return int(mapped), int(free)
 
 
-@needs_glibc
 def test_a_large_piece_comes_from_the_heap_and_stays_there_once_freed() -> None:
     mapped, free = _probe("tuned")
     assert mapped < 4 * 1024 * 1024  # not a mapping of its own
     assert free >= 4 * 1024 * 1024  # kept for the next one
 
 
-@needs_glibc
 def test_by_default_glibc_maps_it_apart_and_gives_it_back() -> None:
     mapped, free = _probe("default")
     assert mapped >= 4 * 1024 * 1024
     assert free < 4 * 1024 * 1024
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize(("tune", "tuned"), [("true", True), ("false", False)])
-async def test_the_served_app_tunes_the_heap_once_started_unless_told_not_to(
-    monkeypatch: pytest.MonkeyPatch, es_url: str, prefix: str, tune: str, tuned: bool
-) -> None:
-    # What the process's malloc is told is recorded, not done: it would last the whole run.
-    told: list[int] = []
-    monkeypatch.setattr(heap, "tune", told.append)
-    for name, value in {
-        "LOGSPACE_ES_URL": es_url,
-        "LOGSPACE_SPACE_TOKENS": "development:development",
-        "LOGSPACE_INDEX_PREFIX": prefix,
-        "LOGSPACE_MAX_INFLIGHT_BYTES": str(48 * 1024 * 1024),
-        "LOGSPACE_TUNE_GC": "false",
-        "LOGSPACE_TUNE_HEAP": tune,
-    }.items():
-        monkeypatch.setenv(name, value)
-
-    app = create_app_from_environ()
-    assert told == []  # not before it starts
-    async with app.router.lifespan_context(app):
-        assert told == ([48 * 1024 * 1024] if tuned else [])
