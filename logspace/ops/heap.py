@@ -8,8 +8,7 @@ threshold from mappings of their own, unmapped when freed. A process that takes 
 few hundred KiB for every request so keeps shrinking and growing its heap, and every page it
 touches again faults in anew: cleared, mapped, unmapped, with the processors told to forget it
 (bench/optimisations.md, "3 Dec 2026, late morning": with 1000-event batches HQ took 2.9 µs
-of CPU per event as glibc has it, 2.1 with glibc told, through `GLIBC_TUNABLES`, to keep 128
-MiB and map nothing under 32 MiB; this module keeps the in-flight budget, 64 MiB by default).
+of CPU per event as glibc has it, 2.1 with these settings).
 
 Once started, HQ has glibc keep up to `keep` bytes of freed heap for the next requests and
 serve pieces up to 32 MiB from the heap. HQ's memory stays bounded as before (its in-flight
