@@ -28,7 +28,7 @@ from logspace.hq import HQ
 from logspace.ingest.answer import Unanswered, answer_events
 from logspace.ingest.endpoint import INGEST_ROUTES, put_events
 from logspace.lingering import Linger, LingeringClose, has_body
-from logspace.ops import collector, heap, openfiles, retention
+from logspace.ops import collector, openfiles, retention
 from logspace.ops.accesslog import RequestLog, id_header, keep_lines
 from logspace.ops.health import get_live, get_ready
 from logspace.ops.logs import skip_process_details
@@ -65,13 +65,12 @@ def create_app(
     reader: ReadStore | None = None,
     *,
     tune_collector: bool = False,
-    tune_heap: bool = False,
 ) -> Starlette:
     """The HQ application; it opens (and closes) its own store unless one is given.
 
     The read API searches `reader`, by default the read side of a `Store`. `tune_collector`
-    tunes the process's garbage collector once started (see `ops.collector`), `tune_heap` its
-    C heap (`ops.heap`): for a process that only serves HQ."""
+    tunes the process's garbage collector once started (see `ops.collector`): for a process
+    that only serves HQ."""
     tokens = TokenRegistry(settings)  # fails now, not at the first request, without tokens
     keep_lines(settings.access_log)
 
@@ -100,8 +99,6 @@ def create_app(
             background.append(asyncio.create_task(watch.run()))
         if tune_collector:
             collector.tune()
-        if tune_heap:
-            heap.tune(settings.max_inflight_bytes)
         if settings.retention_keep_days is not None and isinstance(hq.store, Store):
             retain = retention.run_periodically(
                 hq.store,
@@ -268,4 +265,4 @@ def create_app_from_environ() -> Starlette:
     settings = Settings.from_env(os.environ)
     skip_process_details()  # each worker configures its logging anew (uvicorn)
     openfiles.raise_limit()  # each worker for itself, whoever started it
-    return create_app(settings, tune_collector=settings.tune_gc, tune_heap=settings.tune_heap)
+    return create_app(settings, tune_collector=settings.tune_gc)

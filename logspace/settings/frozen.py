@@ -49,7 +49,6 @@ class Settings:
     keep_alive_seconds: int = 75
     request_read_seconds: float = 30.0
     tune_gc: bool = True
-    tune_heap: bool = True
     max_body_bytes: int = 10 * 1024 * 1024
     max_events: int = 10_000
     max_properties: int = 200

@@ -219,14 +219,6 @@ SETTINGS: tuple[Setting, ...] = (
         "often (a fifth of HQ's CPU under a fleet otherwise; see docs/operations.md).",
     ),
     Setting(
-        "LOGSPACE_TUNE_HEAP",
-        "tune_heap",
-        _boolean,
-        "true",
-        "Once `logspace serve` has started, have glibc's malloc keep freed heap (up to "
-        "LOGSPACE_MAX_INFLIGHT_BYTES) rather than give it back between requests.",
-    ),
-    Setting(
         "LOGSPACE_MAX_BODY_BYTES",
         "max_body_bytes",
         _positive_int,
