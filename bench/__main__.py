@@ -12,6 +12,8 @@ HQ and direct, for the appendix only); for (g) BENCH_G_SECONDS, BENCH_G_LIGHT_SE
 BENCH_G_CONNECTIONS, BENCH_G_RECORDS; BENCH_NOTE, a sentence for the results (e.g. what else
 ran on the machine).
 Diagnostics: BENCH_HQ_MODULE=bench.hqdiag runs HQ with its experiments (see that module).
+Each run also records what the box charges a process for waking from idle, before and after
+(bench/wakecost.py), beside the share of CPU time the hypervisor took (`stolen`).
 Elasticsearch: LOGSPACE_ES_URL, else a dedicated node on BENCH_ES_PORT (9290) with
 BENCH_ES_HEAP (2g), started and stopped here with `scripts/es`.
 
@@ -35,7 +37,7 @@ import uvloop
 from logspace.elastic.store import Store
 from logspace.settings import Settings
 
-from . import latencybench, memory, pipeline, report, throughputbench
+from . import latencybench, memory, pipeline, report, throughputbench, wakecost
 from .documents import Pool
 from .fleet import FleetBench
 from .overheadbench import OverheadBench
@@ -137,6 +139,9 @@ async def main(argv: list[str]) -> int:
     started = datetime.now(UTC)
     load_before = report.load_average()
     ticks_before = report.cpu_ticks()
+    # Before anything of the run starts, and again after it all stopped: the box alone.
+    waking = {"before": await asyncio.to_thread(wakecost.measure)}
+    say(f"waking from idle, before: {wakecost.summary(waking['before'])}")
     node = DedicatedNode(int(os.environ.get("BENCH_ES_PORT", "9290")), env("BENCH_ES_HEAP", "2g"))
     say("starting the dedicated Elasticsearch node" if not node.url else f"using {node.url}")
     es_url = await asyncio.to_thread(node.start)
@@ -146,6 +151,8 @@ async def main(argv: list[str]) -> int:
         await bench.run()
     finally:
         await asyncio.to_thread(node.stop)
+    waking["after"] = await asyncio.to_thread(wakecost.measure)
+    say(f"waking from idle, after: {wakecost.summary(waking['after'])}")
     run = {
         "started": f"{started:%Y-%m-%d %H:%M}",
         "target": report.target(plan.mode, plan.figures),
@@ -159,6 +166,8 @@ async def main(argv: list[str]) -> int:
         # Free text for the results, e.g. what else ran on the machine.
         "note": os.environ.get("BENCH_NOTE", ""),
         "loader_cpu_s": round(cpu_seconds(os.getpid()) - cpu_before, 1),
+        # What the box charges for waking from idle (bench/wakecost.py), before and after.
+        "waking": waking,
         "machine": report.machine(bench.data.get("es_version", "?")),
         "data": bench.data,
     }

@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from . import wakecost
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -192,6 +194,15 @@ def _stolen(run: dict[str, Any]) -> str:
     return f"{share * 100:.1f} % of the CPU time during the run (taken by the hypervisor)"
 
 
+def _waking(run: dict[str, Any]) -> str:
+    waking = run.get("waking")
+    if not waking:
+        return "not known"
+    return "; ".join(
+        f"{when}: {wakecost.summary(waking.get(when))}" for when in ("before", "after")
+    )
+
+
 def _fmt(value: float) -> str:
     if abs(value) >= 100:
         return f"{value:.0f}"
@@ -321,6 +332,7 @@ measured it.
 | libraries | {versions} |
 | load average (1, 5, 15 min) | before {run["load_before"]}, after {run["load_after"]} |
 | stolen | {_stolen(run)} |
+| waking from idle (`bench/wakecost.py`) | {_waking(run)} |
 | run note | {run.get("note") or "none (BENCH_NOTE says what else ran on the box)"} |
 
 {appendix}
@@ -349,7 +361,7 @@ def write_part(
 Written by `{run["target"]}` on {run["started"]} UTC, commit `{m["commit"]}`, on
 {m["cpu"]}, {m["nproc"]} cores, Python {m["python"]}, Elasticsearch {m["elasticsearch"]};
 {versions}. Load average (1, 5, 15 min) before {run["load_before"]}, after
-{run["load_after"]}; stolen: {_stolen(run)}. {method}
+{run["load_after"]}; stolen: {_stolen(run)}. Waking from idle: {_waking(run)}. {method}
 {(chr(10) + run["note"] + chr(10)) if run.get("note") else ""}
 {table(figures)}
 
