@@ -10,7 +10,7 @@ more CPU time, up to several times as much: then every figure counted in CPU per
 depends on how often the measured process waits, not only on its own instructions. HQ under
 a fleet waits between bursts of requests and for each shared bulk; the agents' threads wait
 between group commits. `make bench` measures this before its first arm and after its last,
-into `box` of bench/results.jsonl and the Machine table of bench/results.md, so runs on
+into `waking` of bench/results.jsonl and the Machine table of bench/results.md, so runs on
 different machines, or on one machine in different hours, can be told apart by it.
 
 `python -m bench.wakecost` prints it alone.
