@@ -21,12 +21,13 @@ RUN groupadd --system logspace \
 
 WORKDIR /app
 # The wheel is built in a stage of its own, with the C compiler for the ingest fast path
-# (logspace/_transcode.c); the image gets the wheel only, which carries the index templates and
-# Kibana's saved objects as package data. The check fails the build if the templates, the saved
-# objects or the fast path cannot be found in the installed package.
+# (logspace/fastpath/_transcode.c) and the modules mypyc compiles (setup.py); the image gets the
+# wheel only, which carries the index templates and Kibana's saved objects as package data. The
+# check fails the build if the templates, the saved objects, the fast path or the compiled
+# modules cannot be found in the installed package.
 COPY --from=wheel /wheel/ /wheel/
 RUN pip install /wheel/*.whl && rm -rf /wheel \
-    && cd / && python -c "from logspace.elastic import templates; from logspace.ingest import transcoder; from logspace.ops import kibana; templates.load('check'); kibana.load('check'); assert transcoder.AVAILABLE"
+    && cd / && python -c "from logspace.elastic import templates; from logspace.ingest import transcoder; from logspace.ops import kibana; templates.load('check'); kibana.load('check'); assert transcoder.AVAILABLE; import logspace.ingest.answer as answer; assert answer.__file__.endswith('.so')"
 
 USER logspace
 ENV LOGSPACE_HOST=0.0.0.0 \

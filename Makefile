@@ -11,12 +11,19 @@ $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@# Without mypyc here: $(EXTENSION) builds the compiled parts right after.
+	LOGSPACE_MYPYC=0 $(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-# The C extension (setup.py, logspace/fastpath/_transcode.c), built again when its source changes.
+# The compiled parts (setup.py): the C extension, logspace/fastpath/_transcode.c, and the modules
+# mypyc compiles (setup.py's COMPILED list), built again when one of their sources changes.
+# Python loads a compiled module in place of its .py: run tests through make, or build first.
+COMPILED := $(shell sed -n 's/^    "\(logspace\/.*\.py\)",$$/\1/p' setup.py)
 EXTENSION := $(VENV)/.extension-built
-$(EXTENSION): $(INSTALLED) setup.py logspace/fastpath/_transcode.c $(wildcard logspace/fastpath/_*.h)
+$(EXTENSION): $(INSTALLED) setup.py logspace/fastpath/_transcode.c $(wildcard logspace/fastpath/_*.h) $(COMPILED)
+	@# A module no longer listed must not stay behind, shadowing its source (nor in the
+	@# build directories a wheel is made from).
+	find logspace -name '*.so' -delete && rm -rf logspace__mypyc.*.so build/lib.* build/temp.*
 	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $@
 

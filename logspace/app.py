@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import signal
@@ -125,7 +126,7 @@ def create_app(
         *_api_routes(),
         Route("/health/live", get_live, methods=["GET"]),
         Route("/health/ready", get_ready, methods=["GET"]),
-        Route("/metrics", get_metrics, methods=["GET"]),
+        Route("/metrics", _plain(get_metrics), methods=["GET"]),
     ]
     app = HQApp(
         linger=(settings.linger_max_bytes, settings.linger_seconds),
@@ -229,7 +230,7 @@ def _api_routes() -> list[Route]:
 
 def _by_method(endpoints: dict[str, Endpoint]) -> Endpoint:
     if len(set(endpoints.values())) == 1:
-        return next(iter(endpoints.values()))
+        return _plain(next(iter(endpoints.values())))
 
     async def endpoint(request: Request) -> Response:
         # Starlette routes HEAD wherever GET goes.
@@ -237,6 +238,18 @@ def _by_method(endpoints: dict[str, Endpoint]) -> Endpoint:
         return await endpoints[method](request)
 
     return endpoint
+
+
+def _plain(endpoint: Endpoint) -> Endpoint:
+    """`endpoint` as a Python function: Starlette's `Route` takes any other callable, such as a
+    function mypyc compiled (setup.py's `COMPILED`), for an ASGI app, and would call it so."""
+    if inspect.isfunction(endpoint):
+        return endpoint
+
+    async def plain(request: Request) -> Response:
+        return await endpoint(request)
+
+    return plain
 
 
 @contextlib.asynccontextmanager

@@ -45,11 +45,17 @@ class Written(NamedTuple):
 
 
 def write(
-    body: bytes, action: bytes, tail: bytes, limits: Limits, newest: datetime, partition: int = 0
+    body: bytes | memoryview,
+    action: bytes,
+    tail: bytes,
+    limits: Limits,
+    newest: datetime,
+    partition: int = 0,
 ) -> Written | None:
     """The batch's line pairs, or None when the thorough decoder must look at it. Each action
     line ends with the period of the event's timestamp, by `partition` (see
-    `logspace.partitions.CODES`)."""
+    `logspace.partitions.CODES`). `body` may be any buffer (the tests read one from a block
+    of exactly its size)."""
     if _compiled is None:  # pragma: no cover - see AVAILABLE
         return None
     result = _compiled(body, action, tail, *_rules(limits, newest), partition)

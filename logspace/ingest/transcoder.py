@@ -52,7 +52,7 @@ class Transcoded:
 
 
 def transcode(
-    body: bytes,
+    body: bytes | memoryview,
     space: str,
     prefix: str,
     limits: Limits,

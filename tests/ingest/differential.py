@@ -83,7 +83,7 @@ def _read_where_overruns_show(body: bytes, limits: Limits) -> None:
     hide a read of one byte too many from AddressSanitizer; a block of its own does not."""
     newest = NOW + limits.max_future
     with exact_block(body) as view:
-        in_place = transcoder.transcode(view, "space", "p", limits, newest)  # type: ignore[arg-type]
+        in_place = transcoder.transcode(view, "space", "p", limits, newest)
     if _lines(in_place) != _lines(transcoder.transcode(body, "space", "p", limits, newest)):
         raise Difference(f"the C path's answer depends on where the body lies: {body!r}")
 
