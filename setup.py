@@ -3,7 +3,7 @@ the repository that ship inside the package.
 
 - The C extension, `logspace.fastpath._transcode` (the event rules in C, the fast path).
 - The modules a `PUT /events` passes through (`COMPILED`), compiled by mypyc from their typed
-  Python: the same source, a fifth less of HQ's CPU per small request (bench/optimisations.md).
+  Python: the same source, about 5 % less of HQ's CPU per small request (bench/optimisations.md).
   Python then loads the compiled module in place of the `.py` beside it, so an edit takes effect
   only after a build (`make` does it when a source changes). `LOGSPACE_MYPYC=0` builds without
   them (for a debugger's or a profiler's view of those modules in Python).
