@@ -98,4 +98,5 @@ es-secure-status:
 	scripts/es secure status
 
 clean:
-	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis logspace__mypyc.*.so
+	find logspace -name '*.so' -delete
