@@ -3,7 +3,8 @@ the repository that ship inside the package.
 
 - The C extension, `logspace.fastpath._transcode` (the event rules in C, the fast path).
 - The modules a `PUT /events` passes through (`COMPILED`), compiled by mypyc from their typed
-  Python: the same source, about 5 % less of HQ's CPU per small request (bench/optimisations.md).
+  Python: the same source, about 15 % less of HQ's CPU per small request, in process
+  (bench/optimisations.md).
   Python then loads the compiled module in place of the `.py` beside it, so an edit takes effect
   only after a build (`make` does it when a source changes). `LOGSPACE_MYPYC=0` builds without
   them (for a debugger's or a profiler's view of those modules in Python).
@@ -29,11 +30,12 @@ DATA_PACKAGES = {
 # A request's way through HQ, and nothing whose classes tests or operators patch: a compiled
 # class takes no new attributes, and calls between compiled modules are bound at build time
 # (so not `ops/metrics.py`, whose `Ingest` a test breaks on purpose).
-# Not `elastic/bulk.py`: its `Bulk` is a `Sequence`, and mypyc gives such a class the ABC's own
-# registry, so that any list passed `isinstance(x, Bulk)`. Not the protocols (`protocol.py`,
+# No class here may extend an `abc` class: mypyc gives it the ABC's own registry (`Bulk` as a
+# `Sequence` passed `isinstance(a_list, Bulk)`). Not the protocols (`protocol.py`,
 # `guardedprotocol.py`): their classes extend uvicorn's, which the build does not know (below).
 COMPILED = [
     "logspace/body.py",
+    "logspace/elastic/bulk.py",
     "logspace/elastic/coalescer.py",
     "logspace/elastic/flushpolicy.py",
     "logspace/elastic/writer.py",

@@ -56,11 +56,12 @@ def document_end(space: str) -> bytes:
     return b',"space":%s}\n' % orjson.dumps(space)
 
 
-class Bulk(Sequence[bytes]):
+class Bulk:
     """A `_bulk` request body: per event, a `create` action line and a document line.
 
-    One bytes object, so a batch costs its size once while Elasticsearch works on it; as a
-    sequence, item `i` is event `i`'s two lines (sliced out when a retry needs them). When
+    One bytes object, so a batch costs its size once while Elasticsearch works on it; indexed
+    like a sequence (not one: mypyc, which compiles this module, gets `abc` subclasses wrong),
+    item `i` is event `i`'s two lines (sliced out when a retry needs them). When
     its lines go in a bulk shared with other requests, it keeps them as a region of that
     bulk's body (`share`) rather than a second copy of its own.
     """
@@ -90,6 +91,10 @@ class Bulk(Sequence[bytes]):
 
     def __len__(self) -> int:
         return self._count
+
+    def __iter__(self) -> Iterator[bytes]:
+        for index in range(self._count):
+            yield self[index]
 
     @overload
     def __getitem__(self, index: int) -> bytes: ...
@@ -162,7 +167,9 @@ def encode(
     return Bulk(b"".join(chain.from_iterable(parts)), len(events))
 
 
-def chunks(lines: Sequence[bytes], positions: Sequence[int], max_bytes: int) -> Iterator[list[int]]:
+def chunks(
+    lines: Bulk | Sequence[bytes], positions: Sequence[int], max_bytes: int
+) -> Iterator[list[int]]:
     """Split the events at `positions` into runs whose request bodies stay under `max_bytes`."""
     run: list[int] = []
     size = 0
