@@ -36,14 +36,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 import psutil
 
 from . import wrk as wrk_tool
 from .documents import SPACE
-from .procs import ROOT, cpu_seconds, free_port, wait_http
+from .procs import ROOT, cpu_seconds, free_port, niced, wait_http
 
 Say = Callable[[str], None]
 
@@ -197,6 +196,11 @@ class Arm:
     stored: int = 0
     batches: int = 0  # requests the agent made to the stub (`stub` arms)
     settled: float = 0.0  # seconds the warm-up's backlog took to drain before the light load
+    light_es: float = 0.0  # Elasticsearch's CPU (cores) during the light load
+    # hq arms: the light load again with Elasticsearch's threads at nice 19, as if it ran on
+    # other machines as it does in production (None where renicing is not allowed). On this
+    # box its indexing bursts share the app's cores and take the app's tail with them.
+    light_niced: Wrk | None = None
 
     @property
     def events_per_batch(self) -> float:
@@ -259,10 +263,20 @@ def app_arm(
     server = Server(kind, ctx.environ(arm, kind, marker, stats_file), ctx.work / "server.log")
     try:
         run_wrk(ctx.wrk, server.url, 2, connections)  # warm-up, not counted
-        settled = settle([server.pid, ctx.pids.get("hq"), ctx.pids.get("stub")])
+        settled = settle([server.pid, *(ctx.pids.get(name) for name in ("hq", "stub", "es"))])
+        es_before, began = cpu_seconds(ctx.pids.get("es")), time.monotonic()
         light = run_wrk(
             ctx.wrk, server.url, light_seconds, LIGHT_CONNECTIONS, threads=1, paced=True
         )
+        light_es = (cpu_seconds(ctx.pids.get("es")) - es_before) / (time.monotonic() - began)
+        light_niced = None
+        if arm == "hq":  # the same with Elasticsearch yielding the cores (see `Arm`)
+            with niced(ctx.pids.get("es")) as lowered:
+                if lowered:
+                    light_niced = run_wrk(
+                        ctx.wrk, server.url, light_seconds, LIGHT_CONNECTIONS, threads=1,
+                        paced=True,
+                    )  # fmt: skip
         pids = {**ctx.pids, "app": server.pid}
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         result = run_wrk(ctx.wrk, server.url, seconds, connections)
@@ -270,9 +284,11 @@ def app_arm(
         cpu["wrk"] = result.cpu
     finally:
         server.stop()
-    if result.errors or light.errors:
+    if result.errors or light.errors or (light_niced and light_niced.errors):
         raise OverheadError(f"{kind} arm: socket errors or non-2xx answers")
-    measured = Arm(kind, arm, result, light, cpu, settled=settled)
+    measured = Arm(
+        kind, arm, result, light, cpu, settled=settled, light_es=light_es, light_niced=light_niced
+    )
     if arm != "plain":
         measured.stats, measured.stored = ctx.check_delivery(kind, arm, marker, stats_file)
     if arm == "stub":
@@ -341,13 +357,6 @@ def log_arm(ctx: Context, arm: str, records: int) -> LogArm:
     return measured
 
 
-def orders(pairs: int) -> Iterator[tuple[int, tuple[str, ...]]]:
-    """Pair numbers with the order of their arms: forwards in even pairs, backwards in odd
-    ones (ABC CBA), so drifts of the machine fall on every arm alike."""
-    for pair in range(pairs):
-        yield pair, (ARMS if pair % 2 == 0 else ARMS[::-1])
-
-
 class StubHQ:
     """An HQ that answers 202 to every batch and stores nothing (bench/apps.py `hq_stub`)."""
 
@@ -367,75 +376,3 @@ def workspace() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-@dataclass
-class Measured:
-    """Every arm of figure (g), per pair: arm name -> its figures."""
-
-    apps: dict[str, list[dict[str, Arm]]] = field(default_factory=dict)
-    logs: list[dict[str, LogArm]] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        def arm(a: Arm) -> dict[str, Any]:
-            return {
-                "rate": a.wrk.rate,
-                "p50": a.wrk.p50,
-                "p99": a.wrk.p99,
-                "light_p50": a.light.p50,
-                "light_p99": a.light.p99,
-                "settled": a.settled,
-                "cpu_us": {k: round(a.cpu_us_per_request(k), 2) for k in a.cpu},
-                "stats": a.stats,
-                **({"events_per_batch": round(a.events_per_batch, 1)} if a.batches else {}),
-            }
-
-        return {
-            "apps": {
-                kind: [{name: arm(a) for name, a in pair.items()} for pair in pairs]
-                for kind, pairs in self.apps.items()
-            },
-            "logs": [{name: a.rate for name, a in pair.items()} for pair in self.logs],
-        }
-
-
-def measure(
-    ctx: Context,
-    pairs: int,
-    seconds: float,
-    light_seconds: float,
-    connections: int,
-    records: int,
-) -> Measured:
-    measured = Measured()
-    ctx.say(f"(g) warming up: an agent arm of {seconds:g} s, not counted")
-    app_arm(ctx, "asgi", "hq", seconds, 1, connections)
-    for kind in ("asgi", "wsgi"):
-        ctx.say(
-            f"(g) {kind}: {pairs} rounds of {'/'.join(ARMS)} (ABC CBA), each arm "
-            f"{light_seconds:g} s of paced wrk, then {seconds:g} s of wrk -c{connections}"
-        )
-        measured.apps[kind] = []
-        for pair, order in orders(pairs):
-            arms: dict[str, Arm] = {}
-            for name in order:
-                arms[name] = arm = app_arm(ctx, kind, name, seconds, light_seconds, connections)
-                shipped = f", {arm.stored} events in ES" if name == "hq" else ""
-                if name == "stub":
-                    shipped = f", {arm.events_per_batch:.0f} events per batch"
-                ctx.say(
-                    f"  pair {pair + 1} {name:5}: {arm.wrk.rate:7.0f} requests/s (p99 "
-                    f"{arm.wrk.p99:.2f} ms), light p50 {arm.light.p50:.3f} / p99 "
-                    f"{arm.light.p99:.3f} ms, app "
-                    f"{arm.cpu_us_per_request('app'):.1f} CPU-us/request{shipped}, "
-                    f"settled in {arm.settled:.1f} s"
-                )
-            measured.apps[kind].append(arms)
-    ctx.say(f"(g4) log records: {pairs} rounds of {records} records")
-    for pair, order in orders(pairs):
-        logs: dict[str, LogArm] = {}
-        for name in order:
-            logs[name] = log = log_arm(ctx, name, records)
-            ctx.say(f"  pair {pair + 1} {name:5}: {log.rate:8.0f} records/s")
-        measured.logs.append(logs)
-    return measured

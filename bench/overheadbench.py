@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import overhead, overheadfigures
+from . import overhead, overheadfigures, overheadrounds
 from .report import Figure
 from .wrk import ensure_wrk
 
@@ -70,7 +70,7 @@ class OverheadBench:
                     say=self.say,
                 )
                 measured = await asyncio.to_thread(
-                    overhead.measure,
+                    overheadrounds.measure,
                     ctx,
                     self.pairs,
                     plan.seconds,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 
-from . import overhead, report
+from . import report
+from .overheadrounds import Measured
 from .report import Figure
 
 
-def figures(measured: overhead.Measured) -> list[Figure]:
+def figures(measured: Measured) -> list[Figure]:
     """The figures of (g): ratios per round against the plain arm of the same round."""
     found = []
     servers = {"asgi": "ASGI app (uvicorn)", "wsgi": "WSGI app (gunicorn)"}
@@ -47,6 +48,35 @@ def figures(measured: overhead.Measured) -> list[Figure]:
                 gated=gated,
             )
         )
+        found.append(
+            Figure(
+                f"{key}-stub",
+                f"the same, the agent shipping to a stub HQ ({servers[kind]})",
+                [r["stub"].light.p99 - r["plain"].light.p99 for r in rounds],
+                "<= 1",
+                "<= 0.2",
+                unit="ms",
+                gated=False,
+            )
+        )
+        niced = [
+            hq_niced.p99 - r["plain"].light.p99
+            for r in rounds
+            if (hq_niced := r["hq"].light_niced) is not None
+        ]
+        if niced:
+            found.append(
+                Figure(
+                    f"{key}-es-niced",
+                    f"the same, shipping to HQ, Elasticsearch's threads at nice 19 (as if on "
+                    f"machines of its own) ({servers[kind]})",
+                    niced,
+                    "<= 1",
+                    "<= 0.2",
+                    unit="ms",
+                    gated=False,
+                )
+            )
         found.append(
             Figure(
                 f"{key}-p50",
@@ -93,7 +123,7 @@ def figures(measured: overhead.Measured) -> list[Figure]:
     return found
 
 
-def _ceilings(measured: overhead.Measured) -> list[Figure]:
+def _ceilings(measured: Measured) -> list[Figure]:
     """What g1 and g2 could be with an agent that cost nothing, on this box: the box's cores
     shared by the app (its plain cost per request), wrk, HQ and Elasticsearch (theirs in the
     hq arm) and nothing else, perfectly. An upper bound from the round's own CPU figures, to
@@ -122,7 +152,7 @@ def _ceilings(measured: overhead.Measured) -> list[Figure]:
 
 
 def appendix(
-    measured: overhead.Measured,
+    measured: Measured,
     seconds: float,
     light_seconds: float,
     connections: int,
@@ -133,12 +163,14 @@ def appendix(
     for kind, rounds in measured.apps.items():
         for i, r in enumerate(rounds):
             plain, hq, stub = r["plain"], r["hq"], r["stub"]
+            niced = f"{hq.light_niced.p99:.3f}" if hq.light_niced else "-"
             rows.append(
                 f"| {kind.upper()} | {i + 1} | {plain.wrk.rate:.0f} | {hq.wrk.rate:.0f} | "
                 f"{stub.wrk.rate:.0f} | {plain.wrk.p99:.2f} / {hq.wrk.p99:.2f} / "
                 f"{stub.wrk.p99:.2f} | {plain.light.p50:.3f}, {plain.light.p99:.3f} / "
                 f"{hq.light.p50:.3f}, {hq.light.p99:.3f} / {stub.light.p50:.3f}, "
-                f"{stub.light.p99:.3f} | {plain.cpu_us_per_request('app'):.1f} / "
+                f"{stub.light.p99:.3f} | {niced} | {hq.light_es:.2f} | "
+                f"{plain.cpu_us_per_request('app'):.1f} / "
                 f"{hq.cpu_us_per_request('app'):.1f} / "
                 f"{stub.cpu_us_per_request('app'):.1f} | "
                 f"{hq.cpu_us_per_request('hq'):.1f} | {hq.cpu_us_per_request('es'):.1f} | "
@@ -158,7 +190,10 @@ def appendix(
         "cores; with the agent shipping to a stub that answers 202 and stores nothing. "
         "Each arm is a fresh server process, warmed up by 2 s of wrk. Saturated: requests/s "
         "and p99 at 16 connections; light: p50 and p99 (ms) at two connections each "
-        "pausing 1 ms between requests (`bench/paced.lua`). App CPU is "
+        "pausing 1 ms between requests (`bench/paced.lua`); in the hq arm the light load "
+        "again with Elasticsearch's threads at nice 19 ('p99 ES niced': it yields the cores "
+        "to the app as if it ran on machines of its own), and the cores Elasticsearch used "
+        "during the first light load ('ES cores, light'). App CPU is "
         "utime+stime over the saturated run per request answered; HQ and ES CPU in the hq "
         "arm is the indexing of the app's events; wrk's own is given for the plain and "
         'hq arms. "In ES" is what Elasticsearch holds '
@@ -166,9 +201,10 @@ def appendix(
         '`enqueued` (warm-up included). "Per batch" is the events the stub arm\'s agent '
         "shipped per request to the stub, over the whole arm.\n\n"
         "| app | round | req/s plain | req/s hq | req/s stub | sat. p99 plain / hq / stub | "
-        "light p50, p99 plain / hq / stub | app CPU-us/req plain / hq / stub | "
+        "light p50, p99 plain / hq / stub | light p99 hq, ES niced | ES cores, light | "
+        "app CPU-us/req plain / hq / stub | "
         "HQ CPU-us/req | ES CPU-us/req | wrk CPU-us/req plain / hq | in ES | per batch |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows),
         f"### (g4) Log records, {records} per arm (after {records // 10} "
         "not counted), a process per arm\n\n"
         "| round | FileHandler records/s | LogHandler to HQ | LogHandler to the stub | "

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,6 +30,31 @@ def cpu_seconds(pid: int | None) -> float:
         return 0.0
     # Fields 14 and 15 of stat(5); [2] after the command name is field 3.
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+@contextmanager
+def niced(pid: int | None, niceness: int = 19) -> Iterator[bool]:
+    """Every thread of a process at `niceness` for the block (Linux keeps a niceness per
+    thread), then back at its own; yields whether that could be done (it takes root or
+    CAP_SYS_NICE to give the priority back)."""
+    before: dict[int, int] = {}
+    tids = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()] if pid is not None else []
+    allowed = True
+    try:
+        for tid in tids:
+            try:
+                before[tid] = os.getpriority(os.PRIO_PROCESS, tid)
+                os.setpriority(os.PRIO_PROCESS, tid, niceness)
+            except ProcessLookupError:
+                continue  # a thread that ended meanwhile
+    except PermissionError:
+        allowed = False
+    try:
+        yield allowed and bool(before)
+    finally:
+        for tid, value in before.items():
+            with suppress(ProcessLookupError, PermissionError):
+                os.setpriority(os.PRIO_PROCESS, tid, value)
 
 
 def descendants(pid: int) -> list[int]:
