@@ -197,9 +197,9 @@ class Arm:
     batches: int = 0  # requests the agent made to the stub (`stub` arms)
     settled: float = 0.0  # seconds the warm-up's backlog took to drain before the light load
     light_es: float = 0.0  # Elasticsearch's CPU (cores) during the light load
-    # hq arms: the light load again with Elasticsearch's threads at nice 19, as if it ran on
-    # other machines as it does in production (None where renicing is not allowed). On this
-    # box its indexing bursts share the app's cores and take the app's tail with them.
+    # hq arms: the light load again with Elasticsearch's threads at nice 19 (None where renicing
+    # is not allowed): on this box its indexing bursts share the app's cores, which in
+    # production it does not; this tells their share of g3 from the agent's.
     light_niced: Wrk | None = None
 
     @property

@@ -68,8 +68,8 @@ def figures(measured: Measured) -> list[Figure]:
             found.append(
                 Figure(
                     f"{key}-es-niced",
-                    f"the same, shipping to HQ, Elasticsearch's threads at nice 19 (as if on "
-                    f"machines of its own) ({servers[kind]})",
+                    f"the same, shipping to HQ, Elasticsearch's threads at nice 19 "
+                    f"({servers[kind]})",
                     niced,
                     "<= 1",
                     "<= 0.2",
@@ -191,9 +191,9 @@ def appendix(
         "Each arm is a fresh server process, warmed up by 2 s of wrk. Saturated: requests/s "
         "and p99 at 16 connections; light: p50 and p99 (ms) at two connections each "
         "pausing 1 ms between requests (`bench/paced.lua`); in the hq arm the light load "
-        "again with Elasticsearch's threads at nice 19 ('p99 ES niced': it yields the cores "
-        "to the app as if it ran on machines of its own), and the cores Elasticsearch used "
-        "during the first light load ('ES cores, light'). App CPU is "
+        "again with Elasticsearch's threads at nice 19 ('p99 ES niced': it yields the "
+        "cores to the app, HQ does not), and the cores Elasticsearch used during the first "
+        "light load ('ES cores, light'). App CPU is "
         "utime+stime over the saturated run per request answered; HQ and ES CPU in the hq "
         "arm is the indexing of the app's events; wrk's own is given for the plain and "
         'hq arms. "In ES" is what Elasticsearch holds '
