@@ -42,7 +42,7 @@ import psutil
 
 from . import wrk as wrk_tool
 from .documents import SPACE
-from .procs import ROOT, cpu_seconds, free_port, niced, wait_http
+from .procs import ROOT, cpu_seconds, free_port, wait_http, yielding
 
 Say = Callable[[str], None]
 
@@ -197,10 +197,10 @@ class Arm:
     batches: int = 0  # requests the agent made to the stub (`stub` arms)
     settled: float = 0.0  # seconds the warm-up's backlog took to drain before the light load
     light_es: float = 0.0  # Elasticsearch's CPU (cores) during the light load
-    # hq arms: the light load again with Elasticsearch's threads at nice 19 (None where renicing
-    # is not allowed): on this box its indexing bursts share the app's cores, which in
-    # production it does not; this tells their share of g3 from the agent's.
-    light_niced: Wrk | None = None
+    # hq arms: the light load again with Elasticsearch's threads under SCHED_IDLE (None where
+    # that is not allowed): on this box its indexing bursts share the app's cores, which in
+    # production they do not; this tells their share of g3 from the agent's.
+    light_idle: Wrk | None = None
 
     @property
     def events_per_batch(self) -> float:
@@ -269,11 +269,11 @@ def app_arm(
             ctx.wrk, server.url, light_seconds, LIGHT_CONNECTIONS, threads=1, paced=True
         )
         light_es = (cpu_seconds(ctx.pids.get("es")) - es_before) / (time.monotonic() - began)
-        light_niced = None
+        light_idle = None
         if arm == "hq":  # the same with Elasticsearch yielding the cores (see `Arm`)
-            with niced(ctx.pids.get("es")) as lowered:
+            with yielding(ctx.pids.get("es")) as lowered:
                 if lowered:
-                    light_niced = run_wrk(
+                    light_idle = run_wrk(
                         ctx.wrk, server.url, light_seconds, LIGHT_CONNECTIONS, threads=1,
                         paced=True,
                     )  # fmt: skip
@@ -284,10 +284,10 @@ def app_arm(
         cpu["wrk"] = result.cpu
     finally:
         server.stop()
-    if result.errors or light.errors or (light_niced and light_niced.errors):
+    if result.errors or light.errors or (light_idle and light_idle.errors):
         raise OverheadError(f"{kind} arm: socket errors or non-2xx answers")
     measured = Arm(
-        kind, arm, result, light, cpu, settled=settled, light_es=light_es, light_niced=light_niced
+        kind, arm, result, light, cpu, settled=settled, light_es=light_es, light_idle=light_idle
     )
     if arm != "plain":
         measured.stats, measured.stored = ctx.check_delivery(kind, arm, marker, stats_file)

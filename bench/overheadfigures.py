@@ -59,18 +59,18 @@ def figures(measured: Measured) -> list[Figure]:
                 gated=False,
             )
         )
-        niced = [
-            hq_niced.p99 - r["plain"].light.p99
+        yielded = [
+            hq_idle.p99 - r["plain"].light.p99
             for r in rounds
-            if (hq_niced := r["hq"].light_niced) is not None
+            if (hq_idle := r["hq"].light_idle) is not None
         ]
-        if niced:
+        if yielded:
             found.append(
                 Figure(
-                    f"{key}-es-niced",
-                    f"the same, shipping to HQ, Elasticsearch's threads at nice 19 "
+                    f"{key}-es-idle",
+                    f"the same, shipping to HQ, Elasticsearch's threads under SCHED_IDLE "
                     f"({servers[kind]})",
-                    niced,
+                    yielded,
                     "<= 1",
                     "<= 0.2",
                     unit="ms",
@@ -163,13 +163,13 @@ def appendix(
     for kind, rounds in measured.apps.items():
         for i, r in enumerate(rounds):
             plain, hq, stub = r["plain"], r["hq"], r["stub"]
-            niced = f"{hq.light_niced.p99:.3f}" if hq.light_niced else "-"
+            yielding = f"{hq.light_idle.p99:.3f}" if hq.light_idle else "-"
             rows.append(
                 f"| {kind.upper()} | {i + 1} | {plain.wrk.rate:.0f} | {hq.wrk.rate:.0f} | "
                 f"{stub.wrk.rate:.0f} | {plain.wrk.p99:.2f} / {hq.wrk.p99:.2f} / "
                 f"{stub.wrk.p99:.2f} | {plain.light.p50:.3f}, {plain.light.p99:.3f} / "
                 f"{hq.light.p50:.3f}, {hq.light.p99:.3f} / {stub.light.p50:.3f}, "
-                f"{stub.light.p99:.3f} | {niced} | {hq.light_es:.2f} | "
+                f"{stub.light.p99:.3f} | {yielding} | {hq.light_es:.2f} | "
                 f"{plain.cpu_us_per_request('app'):.1f} / "
                 f"{hq.cpu_us_per_request('app'):.1f} / "
                 f"{stub.cpu_us_per_request('app'):.1f} | "
@@ -191,9 +191,9 @@ def appendix(
         "Each arm is a fresh server process, warmed up by 2 s of wrk. Saturated: requests/s "
         "and p99 at 16 connections; light: p50 and p99 (ms) at two connections each "
         "pausing 1 ms between requests (`bench/paced.lua`); in the hq arm the light load "
-        "again with Elasticsearch's threads at nice 19 ('p99 ES niced': it yields the "
-        "cores to the app, HQ does not), and the cores Elasticsearch used during the first "
-        "light load ('ES cores, light'). App CPU is "
+        "again with Elasticsearch's threads under SCHED_IDLE ('p99 ES idle': they run only "
+        "on cores nothing else wants; HQ keeps its priority), and the cores "
+        "Elasticsearch used during the first light load ('ES cores, light'). App CPU is "
         "utime+stime over the saturated run per request answered; HQ and ES CPU in the hq "
         "arm is the indexing of the app's events; wrk's own is given for the plain and "
         'hq arms. "In ES" is what Elasticsearch holds '
@@ -201,7 +201,7 @@ def appendix(
         '`enqueued` (warm-up included). "Per batch" is the events the stub arm\'s agent '
         "shipped per request to the stub, over the whole arm.\n\n"
         "| app | round | req/s plain | req/s hq | req/s stub | sat. p99 plain / hq / stub | "
-        "light p50, p99 plain / hq / stub | light p99 hq, ES niced | ES cores, light | "
+        "light p50, p99 plain / hq / stub | light p99 hq, ES idle | ES cores, light | "
         "app CPU-us/req plain / hq / stub | "
         "HQ CPU-us/req | ES CPU-us/req | wrk CPU-us/req plain / hq | in ES | per batch |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows),

@@ -34,7 +34,7 @@ class Measured:
                 "light_p99": a.light.p99,
                 "settled": a.settled,
                 "light_es": round(a.light_es, 3),
-                **({"light_niced_p99": a.light_niced.p99} if a.light_niced else {}),
+                **({"light_idle_p99": a.light_idle.p99} if a.light_idle else {}),
                 "cpu_us": {k: round(a.cpu_us_per_request(k), 2) for k in a.cpu},
                 "stats": a.stats,
                 **({"events_per_batch": round(a.events_per_batch, 1)} if a.batches else {}),
@@ -71,8 +71,8 @@ def measure(
             for name in order:
                 arms[name] = arm = app_arm(ctx, kind, name, seconds, light_seconds, connections)
                 shipped = f", {arm.stored} events in ES" if name == "hq" else ""
-                if arm.light_niced:
-                    shipped += f", light p99 {arm.light_niced.p99:.3f} ms with ES niced"
+                if arm.light_idle:
+                    shipped += f", light p99 {arm.light_idle.p99:.3f} ms with ES yielding"
                 if name == "stub":
                     shipped = f", {arm.events_per_batch:.0f} events per batch"
                 ctx.say(

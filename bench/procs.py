@@ -33,18 +33,20 @@ def cpu_seconds(pid: int | None) -> float:
 
 
 @contextmanager
-def niced(pid: int | None, niceness: int = 19) -> Iterator[bool]:
-    """Every thread of a process at `niceness` for the block (Linux keeps a niceness per
-    thread), then back at its own; yields whether that could be done (it takes root or
-    CAP_SYS_NICE to give the priority back)."""
-    before: dict[int, int] = {}
+def yielding(pid: int | None) -> Iterator[bool]:
+    """Every thread of a process under SCHED_IDLE for the block, then back under its own policy:
+    it runs only on cores nothing else wants, and a woken thread of any other process takes
+    the core from it at once (at nice 19 it would keep the core for the rest of its time
+    slice, a millisecond or two). Yields whether that could be done (it takes root, or
+    CAP_SYS_NICE, to give the policy back)."""
+    before: dict[int, tuple[int, int]] = {}
     tids = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()] if pid is not None else []
     allowed = True
     try:
         for tid in tids:
             try:
-                before[tid] = os.getpriority(os.PRIO_PROCESS, tid)
-                os.setpriority(os.PRIO_PROCESS, tid, niceness)
+                before[tid] = (os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority)
+                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
             except ProcessLookupError:
                 continue  # a thread that ended meanwhile
     except PermissionError:
@@ -52,9 +54,9 @@ def niced(pid: int | None, niceness: int = 19) -> Iterator[bool]:
     try:
         yield allowed and bool(before)
     finally:
-        for tid, value in before.items():
+        for tid, (policy, priority) in before.items():
             with suppress(ProcessLookupError, PermissionError):
-                os.setpriority(os.PRIO_PROCESS, tid, value)
+                os.sched_setscheduler(tid, policy, os.sched_param(priority))
 
 
 def descendants(pid: int) -> list[int]:
