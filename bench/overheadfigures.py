@@ -37,28 +37,26 @@ def figures(measured: Measured) -> list[Figure]:
     found.extend(_ceilings(measured))
     for kind, key, gated in (("asgi", "g3", True), ("wsgi", "g3-wsgi", False)):
         rounds = measured.apps[kind]
-        found.append(
-            Figure(
-                key,
-                f"p99 latency added by the agent, {servers[kind]}, light paced load",
-                [r["hq"].light.p99 - r["plain"].light.p99 for r in rounds],
-                "<= 1",
-                "<= 0.2",
-                unit="ms",
-                gated=gated,
-            )
-        )
-        found.append(
-            Figure(
-                f"{key}-stub",
+        for arm, suffix, what, gate in (
+            ("hq", "", f"p99 latency added by the agent, {servers[kind]}, light paced load", gated),
+            (
+                "stub",
+                "-stub",
                 f"the same, the agent shipping to a stub HQ ({servers[kind]})",
-                [r["stub"].light.p99 - r["plain"].light.p99 for r in rounds],
-                "<= 1",
-                "<= 0.2",
-                unit="ms",
-                gated=False,
+                False,
+            ),
+        ):
+            found.append(
+                Figure(
+                    key + suffix,
+                    what,
+                    [r[arm].light.p99 - r["plain"].light.p99 for r in rounds],
+                    "<= 1",
+                    "<= 0.2",
+                    unit="ms",
+                    gated=gate,
+                )
             )
-        )
         yielded = [
             hq_idle.p99 - r["plain"].light.p99
             for r in rounds
